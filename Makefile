@@ -1,0 +1,39 @@
+# make test   - create the virtualenvs, install, run the suite on the newest
+#               and on the oldest supported Scrapy
+# make bench  - run the benchmarks
+
+PYTHON ?= python3
+VENV ?= .venv
+VENV_MIN ?= .venv-min
+SCRAPY_MIN ?= 2.13.4
+PYTEST_ARGS ?=
+
+.PHONY: test test-latest test-min bench bench-core clean
+
+test: test-latest test-min
+
+test-latest: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+test-min: $(VENV_MIN)/.installed
+	$(VENV_MIN)/bin/python -m pytest $(PYTEST_ARGS)
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(VENV)/bin/python -c "import scrapy; print('Scrapy', scrapy.__version__, 'in $(VENV)')"
+	touch $@
+
+$(VENV_MIN)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV_MIN)
+	$(VENV_MIN)/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' 'scrapy==$(SCRAPY_MIN)'
+	$(VENV_MIN)/bin/python -c "import scrapy; print('Scrapy', scrapy.__version__, 'in $(VENV_MIN)')"
+	touch $@
+
+bench: bench-core
+
+bench-core: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/bench_core.py
+
+clean:
+	rm -rf $(VENV) $(VENV_MIN) build *.egg-info

@@ -1,0 +1,39 @@
+"""A session pool for Scrapy, after the Apify SDK and Crawlee.
+
+The core (:class:`Session`, :class:`SessionPool`) imports neither Scrapy nor
+Twisted; the Scrapy components are imported on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .exceptions import PoolFullError, SessionPoolError, StateError
+from .pool import STATE_VERSION, SessionPool
+from .session import DEFAULT_BLOCKED_STATUS_CODES, Session, SessionOptions
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_BLOCKED_STATUS_CODES",
+    "STATE_VERSION",
+    "PoolFullError",
+    "Session",
+    "SessionOptions",
+    "SessionPool",
+    "SessionPoolError",
+    "StateError",
+    "__version__",
+]
+
+# Scrapy-side names, imported lazily so that the core stays free of Scrapy.
+_LAZY: dict[str, str] = {}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(module, __name__), name)

@@ -1,0 +1,17 @@
+"""Exceptions raised by scrapy-sessionpool."""
+
+from __future__ import annotations
+
+__all__ = ["PoolFullError", "SessionPoolError", "StateError"]
+
+
+class SessionPoolError(Exception):
+    """Base class of every error raised by this package."""
+
+
+class StateError(SessionPoolError, ValueError):
+    """Persisted state has the wrong shape, type or schema version."""
+
+
+class PoolFullError(SessionPoolError):
+    """A session was added to a pool that has no room left."""

@@ -1,0 +1,351 @@
+"""The session pool: creates sessions, hands them out, retires them, gives and takes state.
+
+Semantics follow the Apify SDK ``SessionPool``: while the pool has room,
+``get_session()`` creates a new session; once it is full, it picks one of its
+sessions by the reuse strategy. Deliberate differences:
+
+* a session that becomes unusable (retired, blocked, expired, used up) leaves
+  the pool at once and frees its slot;
+* a session is never handed out more often than its ``max_usage_count`` allows,
+  counting requests still in flight (a hand-out is a lease, released by
+  ``mark_good()`` / ``mark_bad()``);
+* every operation but :meth:`get_state` and :meth:`restore` is O(1) amortised.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from .exceptions import PoolFullError, StateError
+from .session import Clock, Session, SessionOptions
+from .strategies import make_strategy
+
+__all__ = ["STATE_VERSION", "SessionPool"]
+
+logger = logging.getLogger(__name__)
+
+#: Schema version of :meth:`SessionPool.get_state`.
+STATE_VERSION = 1
+
+EVENTS = ("session_created", "session_retired")
+
+Listener = Callable[[Session], Any]
+
+
+class SessionPool:
+    """A pool of :class:`~scrapy_sessionpool.Session` objects.
+
+    :param max_pool_size: how many live sessions the pool holds at most.
+    :param session_options: limits of new sessions, a dict (as Apify's
+        ``sessionOptions``) or a :class:`~scrapy_sessionpool.SessionOptions`.
+    :param create_session_function: ``f(pool) -> Session`` makes each new
+        session (to log in, pick a proxy...); ``pool.make_session()`` builds one
+        with the pool's options and clock.
+    :param reuse_strategy: ``"random"`` (Apify's), ``"round_robin"`` or
+        ``"use_until_failure"``.
+    :param clock: returns the time in seconds; inject one in tests.
+    :param seed: seeds the pool's random choices.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_pool_size: int = 1000,
+        session_options: SessionOptions | Mapping[str, Any] | None = None,
+        create_session_function: Callable[[SessionPool], Session] | None = None,
+        reuse_strategy: str = "random",
+        clock: Clock = time.time,
+        seed: int | None = None,
+    ) -> None:
+        if not isinstance(max_pool_size, int) or isinstance(max_pool_size, bool) or max_pool_size < 1:
+            raise ValueError(f"max_pool_size: expected an integer >= 1, got {max_pool_size!r}")
+        if create_session_function is not None and not callable(create_session_function):
+            raise TypeError("create_session_function: expected a callable f(pool) -> Session")
+        self._max_pool_size = max_pool_size
+        self._options = SessionOptions.coerce(session_options)
+        self._create_session_function = create_session_function
+        self._reuse_strategy = reuse_strategy
+        self._clock = clock
+        self._rng = random.Random(seed)
+        self._ready = make_strategy(reuse_strategy, self._rng)
+        self._live: dict[str, Session] = {}
+        self._by_proxy: dict[str | None, set[str]] = {}
+        self._paused_proxies: set[str | None] = set()
+        self._expiry: list[tuple[float, str]] = []
+        self._retired_count = 0
+        self._listeners: dict[str, list[Listener]] = {e: [] for e in EVENTS}
+
+    def __repr__(self) -> str:
+        return (
+            f"<SessionPool live={len(self._live)}/{self._max_pool_size} "
+            f"retired={self._retired_count} strategy={self._reuse_strategy}>"
+        )
+
+    # -- configuration ----------------------------------------------------------
+
+    @property
+    def max_pool_size(self) -> int:
+        return self._max_pool_size
+
+    @property
+    def session_options(self) -> SessionOptions:
+        return self._options
+
+    @property
+    def reuse_strategy(self) -> str:
+        return self._reuse_strategy
+
+    @property
+    def rng(self) -> random.Random:
+        """The pool's seeded random generator, for create functions that pick at random."""
+        return self._rng
+
+    def add_listener(self, event: str, listener: Listener) -> None:
+        """Call ``listener(session)`` on ``"session_created"`` or ``"session_retired"``."""
+        if event not in self._listeners:
+            raise ValueError(f"event: expected one of {', '.join(EVENTS)}, got {event!r}")
+        self._listeners[event].append(listener)
+
+    def remove_listener(self, event: str, listener: Listener) -> None:
+        self._listeners[event].remove(listener)
+
+    # -- counts -----------------------------------------------------------------
+
+    @property
+    def usable_sessions_count(self) -> int:
+        """Live sessions: each is usable (some may be in use up to their limit)."""
+        self._purge_expired()
+        return len(self._live)
+
+    @property
+    def retired_sessions_count(self) -> int:
+        """Sessions this pool has retired over its whole life, restored state included."""
+        return self._retired_count
+
+    def __len__(self) -> int:
+        return self.usable_sessions_count
+
+    def __iter__(self) -> Iterator[Session]:
+        self._purge_expired()
+        return iter(list(self._live.values()))
+
+    # -- handing out ------------------------------------------------------------
+
+    def make_session(self, **kwargs: Any) -> Session:
+        """Build a session with this pool's options and clock, without adding it."""
+        return Session(options=self._options, clock=self._clock, **kwargs)
+
+    def get_session(self, session_id: str | None = None) -> Session | None:
+        """Hand out a session.
+
+        Without ``session_id``: a new session while the pool has room, else one
+        picked by the reuse strategy; ``None`` only when the pool is full and
+        every session is in use up to its usage limit or its proxy is paused.
+        With ``session_id``: that session if it is in the pool and usable, else
+        ``None``.
+        """
+        self._purge_expired()
+        if session_id is not None:
+            session = self._live.get(session_id)
+            if session is None or not session.is_usable:
+                return None
+        elif len(self._live) < self._max_pool_size:
+            session = self._create()
+        elif self._ready:
+            session = self._ready.pick()
+        else:
+            return None
+        self._lease(session)
+        return session
+
+    def add_session(self, session: Session) -> None:
+        """Add a session made elsewhere; the pool's clock becomes its clock."""
+        if not isinstance(session, Session):
+            raise TypeError(f"add_session: expected a Session, got {type(session).__name__}")
+        self._purge_expired()
+        if session.id in self._live:
+            raise ValueError(f"add_session: a session with id {session.id!r} is already in the pool")
+        if len(self._live) >= self._max_pool_size:
+            raise PoolFullError(f"add_session: the pool is full ({self._max_pool_size} sessions)")
+        session._clock = self._clock
+        if not session.is_usable:
+            raise ValueError(f"add_session: session {session.id!r} is not usable")
+        self._adopt(session)
+
+    def _create(self) -> Session:
+        if self._create_session_function is None:
+            session = self.make_session()
+        else:
+            session = self._create_session_function(self)
+            if not isinstance(session, Session):
+                raise TypeError(
+                    "create_session_function: expected it to return a Session, "
+                    f"got {type(session).__name__}"
+                )
+            if session.id in self._live:
+                raise ValueError(f"create_session_function: returned session {session.id!r} twice")
+            if not session.is_usable:
+                raise ValueError(f"create_session_function: returned an unusable session {session.id!r}")
+        self._adopt(session)
+        for listener in self._listeners["session_created"]:
+            listener(session)
+        return session
+
+    def _adopt(self, session: Session) -> None:
+        session._owner = self
+        self._live[session.id] = session
+        self._by_proxy.setdefault(session.proxy_url, set()).add(session.id)
+        heapq.heappush(self._expiry, (session.expires_at, session.id))
+        if len(self._expiry) > 2 * len(self._live) + 64:
+            self._expiry = [(s.expires_at, sid) for sid, s in self._live.items()]
+            heapq.heapify(self._expiry)
+        self._refresh(session)
+
+    def _lease(self, session: Session) -> None:
+        session._leases += 1
+        self._refresh(session)
+
+    def _is_ready(self, session: Session) -> bool:
+        return (
+            session._usage_count + session._leases < session.max_usage_count
+            and session.proxy_url not in self._paused_proxies
+        )
+
+    def _refresh(self, session: Session) -> None:
+        if self._is_ready(session):
+            self._ready.add(session)
+        else:
+            self._ready.discard(session)
+
+    # -- called by sessions -----------------------------------------------------
+
+    def _session_used(self, session: Session, bad: bool) -> None:
+        if self._live.get(session.id) is not session:
+            return
+        self._refresh(session)
+        if bad:
+            self._ready.failed(session)
+
+    def _session_retired(self, session: Session) -> None:
+        if self._live.get(session.id) is not session:
+            return
+        del self._live[session.id]
+        self._ready.discard(session)
+        ids = self._by_proxy[session.proxy_url]
+        ids.discard(session.id)
+        if not ids:
+            del self._by_proxy[session.proxy_url]
+        self._retired_count += 1
+        for listener in self._listeners["session_retired"]:
+            listener(session)
+
+    def _purge_expired(self) -> None:
+        heap = self._expiry
+        if not heap:
+            return
+        now = self._clock()
+        while heap and heap[0][0] <= now:
+            _, sid = heapq.heappop(heap)
+            session = self._live.get(sid)
+            if session is not None and session.expires_at <= now:
+                session.retire("expired")
+
+    # -- proxies ----------------------------------------------------------------
+
+    def sessions_count_by_proxy(self, proxy_url: str | None) -> int:
+        """How many live sessions leave through ``proxy_url``."""
+        return len(self._by_proxy.get(proxy_url, ()))
+
+    def pause_proxy(self, proxy_url: str | None) -> None:
+        """Keep the sessions of ``proxy_url`` but stop handing them out (pinned ones aside)."""
+        self._paused_proxies.add(proxy_url)
+        for sid in self._by_proxy.get(proxy_url, ()):
+            self._ready.discard(self._live[sid])
+
+    def resume_proxy(self, proxy_url: str | None) -> None:
+        """Hand out the sessions of ``proxy_url`` again."""
+        self._paused_proxies.discard(proxy_url)
+        for sid in self._by_proxy.get(proxy_url, ()):
+            self._refresh(self._live[sid])
+
+    # -- state ------------------------------------------------------------------
+
+    def get_state(self) -> dict[str, Any]:
+        """A JSON-safe dict of the live sessions, with a schema ``version``."""
+        self._purge_expired()
+        return {
+            "version": STATE_VERSION,
+            "retired_sessions_count": self._retired_count,
+            "sessions": [s.to_state() for s in self._live.values()],
+        }
+
+    def restore(self, state: Any) -> int:
+        """Load sessions from :meth:`get_state` output into this empty pool.
+
+        Each session keeps its id, cookies, proxy, user agent, user data and
+        counters; its limits come from this pool's ``session_options``.
+        Expired and retired sessions are dropped (and counted as retired), as
+        are sessions beyond ``max_pool_size``. The whole state is validated
+        before anything is loaded: a :class:`StateError` leaves the pool as it
+        was. Returns how many sessions were restored.
+        """
+        if self._live:
+            raise ValueError("restore: the pool already has sessions; restore into a new pool")
+        sessions, retired_count = parse_state(state, options=self._options, clock=self._clock)
+        now = self._clock()
+        restored = dropped = 0
+        for session in sessions:
+            if session.is_retired or session.expires_at <= now or not session.is_usable:
+                retired_count += 1
+            elif len(self._live) >= self._max_pool_size:
+                dropped += 1
+            else:
+                self._adopt(session)
+                restored += 1
+        self._retired_count += retired_count
+        if dropped:
+            logger.info("Restored pool is over max_pool_size=%d: %d session(s) left out", self._max_pool_size, dropped)
+        return restored
+
+    @classmethod
+    def from_state(cls, state: Any, **kwargs: Any) -> SessionPool:
+        """A new pool built with ``kwargs`` and restored from ``state``."""
+        pool = cls(**kwargs)
+        pool.restore(state)
+        return pool
+
+
+def parse_state(
+    state: Any, *, options: SessionOptions | None = None, clock: Clock = time.time
+) -> tuple[list[Session], int]:
+    """Validate pool state; return its sessions and its retired count. Raises :class:`StateError`."""
+    if not isinstance(state, dict):
+        raise StateError(f"pool state: expected an object, got {type(state).__name__}")
+    version = state.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise StateError(f"pool state.version: expected a schema version (an integer >= 1), got {version!r}")
+    if version > STATE_VERSION:
+        raise StateError(
+            f"pool state.version: schema version {version} is newer than this "
+            f"scrapy-sessionpool reads ({STATE_VERSION}); upgrade to load it"
+        )
+    retired = state.get("retired_sessions_count", 0)
+    if not isinstance(retired, int) or isinstance(retired, bool) or not 0 <= retired < 2**53:
+        raise StateError("pool state.retired_sessions_count: expected an integer >= 0")
+    items = state.get("sessions")
+    if not isinstance(items, list):
+        raise StateError("pool state.sessions: expected a list")
+    sessions: list[Session] = []
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        session = Session.from_state(item, options=options, clock=clock, where=f"pool state.sessions[{i}]")
+        if session.id in seen:
+            raise StateError(f"pool state.sessions[{i}]: duplicate session id {session.id!r}")
+        seen.add(session.id)
+        sessions.append(session)
+    return sessions, retired

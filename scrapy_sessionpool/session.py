@@ -1,0 +1,403 @@
+"""One user-like identity: a cookie jar, a proxy slot, a User-Agent, user data and scores.
+
+Semantics follow the Apify SDK ``Session`` and Crawlee's, with one deliberate
+difference: retirement is final. Nothing called on a retired session makes it
+usable again.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, fields
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import TYPE_CHECKING, Any
+
+from .cookies import cookie_from_state, cookie_to_state, jar_cookies, make_cookie
+from .exceptions import StateError
+
+if TYPE_CHECKING:
+    from .pool import SessionPool
+
+__all__ = ["DEFAULT_BLOCKED_STATUS_CODES", "Session", "SessionOptions"]
+
+Clock = Callable[[], float]
+
+DEFAULT_BLOCKED_STATUS_CODES = frozenset({401, 403, 429})
+
+#: Session ids end up in request meta, log lines and store keys: keep them tame.
+SESSION_ID_RE = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
+_MAX_COUNT = 2**53
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """The limits of a session (Apify's ``sessionOptions``); shared by a pool's sessions."""
+
+    max_age_secs: float = 3000
+    max_usage_count: int = 50
+    max_error_score: float = 3
+    error_score_decrement: float = 0.5
+
+    def __post_init__(self) -> None:
+        checks = {
+            "max_age_secs": (_is_number(self.max_age_secs) and self.max_age_secs > 0, "a number > 0"),
+            "max_usage_count": (
+                isinstance(self.max_usage_count, int)
+                and not isinstance(self.max_usage_count, bool)
+                and self.max_usage_count >= 1,
+                "an integer >= 1",
+            ),
+            "max_error_score": (
+                _is_number(self.max_error_score) and self.max_error_score > 0,
+                "a number > 0",
+            ),
+            "error_score_decrement": (
+                _is_number(self.error_score_decrement) and self.error_score_decrement >= 0,
+                "a number >= 0",
+            ),
+        }
+        for name, (ok, expected) in checks.items():
+            if not ok:
+                raise ValueError(
+                    f"session option {name!r}: expected {expected}, got {getattr(self, name)!r}"
+                )
+
+    @classmethod
+    def coerce(cls, value: SessionOptions | Mapping[str, Any] | None) -> SessionOptions:
+        """Accept an instance, a dict of options (as Apify's ``sessionOptions``) or None."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, Mapping):
+            known = {f.name for f in fields(cls)}
+            unknown = sorted(set(value) - known)
+            if unknown:
+                raise ValueError(
+                    f"session_options: unknown option(s) {', '.join(map(repr, unknown))}; "
+                    f"expected some of {', '.join(sorted(known))}"
+                )
+            return cls(**value)
+        raise TypeError(f"session_options: expected a dict or SessionOptions, got {type(value).__name__}")
+
+
+class Session:
+    """A user-like identity handed out by a :class:`~scrapy_sessionpool.SessionPool`.
+
+    Create sessions through a pool (``pool.make_session()``) so that they share
+    its options and clock; a standalone session works too.
+    """
+
+    __slots__ = (
+        "_clock",
+        "_created_at",
+        "_error_score",
+        "_id",
+        "_jar",
+        "_leases",
+        "_options",
+        "_owner",
+        "_proxy_url",
+        "_retired",
+        "_usage_count",
+        "_user_agent",
+        "_user_data",
+    )
+
+    def __init__(
+        self,
+        *,
+        id: str | None = None,  # noqa: A002 - the Apify name
+        options: SessionOptions | Mapping[str, Any] | None = None,
+        proxy_url: str | None = None,
+        user_agent: str | None = None,
+        user_data: dict[str, Any] | None = None,
+        created_at: float | None = None,
+        usage_count: int = 0,
+        error_score: float = 0.0,
+        clock: Clock = time.time,
+    ) -> None:
+        if id is None:
+            id = "session_" + secrets.token_urlsafe(16)
+        elif not isinstance(id, str) or not SESSION_ID_RE.fullmatch(id):
+            raise ValueError(f"session id: expected 1-128 characters of [A-Za-z0-9_.:@-], got {id!r}")
+        if user_data is not None and not isinstance(user_data, dict):
+            raise TypeError(f"user_data: expected a dict, got {type(user_data).__name__}")
+        self._id = id
+        self._options = SessionOptions.coerce(options)
+        self._clock = clock
+        self._created_at = clock() if created_at is None else float(created_at)
+        self._usage_count = usage_count
+        self._error_score = float(error_score)
+        self._proxy_url = proxy_url
+        self._user_agent = user_agent
+        self._user_data = user_data
+        self._jar: CookieJar | None = None
+        self._retired: str | None = None
+        self._leases = 0
+        self._owner: SessionPool | None = None
+
+    def __repr__(self) -> str:
+        state = f"retired:{self._retired}" if self._retired else "live"
+        return (
+            f"<Session {self._id} {state} usage={self._usage_count}/{self.max_usage_count} "
+            f"errors={self._error_score:g}/{self.max_error_score:g}>"
+        )
+
+    # -- identity ---------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def proxy_url(self) -> str | None:
+        """The proxy this session's requests leave through, for its whole life."""
+        return self._proxy_url
+
+    @property
+    def user_agent(self) -> str | None:
+        return self._user_agent
+
+    @property
+    def user_data(self) -> dict[str, Any]:
+        """A JSON-safe dict for the user (a login token, a cart id); persisted with the session."""
+        if self._user_data is None:
+            self._user_data = {}
+        return self._user_data
+
+    @property
+    def cookie_jar(self) -> CookieJar:
+        """This session's own :class:`http.cookiejar.CookieJar`.
+
+        Cookies without a ``Domain`` attribute go back only to the exact host that set them.
+        """
+        if self._jar is None:
+            self._jar = CookieJar(policy=DefaultCookiePolicy(strict_ns_domain=DefaultCookiePolicy.DomainStrictNonDomain))
+        return self._jar
+
+    @property
+    def cookies(self) -> list[dict[str, Any]]:
+        """The session's cookies as JSON-safe dicts (name, value, domain, path, expires, flags)."""
+        if self._jar is None:
+            return []
+        return [cookie_to_state(c) for c in jar_cookies(self._jar, time.time())]
+
+    def set_cookie(
+        self,
+        name: str,
+        value: str,
+        *,
+        domain: str,
+        path: str = "/",
+        expires: int | None = None,
+        secure: bool = False,
+        http_only: bool = False,
+    ) -> None:
+        """Put a cookie in the jar; a ``domain`` with a leading dot covers subdomains."""
+        self.cookie_jar.set_cookie(
+            make_cookie(name, value, domain=domain, path=path, expires=expires, secure=secure, http_only=http_only)
+        )
+
+    # -- limits and counters ----------------------------------------------------
+
+    @property
+    def options(self) -> SessionOptions:
+        return self._options
+
+    @property
+    def max_age_secs(self) -> float:
+        return self._options.max_age_secs
+
+    @property
+    def max_usage_count(self) -> int:
+        return self._options.max_usage_count
+
+    @property
+    def max_error_score(self) -> float:
+        return self._options.max_error_score
+
+    @property
+    def error_score_decrement(self) -> float:
+        return self._options.error_score_decrement
+
+    @property
+    def created_at(self) -> float:
+        return self._created_at
+
+    @property
+    def expires_at(self) -> float:
+        return self._created_at + self._options.max_age_secs
+
+    @property
+    def usage_count(self) -> int:
+        return self._usage_count
+
+    @property
+    def error_score(self) -> float:
+        return self._error_score
+
+    @property
+    def retired_reason(self) -> str | None:
+        """Why the session was retired, or None while it is not."""
+        return self._retired
+
+    # -- predicates -------------------------------------------------------------
+
+    @property
+    def is_blocked(self) -> bool:
+        return self._error_score >= self._options.max_error_score
+
+    @property
+    def is_expired(self) -> bool:
+        return self._clock() >= self.expires_at
+
+    @property
+    def is_max_usage_count_reached(self) -> bool:
+        return self._usage_count >= self._options.max_usage_count
+
+    @property
+    def is_retired(self) -> bool:
+        return self._retired is not None
+
+    @property
+    def is_usable(self) -> bool:
+        return self._unusable_reason() is None
+
+    def _unusable_reason(self) -> str | None:
+        if self._retired is not None:
+            return self._retired
+        if self._error_score >= self._options.max_error_score:
+            return "error_score"
+        if self._usage_count >= self._options.max_usage_count:
+            return "max_usage_count"
+        if self._clock() >= self.expires_at:
+            return "expired"
+        return None
+
+    # -- verbs ------------------------------------------------------------------
+
+    def mark_good(self) -> None:
+        """A successful use: usage +1, error score down by the decrement (never below 0)."""
+        self._usage_count += 1
+        if self._error_score > 0:
+            self._error_score = max(0.0, self._error_score - self._options.error_score_decrement)
+        self._after_use(bad=False)
+
+    def mark_bad(self) -> None:
+        """A failed use: usage +1, error score +1. Retires the session once it is unusable."""
+        self._usage_count += 1
+        self._error_score += 1
+        self._after_use(bad=True)
+
+    def retire(self, reason: str = "manual") -> None:
+        """Take the session out of use for good. Calling it again does nothing."""
+        if self._retired is not None:
+            return
+        self._retired = reason
+        if self._owner is not None:
+            self._owner._session_retired(self)
+
+    def retire_on_blocked_status_codes(
+        self, status: int, blocked_status_codes: Iterable[int] | None = None
+    ) -> bool:
+        """Retire the session if ``status`` is a blocking code (default 401, 403, 429)."""
+        codes = DEFAULT_BLOCKED_STATUS_CODES if blocked_status_codes is None else blocked_status_codes
+        if status in codes:
+            self.retire(f"status_{status}")
+            return True
+        return False
+
+    def _after_use(self, *, bad: bool) -> None:
+        if self._leases:
+            self._leases -= 1
+        if self._retired is not None:
+            return
+        reason = self._unusable_reason()
+        if reason is not None:
+            self.retire(reason)
+        elif self._owner is not None:
+            self._owner._session_used(self, bad)
+
+    # -- state ------------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        """A JSON-safe dict of everything that makes this session, but not its limits.
+
+        Cookies that have expired (by the wall clock, as HTTP means it) are left out.
+        """
+        return {
+            "id": self._id,
+            "created_at": self._created_at,
+            "usage_count": self._usage_count,
+            "error_score": self._error_score,
+            "proxy_url": self._proxy_url,
+            "user_agent": self._user_agent,
+            "user_data": self._user_data or {},
+            "cookies": self.cookies,
+            "retired": self._retired,
+        }
+
+    @classmethod
+    def from_state(
+        cls,
+        state: Any,
+        *,
+        options: SessionOptions | Mapping[str, Any] | None = None,
+        clock: Clock = time.time,
+        where: str = "session",
+    ) -> Session:
+        """Rebuild a session from :meth:`to_state` output; limits come from ``options``.
+
+        Raises :class:`~scrapy_sessionpool.exceptions.StateError` naming the bad field.
+        """
+        if not isinstance(state, dict):
+            raise StateError(f"{where}: expected an object, got {type(state).__name__}")
+        missing = [k for k in ("id", "created_at", "usage_count", "error_score") if k not in state]
+        if missing:
+            raise StateError(f"{where}: missing field(s) {', '.join(missing)}")
+        sid = state["id"]
+        if not isinstance(sid, str) or not SESSION_ID_RE.fullmatch(sid):
+            raise StateError(f"{where}.id: expected 1-128 characters of [A-Za-z0-9_.:@-]")
+        where = f"{where} {sid}"
+        if not _is_number(state["created_at"]) or abs(state["created_at"]) > 1e12:
+            raise StateError(f"{where}.created_at: expected a timestamp in seconds")
+        usage = state["usage_count"]
+        if not isinstance(usage, int) or isinstance(usage, bool) or not 0 <= usage < _MAX_COUNT:
+            raise StateError(f"{where}.usage_count: expected an integer >= 0")
+        score = state["error_score"]
+        if not _is_number(score) or not 0 <= score < _MAX_COUNT:
+            raise StateError(f"{where}.error_score: expected a number >= 0")
+        for key in ("proxy_url", "user_agent", "retired"):
+            if state.get(key) is not None and not isinstance(state[key], str):
+                raise StateError(f"{where}.{key}: expected a string or null")
+        user_data = state.get("user_data", {})
+        if not isinstance(user_data, dict):
+            raise StateError(f"{where}.user_data: expected an object")
+        cookies = state.get("cookies", [])
+        if not isinstance(cookies, list):
+            raise StateError(f"{where}.cookies: expected a list")
+
+        session = cls(
+            id=sid,
+            options=options,
+            proxy_url=state.get("proxy_url"),
+            user_agent=state.get("user_agent"),
+            user_data=user_data or None,
+            created_at=state["created_at"],
+            usage_count=usage,
+            error_score=score,
+            clock=clock,
+        )
+        for i, cookie_state in enumerate(cookies):
+            session.cookie_jar.set_cookie(cookie_from_state(cookie_state, f"{where}.cookies[{i}]"))
+        session._retired = state.get("retired")
+        return session
