@@ -16,6 +16,15 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_BLOCKED_STATUS_CODES",
+    "Addon",
+    "BanPolicy",
+    "SessionPoolExtension",
+    "SessionPoolMiddleware",
+    "Verdict",
+    "get_pool",
+    "get_pools",
+    "get_session",
+    "retry_with_new_session",
     "STATE_VERSION",
     "PoolFullError",
     "Session",
@@ -27,7 +36,17 @@ __all__ = [
 ]
 
 # Scrapy-side names, imported lazily so that the core stays free of Scrapy.
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {
+    "Addon": ".addon",
+    "BanPolicy": ".policy",
+    "SessionPoolExtension": ".extension",
+    "SessionPoolMiddleware": ".middleware",
+    "Verdict": ".verdict",
+    "get_pool": ".helpers",
+    "get_pools": ".helpers",
+    "get_session": ".helpers",
+    "retry_with_new_session": ".helpers",
+}
 
 
 def __getattr__(name: str) -> Any:

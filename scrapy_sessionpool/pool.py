@@ -50,6 +50,10 @@ class SessionPool:
         ``"use_until_failure"``.
     :param clock: returns the time in seconds; inject one in tests.
     :param seed: seeds the pool's random choices.
+    :param warm_up: hand a new session to one request at a time until its
+        first use is marked, so that the cookies its first answer sets go out
+        with every later request (instead of each concurrent first request
+        opening a server-side session of its own).
     """
 
     def __init__(
@@ -61,6 +65,7 @@ class SessionPool:
         reuse_strategy: str = "random",
         clock: Clock = time.time,
         seed: int | None = None,
+        warm_up: bool = False,
     ) -> None:
         if not isinstance(max_pool_size, int) or isinstance(max_pool_size, bool) or max_pool_size < 1:
             raise ValueError(f"max_pool_size: expected an integer >= 1, got {max_pool_size!r}")
@@ -70,6 +75,7 @@ class SessionPool:
         self._options = SessionOptions.coerce(session_options)
         self._create_session_function = create_session_function
         self._reuse_strategy = reuse_strategy
+        self._warm_up = warm_up
         self._clock = clock
         self._rng = random.Random(seed)
         self._ready = make_strategy(reuse_strategy, self._rng)
@@ -211,8 +217,10 @@ class SessionPool:
         self._refresh(session)
 
     def _is_ready(self, session: Session) -> bool:
+        used, leases = session._usage_count, session._leases
         return (
-            session._usage_count + session._leases < session.max_usage_count
+            used + leases < session.max_usage_count
+            and not (self._warm_up and leases and not used)
             and session.proxy_url not in self._paused_proxies
         )
 

@@ -298,6 +298,13 @@ class Session:
         self._error_score += 1
         self._after_use(bad=True)
 
+    def release(self) -> None:
+        """Give back a hand-out that did not use the session (the request never went out)."""
+        if self._leases:
+            self._leases -= 1
+            if self._owner is not None and self._retired is None:
+                self._owner._session_used(self, False)
+
     def retire(self, reason: str = "manual") -> None:
         """Take the session out of use for good. Calling it again does nothing."""
         if self._retired is not None:

@@ -321,3 +321,21 @@ def test_expired_session_heap_stays_bounded():
     for _ in range(10_000):
         pool.get_session().mark_good()
     assert len(pool._expiry) <= 2 * 10 + 64 + 1
+
+
+def test_warm_up_hands_a_new_session_to_one_request_until_its_first_answer():
+    pool = make_pool(max_pool_size=2, warm_up=True)
+    a, b = pool.get_session(), pool.get_session()
+    assert pool.get_session() is None  # both are on their first request
+    a.mark_good()
+    assert {pool.get_session().id for _ in range(5)} == {a.id}
+    b.release()  # a hand-out that never went out does not count as a first use
+    assert pool.get_session() is not None
+
+
+def test_release_gives_a_lease_back_without_counting_a_use():
+    pool = make_pool(max_pool_size=1, session_options={"max_usage_count": 1})
+    s = pool.get_session()
+    assert pool.get_session() is None
+    s.release()
+    assert pool.get_session() is s and s.usage_count == 0

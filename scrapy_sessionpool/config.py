@@ -1,0 +1,305 @@
+"""One validated settings object: every ``SESSIONPOOL_*`` setting is read here, once.
+
+A wrong type or range raises :class:`SettingsError` with one line naming the
+setting and what it expects; the crawl stops at start.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .exceptions import SessionPoolError
+from .strategies import REUSE_STRATEGIES
+
+__all__ = ["PoolSettings", "SettingsError"]
+
+PREFIX = "SESSIONPOOL_"
+
+
+class SettingsError(SessionPoolError, ValueError):
+    """A ``SESSIONPOOL_*`` setting (or a per-pool override) has a wrong type or value."""
+
+
+def _fail(name: str, expected: str, value: Any) -> SettingsError:
+    shown = repr(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return SettingsError(f"{name}: expected {expected}, got {shown}")
+
+
+def _int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise _fail(name, f"an integer >= {minimum}", value)
+    return value
+
+
+def _number(name: str, value: Any, minimum: float, *, strict: bool = False) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise _fail(name, "a number", value) from None
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < minimum or (strict and value == minimum):
+        raise _fail(name, f"a number {'>' if strict else '>='} {minimum:g}", value)
+    return float(value)
+
+
+def _bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
+        return value.strip().lower() in ("true", "1")
+    raise _fail(name, "True or False", value)
+
+
+def _str_list(name: str, value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+        raise _fail(name, "a list of non-empty strings", value)
+    return tuple(value)
+
+
+def _status_codes(name: str, value: Any) -> frozenset[int]:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, (list, tuple, set, frozenset)):
+        raise _fail(name, "a list of HTTP status codes", value)
+    try:
+        codes = frozenset(_int(name, v, 100) for v in value)
+    except SettingsError:
+        raise _fail(name, "a list of HTTP status codes (100-599)", value) from None
+    if any(c > 599 for c in codes):
+        raise _fail(name, "a list of HTTP status codes (100-599)", value)
+    return codes
+
+
+def _patterns(name: str, value: Any) -> tuple[re.Pattern[str], ...]:
+    if value is None:
+        return ()
+    if isinstance(value, (str, re.Pattern)):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise _fail(name, "a list of regular expressions", value)
+    compiled = []
+    for pattern in value:
+        if isinstance(pattern, re.Pattern):
+            compiled.append(pattern)
+            continue
+        if not isinstance(pattern, str) or not pattern:
+            raise _fail(name, "a list of regular expressions (non-empty strings)", value)
+        try:
+            compiled.append(re.compile(pattern))
+        except re.error as exc:
+            raise SettingsError(f"{name}: {pattern!r} is not a valid regular expression ({exc})") from exc
+    return tuple(compiled)
+
+
+def _proxies(name: str, value: Any) -> tuple[str, ...]:
+    """A list of proxy URLs, or the path of a file with one per line (# comments allowed)."""
+    if isinstance(value, (str, Path)) and not str(value).startswith(("http://", "https://")):
+        path = Path(value).expanduser()
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise SettingsError(f"{name}: cannot read proxy list file {str(path)!r} ({exc.strerror})") from exc
+        value = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    proxies = _str_list(name, value)
+    for proxy in proxies:
+        if not re.fullmatch(r"https?://([^@/\s]+@)?[^@/\s:]+(:\d{1,5})?/?", proxy):
+            from .proxies import redact
+
+            raise SettingsError(f"{name}: expected proxy URLs like http://[user:pass@]host:port, got {redact(proxy)!r}")
+    if len(set(proxies)) != len(proxies):
+        raise SettingsError(f"{name}: the same proxy is listed twice")
+    return proxies
+
+
+def _import_path(name: str, value: Any) -> Any:
+    if not isinstance(value, str):
+        if isinstance(value, type):
+            return value
+        raise _fail(name, "an import path such as 'myproject.policies.MyPolicy', or a class", value)
+    from importlib import import_module
+
+    module, _, attr = value.rpartition(".")
+    try:
+        return getattr(import_module(module), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise SettingsError(f"{name}: cannot import {value!r} ({exc})") from exc
+
+
+#: Settings that a named pool may override through ``SESSIONPOOL_POOLS``.
+POOL_KEYS = (
+    "max_pool_size",
+    "max_age_secs",
+    "max_usage_count",
+    "max_error_score",
+    "error_score_decrement",
+    "reuse_strategy",
+    "proxies",
+    "user_agents",
+)
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """Every ``SESSIONPOOL_*`` setting, validated; see the README for each one."""
+
+    enabled: bool = False
+    max_pool_size: int = 16
+    max_age_secs: float = 3000.0
+    max_usage_count: int = 50
+    max_error_score: float = 3.0
+    error_score_decrement: float = 0.5
+    reuse_strategy: str = "random"
+    blocked_status_codes: frozenset[int] = frozenset({401, 403, 429})
+    ban_patterns: tuple[re.Pattern[str], ...] = ()
+    ban_policy: Any = None
+    max_session_rotations: int = 10
+    proxies: tuple[str, ...] = ()
+    user_agents: tuple[str, ...] = ()
+    persist_interval: float = 60.0
+    log_interval: float = 60.0
+    proxy_block_threshold: int = 3
+    proxy_block_window: float = 60.0
+    proxy_backoff_base: float = 30.0
+    proxy_backoff_max: float = 600.0
+    proxy_slots: bool = True
+    warm_up: bool = True
+    seed: int | None = None
+    pools: Mapping[str, PoolSettings] = field(default_factory=dict)
+
+    @property
+    def session_options(self) -> dict[str, float]:
+        return {
+            "max_age_secs": self.max_age_secs,
+            "max_usage_count": self.max_usage_count,
+            "max_error_score": self.max_error_score,
+            "error_score_decrement": self.error_score_decrement,
+        }
+
+    def for_pool(self, name: str | None) -> PoolSettings:
+        """The settings of the named pool (the spider's own settings plus its overrides)."""
+        if name is None:
+            return self
+        return self.pools.get(name, self)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> PoolSettings:
+        """Read and validate every ``SESSIONPOOL_*`` setting from Scrapy ``settings``."""
+        get = settings.get
+        values: dict[str, Any] = {}
+        unknown = sorted(
+            k for k in settings if k.startswith(PREFIX) and k[len(PREFIX):].lower() not in _SETTING_NAMES
+        )
+        if unknown:
+            raise SettingsError(f"{unknown[0]}: unknown setting; expected one of {', '.join(_documented())}")
+
+        values["enabled"] = _bool("SESSIONPOOL_ENABLED", get("SESSIONPOOL_ENABLED", False))
+        values.update(_read_pool_values(lambda key, default: get(PREFIX + key.upper(), default), PREFIX))
+        if "max_pool_size" not in values:
+            # one session per concurrent request: sessions are reused, not made per request
+            values["max_pool_size"] = _int("CONCURRENT_REQUESTS", get("CONCURRENT_REQUESTS", 16), 1)
+        values["blocked_status_codes"] = _status_codes(
+            "SESSIONPOOL_BLOCKED_STATUS_CODES", get("SESSIONPOOL_BLOCKED_STATUS_CODES", [401, 403, 429])
+        )
+        values["ban_patterns"] = _patterns("SESSIONPOOL_BAN_PATTERNS", get("SESSIONPOOL_BAN_PATTERNS"))
+        values["ban_policy"] = _import_path(
+            "SESSIONPOOL_BAN_POLICY", get("SESSIONPOOL_BAN_POLICY") or "scrapy_sessionpool.policy.BanPolicy"
+        )
+        values["max_session_rotations"] = _int(
+            "SESSIONPOOL_MAX_SESSION_ROTATIONS", get("SESSIONPOOL_MAX_SESSION_ROTATIONS", 10), 0
+        )
+        for key, default in (("persist_interval", 60), ("log_interval", 60)):
+            values[key] = _number(PREFIX + key.upper(), get(PREFIX + key.upper(), default), 0, strict=True)
+        values["proxy_block_threshold"] = _int(
+            "SESSIONPOOL_PROXY_BLOCK_THRESHOLD", get("SESSIONPOOL_PROXY_BLOCK_THRESHOLD", 3), 1
+        )
+        for key, default in (("proxy_block_window", 60), ("proxy_backoff_base", 30), ("proxy_backoff_max", 600)):
+            values[key] = _number(PREFIX + key.upper(), get(PREFIX + key.upper(), default), 0, strict=True)
+        if values["proxy_backoff_max"] < values["proxy_backoff_base"]:
+            raise SettingsError(
+                "SESSIONPOOL_PROXY_BACKOFF_MAX: expected a number >= SESSIONPOOL_PROXY_BACKOFF_BASE, "
+                f"got {values['proxy_backoff_max']:g} < {values['proxy_backoff_base']:g}"
+            )
+        values["proxy_slots"] = _bool("SESSIONPOOL_PROXY_SLOTS", get("SESSIONPOOL_PROXY_SLOTS", True))
+        values["warm_up"] = _bool("SESSIONPOOL_WARM_UP", get("SESSIONPOOL_WARM_UP", True))
+        seed = get("SESSIONPOOL_SEED")
+        values["seed"] = None if seed is None else _int("SESSIONPOOL_SEED", seed, 0)
+        base = cls(**values)
+        return replace(base, pools=_read_pools(get("SESSIONPOOL_POOLS") or {}, base))
+
+
+def _read_pool_values(get: Any, where: str) -> dict[str, Any]:
+    """The pool-level values (those a named pool may override), validated."""
+    values: dict[str, Any] = {}
+    sentinel = object()
+    for key in POOL_KEYS:
+        raw = get(key, sentinel)
+        if raw is sentinel or (raw is None and key == "max_pool_size"):
+            continue
+        name = where + (key.upper() if where == PREFIX else key)
+        if key == "max_pool_size":
+            values[key] = _int(name, raw, 1)
+        elif key == "max_usage_count":
+            values[key] = _int(name, raw, 1)
+        elif key in ("max_age_secs", "max_error_score"):
+            values[key] = _number(name, raw, 0, strict=True)
+        elif key == "error_score_decrement":
+            values[key] = _number(name, raw, 0)
+        elif key == "reuse_strategy":
+            if raw not in REUSE_STRATEGIES:
+                raise _fail(name, f"one of {', '.join(map(repr, REUSE_STRATEGIES))}", raw)
+            values[key] = raw
+        elif key == "proxies":
+            values[key] = _proxies(name, raw)
+        elif key == "user_agents":
+            values[key] = _str_list(name, raw)
+    return values
+
+
+def _read_pools(raw: Any, base: PoolSettings) -> dict[str, PoolSettings]:
+    if not isinstance(raw, Mapping):
+        raise _fail("SESSIONPOOL_POOLS", "a dict {pool name: {setting: value}}", raw)
+    pools = {}
+    for name, overrides in raw.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+            raise _fail("SESSIONPOOL_POOLS", "pool names of 1-64 characters [A-Za-z0-9_.-]", name)
+        if not isinstance(overrides, Mapping):
+            raise _fail(f"SESSIONPOOL_POOLS[{name!r}]", "a dict of settings", overrides)
+        keys = {str(k).lower().removeprefix("sessionpool_") for k in overrides}
+        unknown = sorted(keys - set(POOL_KEYS))
+        if unknown:
+            raise SettingsError(
+                f"SESSIONPOOL_POOLS[{name!r}]: cannot override {unknown[0]!r}; expected some of {', '.join(POOL_KEYS)}"
+            )
+        normalised = {str(k).lower().removeprefix("sessionpool_"): v for k, v in overrides.items()}
+        pools[name] = replace(base, **_read_pool_values(
+            lambda key, default: normalised.get(key, default), f"SESSIONPOOL_POOLS[{name!r}]."
+        ))
+    return pools
+
+
+_SETTING_NAMES = {f.name for f in fields(PoolSettings)} - {"pools"} | {
+    "pools",
+    "persist_state",
+    "persist_state_store",
+    "persist_state_key",
+}
+
+
+def _documented() -> list[str]:
+    return sorted(PREFIX + n.upper() for n in _SETTING_NAMES)

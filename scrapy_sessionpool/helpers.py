@@ -1,0 +1,126 @@
+"""Public helpers: a crawler's pools, the session behind a response, a retry on a new session."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
+
+from scrapy.downloadermiddlewares.retry import get_retry_request
+
+from .config import PoolSettings
+from .manager import PoolManager
+
+if TYPE_CHECKING:
+    from scrapy import Request, Spider
+    from scrapy.crawler import Crawler
+    from scrapy.http import Response
+
+    from .pool import SessionPool
+    from .session import Session
+
+__all__ = ["get_manager", "get_pool", "get_pools", "get_session", "retry_with_new_session"]
+
+logger = logging.getLogger(__name__)
+
+STATS_PREFIX = "sessionpool/"
+META_SESSION_ID = "sessionpool_session_id"
+META_POOL = "sessionpool_pool"
+META_ENABLED = "sessionpool_enabled"
+META_ROTATIONS = "sessionpool_rotations"
+# Private flags: what the middleware itself put on a request, to undo it on a retry copy.
+FLAG_COOKIES = "_sessionpool_cookies"
+FLAG_COOKIE_HEADER = "_sessionpool_cookie_header"
+FLAG_PROXY = "_sessionpool_proxy"
+FLAG_SLOT = "_sessionpool_slot"
+FLAG_USER_AGENT = "_sessionpool_user_agent"
+
+_MANAGERS: WeakKeyDictionary[Any, PoolManager] = WeakKeyDictionary()
+
+
+def _crawler(obj: Crawler | Spider) -> Crawler:
+    return getattr(obj, "crawler", None) or obj  # a spider has .crawler; a crawler does not
+
+
+def get_manager(crawler: Crawler | Spider) -> PoolManager:
+    """The crawler's :class:`~scrapy_sessionpool.manager.PoolManager`, built on first use."""
+    crawler = _crawler(crawler)
+    manager = _MANAGERS.get(crawler)
+    if manager is None:
+        settings = PoolSettings.from_settings(crawler.settings)
+        manager = PoolManager(settings, stats=stats_writer(crawler))
+        _MANAGERS[crawler] = manager
+    return manager
+
+
+def stats_writer(crawler: Crawler) -> Any:
+    """One function that writes every stat of this package, under ``sessionpool/``."""
+
+    def write(key: str, count: int = 1, *, gauge: bool = False) -> None:
+        stats = crawler.stats
+        if stats is None:
+            return
+        if gauge:
+            stats.set_value(STATS_PREFIX + key, count)
+        else:
+            stats.inc_value(STATS_PREFIX + key, count)
+
+    return write
+
+
+def get_pools(crawler: Crawler | Spider) -> dict[str | None, SessionPool]:
+    """The crawler's pools built so far, by name (``None`` is the default pool)."""
+    return get_manager(crawler).pools
+
+
+def get_pool(crawler: Crawler | Spider, name: str | None = None) -> SessionPool:
+    """The named pool of the crawler (the default pool without a name)."""
+    return get_manager(crawler).pool(name)
+
+
+def get_session(response: Response, crawler: Crawler | Spider) -> Session | None:
+    """The session that fetched ``response``, if it is still in its pool.
+
+    In a callback: ``session = get_session(response, self)``; read or write its
+    ``user_data``, or ``mark_bad()`` / ``retire()`` it after spotting a soft block.
+    """
+    session_id = response.meta.get(META_SESSION_ID)
+    if session_id is None:
+        return None
+    return get_manager(crawler).pool(response.meta.get(META_POOL)).get_session(session_id)
+
+
+def retry_with_new_session(
+    response: Response, crawler: Crawler | Spider, reason: str = "soft_block"
+) -> Request | None:
+    """A copy of the request of ``response`` that will get a different session.
+
+    Counted against ``SESSIONPOOL_MAX_SESSION_ROTATIONS``; None once they are used up.
+    Retire the old session yourself if it is to blame.
+    """
+    return rotate(response.request, _crawler(crawler), reason)
+
+
+def rotate(request: Request, crawler: Crawler, reason: str) -> Request | None:
+    """Retry ``request`` on another session; None when its rotations are used up."""
+    manager = get_manager(crawler)
+    rotations = request.meta.get(META_ROTATIONS, 0)
+    if rotations >= manager.settings.max_session_rotations:
+        return None
+    retry_times = request.meta.get("retry_times")
+    new = get_retry_request(
+        request,
+        spider=crawler.spider,
+        reason=reason,
+        max_retry_times=(retry_times or 0) + 1,
+        stats_base_key=STATS_PREFIX + "rotations",
+    )
+    assert new is not None
+    meta = new.meta
+    if retry_times is None:  # rotations are not retries: RETRY_TIMES stays untouched
+        del meta["retry_times"]
+    else:
+        meta["retry_times"] = retry_times
+    meta[META_ROTATIONS] = rotations + 1
+    meta.pop(META_SESSION_ID, None)
+    return new

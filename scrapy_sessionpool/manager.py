@@ -1,0 +1,230 @@
+"""A crawler's pools: built from settings, fed by verdicts, sharing one view of proxy health.
+
+Pure: the Scrapy glue (middleware, extension, helpers) talks to one
+:class:`PoolManager` per crawler and never to engine internals.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .config import PoolSettings
+from .exceptions import StateError
+from .pool import SessionPool
+from .proxies import NoHealthyProxy, ProxyManager, redact
+from .session import Session
+from .verdict import Verdict, VerdictKind
+
+__all__ = ["PoolManager"]
+
+logger = logging.getLogger(__name__)
+
+Stats = Callable[..., None]
+
+
+def _no_stats(key: str, count: int = 1) -> None:
+    pass
+
+
+class PoolManager:
+    """The pools of one crawler (one per ``sessionpool_pool`` name; ``None`` is the default)."""
+
+    def __init__(
+        self,
+        settings: PoolSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+        stats: Stats = _no_stats,
+        load_state: Callable[[str | None], Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._stats = stats
+        self._rng = random.Random(settings.seed)
+        self.load_state = load_state
+        self.proxies = ProxyManager(
+            block_threshold=settings.proxy_block_threshold,
+            block_window=settings.proxy_block_window,
+            backoff_base=settings.proxy_backoff_base,
+            backoff_max=settings.proxy_backoff_max,
+            clock=clock,
+            rng=self._rng,
+        )
+        self._pools: dict[str | None, SessionPool] = {}
+        self._blocks: deque[float] = deque()
+        self.created = 0
+        self.retired: Counter[str] = Counter()
+
+    # -- pools ------------------------------------------------------------------
+
+    @property
+    def pools(self) -> dict[str | None, SessionPool]:
+        """The pools built so far, by name (``None`` is the default pool)."""
+        return dict(self._pools)
+
+    def __iter__(self) -> Iterator[tuple[str | None, SessionPool]]:
+        return iter(list(self._pools.items()))
+
+    def pool(self, name: str | None = None) -> SessionPool:
+        """The named pool, built (and restored from the store) on first use."""
+        pool = self._pools.get(name)
+        if pool is None:
+            pool = self._pools[name] = self._build(name)
+        return pool
+
+    def _build(self, name: str | None) -> SessionPool:
+        cfg = self.settings.for_pool(name)
+        candidates = cfg.proxies or (None,)
+        user_agents = cfg.user_agents
+
+        def create(pool: SessionPool) -> Session:
+            proxy = self.proxies.pick(candidates, pool.sessions_count_by_proxy)
+            agent = pool.rng.choice(user_agents) if user_agents else None
+            return pool.make_session(proxy_url=proxy, user_agent=agent)
+
+        pool = SessionPool(
+            max_pool_size=cfg.max_pool_size,
+            session_options=cfg.session_options,
+            create_session_function=create,
+            reuse_strategy=cfg.reuse_strategy,
+            clock=self._clock,
+            seed=self._rng.randrange(2**32),
+            warm_up=cfg.warm_up,
+        )
+        if self.load_state is not None:
+            self.restore(name, pool)
+        pool.add_listener("session_created", self._on_created)
+        pool.add_listener("session_retired", self._on_retired)
+        for proxy in self.proxies.cooling:
+            pool.pause_proxy(proxy)
+        return pool
+
+    def restore(self, name: str | None, pool: SessionPool) -> None:
+        assert self.load_state is not None
+        state = self.load_state(name)
+        if state is None:
+            return
+        try:
+            restored = pool.restore(state)
+        except StateError as exc:
+            logger.warning("Session pool %s: stored state ignored, starting fresh: %s", name or "default", exc)
+            return
+        self._stats("restored", restored)
+        logger.info("Session pool %s: restored %d session(s)", name or "default", restored)
+
+    def _on_created(self, session: Session) -> None:
+        self.created += 1
+        self._stats("created")
+
+    def _on_retired(self, session: Session) -> None:
+        reason = session.retired_reason or "unknown"
+        self.retired[reason] += 1
+        self._stats("retired")
+        self._stats(f"retired/{reason}")
+
+    # -- handing out ------------------------------------------------------------
+
+    def acquire(self, name: str | None = None, session_id: str | None = None) -> Session | None:
+        """A session for a request, or None when the request must wait (exits cooling, pool busy).
+
+        A pinned ``session_id`` that no longer exists gets a fresh session (and a stat).
+        """
+        self._resume_due()
+        pool = self.pool(name)
+        if session_id is not None:
+            session = pool.get_session(session_id)
+            if session is not None:
+                if self.proxies.is_cooling(session.proxy_url):
+                    session.release()
+                    return None
+                return session
+            self._stats("pinned_missing")
+            logger.debug("Pinned session %s is gone; the request gets a fresh one", session_id)
+        try:
+            return pool.get_session()
+        except NoHealthyProxy:
+            return None
+
+    def wait_hint(self) -> float:
+        """How long a request that could not get a session should wait before asking again."""
+        return min(max(self.proxies.seconds_until_due(), 0.05), 1.0)
+
+    def _resume_due(self) -> None:
+        for proxy in self.proxies.due():
+            logger.info("Proxy %s is back from its cool-down", redact(proxy) or "direct")
+            for pool in self._pools.values():
+                pool.resume_proxy(proxy)
+        self._stats_gauge()
+
+    def _stats_gauge(self) -> None:
+        self._stats("proxies_in_backoff", len(self.proxies.cooling), gauge=True)
+
+    # -- verdicts ---------------------------------------------------------------
+
+    def judge(self, session: Session, verdict: Verdict) -> bool:
+        """Apply a verdict to the session (and its proxy); True when the request should rotate."""
+        kind = verdict.kind
+        if kind is VerdictKind.GOOD:
+            session.mark_good()
+            self.proxies.success(session.proxy_url)
+            self._stats("marked_good")
+            return False
+        if kind is VerdictKind.BAD:
+            session.mark_bad()
+            self._stats("marked_bad")
+            return False
+        if kind is VerdictKind.NEUTRAL:
+            session.release()
+            return False
+        self._note_block()
+        if kind is VerdictKind.SESSION_BLOCKED and not self.proxies.session_blocked(
+            session.proxy_url, session.id
+        ):
+            session.retire(verdict.reason)
+            return True
+        # the exit is blocked, not the session: keep the session, pause its proxy
+        if kind is VerdictKind.PROXY_BLOCKED:
+            self.proxies.cool_down(session.proxy_url, verdict.retry_after, rate_limited=True)
+        session.release()
+        self._pause(session.proxy_url, verdict.reason)
+        return True
+
+    def _pause(self, proxy: str | None, reason: str) -> None:
+        self._stats("proxy_blocks")
+        self._stats(f"proxy_blocks/{reason}")
+        logger.info(
+            "Proxy %s cools down for %.1f s (%s); its sessions are kept",
+            redact(proxy) or "direct",
+            self.proxies.health(proxy).cooling_until - self._clock(),
+            reason,
+        )
+        for pool in self._pools.values():
+            pool.pause_proxy(proxy)
+        self._stats_gauge()
+
+    def _note_block(self) -> None:
+        now = self._clock()
+        self._blocks.append(now)
+        while self._blocks and self._blocks[0] <= now - 60:
+            self._blocks.popleft()
+
+    # -- reporting --------------------------------------------------------------
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for the periodic log line and the stats."""
+        now = self._clock()
+        while self._blocks and self._blocks[0] <= now - 60:
+            self._blocks.popleft()
+        return {
+            "usable": sum(p.usable_sessions_count for p in self._pools.values()),
+            "created": self.created,
+            "retired": sum(self.retired.values()),
+            "retired_by_reason": dict(self.retired),
+            "blocks_per_minute": len(self._blocks),
+            "proxies_in_backoff": len(self.proxies.cooling),
+        }

@@ -1,0 +1,107 @@
+import re
+
+import pytest
+from scrapy.settings import Settings
+
+from scrapy_sessionpool.config import PoolSettings, SettingsError
+from scrapy_sessionpool.policy import BanPolicy
+
+
+def read(**values):
+    return PoolSettings.from_settings(Settings({f"SESSIONPOOL_{k}": v for k, v in values.items()}))
+
+
+def test_defaults():
+    cfg = read()
+    assert not cfg.enabled
+    assert cfg.max_pool_size == 16  # CONCURRENT_REQUESTS
+    assert cfg.session_options == {"max_age_secs": 3000, "max_usage_count": 50, "max_error_score": 3,
+                                   "error_score_decrement": 0.5}
+    assert cfg.blocked_status_codes == {401, 403, 429}
+    assert cfg.reuse_strategy == "random" and cfg.max_session_rotations == 10
+    assert cfg.persist_interval == 60 and cfg.log_interval == 60
+    assert cfg.ban_policy is BanPolicy and cfg.proxies == () and cfg.user_agents == ()
+
+
+def test_pool_size_follows_concurrency_unless_set():
+    assert PoolSettings.from_settings(Settings({"CONCURRENT_REQUESTS": 40})).max_pool_size == 40
+    assert read(MAX_POOL_SIZE=5).max_pool_size == 5
+
+
+def test_command_line_strings_are_accepted():
+    cfg = read(ENABLED="True", MAX_POOL_SIZE="7", MAX_AGE_SECS="12.5", BLOCKED_STATUS_CODES="403,503",
+               USER_AGENTS="a,b", WARM_UP="0")
+    assert (cfg.enabled, cfg.max_pool_size, cfg.max_age_secs, cfg.user_agents, cfg.warm_up) == (
+        True, 7, 12.5, ("a", "b"), False)
+    assert cfg.blocked_status_codes == {403, 503}
+
+
+def test_ban_patterns_are_compiled():
+    cfg = read(BAN_PATTERNS=["captcha", r"access\s+denied"])
+    assert [p.pattern for p in cfg.ban_patterns] == ["captcha", r"access\s+denied"]
+
+
+def test_proxies_from_a_file(tmp_path):
+    path = tmp_path / "proxies.txt"
+    path.write_text("# exits\nhttp://a:1\n\n  http://u:p@b:2  \n")
+    assert read(PROXIES=str(path)).proxies == ("http://a:1", "http://u:p@b:2")
+
+
+def test_named_pools_override_pool_settings():
+    cfg = read(MAX_POOL_SIZE=10, POOLS={"login": {"max_pool_size": 2, "SESSIONPOOL_REUSE_STRATEGY": "round_robin"}})
+    login = cfg.for_pool("login")
+    assert (login.max_pool_size, login.reuse_strategy, login.max_usage_count) == (2, "round_robin", 50)
+    assert cfg.for_pool("other") is cfg and cfg.for_pool(None) is cfg
+
+
+BAD = [
+    ("ENABLED", "yes", "SESSIONPOOL_ENABLED: expected True or False, got 'yes'"),
+    ("MAX_POOL_SIZE", 0, "SESSIONPOOL_MAX_POOL_SIZE: expected an integer >= 1, got 0"),
+    ("MAX_POOL_SIZE", -1, "SESSIONPOOL_MAX_POOL_SIZE: expected an integer >= 1, got -1"),
+    ("MAX_POOL_SIZE", 2.5, "SESSIONPOOL_MAX_POOL_SIZE: expected an integer >= 1, got 2.5"),
+    ("MAX_POOL_SIZE", "many", "SESSIONPOOL_MAX_POOL_SIZE: expected an integer >= 1, got 'many'"),
+    ("MAX_AGE_SECS", 0, "SESSIONPOOL_MAX_AGE_SECS: expected a number > 0, got 0"),
+    ("MAX_AGE_SECS", float("nan"), "SESSIONPOOL_MAX_AGE_SECS: expected a number > 0, got nan"),
+    ("MAX_USAGE_COUNT", 0, "SESSIONPOOL_MAX_USAGE_COUNT: expected an integer >= 1, got 0"),
+    ("MAX_ERROR_SCORE", -2, "SESSIONPOOL_MAX_ERROR_SCORE: expected a number > 0, got -2"),
+    ("ERROR_SCORE_DECREMENT", -0.5, "SESSIONPOOL_ERROR_SCORE_DECREMENT: expected a number >= 0, got -0.5"),
+    ("REUSE_STRATEGY", "lru", "SESSIONPOOL_REUSE_STRATEGY: expected one of 'random', 'round_robin', "
+                              "'use_until_failure', got 'lru'"),
+    ("BLOCKED_STATUS_CODES", [403, 999], "SESSIONPOOL_BLOCKED_STATUS_CODES: expected a list of HTTP status codes"),
+    ("BLOCKED_STATUS_CODES", 403, "SESSIONPOOL_BLOCKED_STATUS_CODES: expected a list of HTTP status codes"),
+    ("BAN_PATTERNS", ["(unclosed"], "SESSIONPOOL_BAN_PATTERNS: '(unclosed' is not a valid regular expression"),
+    ("BAN_PATTERNS", [3], "SESSIONPOOL_BAN_PATTERNS: expected a list of regular expressions"),
+    ("BAN_POLICY", "nowhere.Policy", "SESSIONPOOL_BAN_POLICY: cannot import 'nowhere.Policy'"),
+    ("MAX_SESSION_ROTATIONS", -1, "SESSIONPOOL_MAX_SESSION_ROTATIONS: expected an integer >= 0, got -1"),
+    ("PROXIES", ["ftp://x:1"], "SESSIONPOOL_PROXIES: expected proxy URLs like http://[user:pass@]host:port, "
+                               "got 'ftp://x:1'"),
+    ("PROXIES", ["http://u:secret@h:1/path"], "got 'http://u:***@h:1/path'"),
+    ("PROXIES", ["http://a:1", "http://a:1"], "SESSIONPOOL_PROXIES: the same proxy is listed twice"),
+    ("PROXIES", "/no/such/file", "SESSIONPOOL_PROXIES: cannot read proxy list file '/no/such/file'"),
+    ("USER_AGENTS", ["ok", ""], "SESSIONPOOL_USER_AGENTS: expected a list of non-empty strings"),
+    ("PERSIST_INTERVAL", 0, "SESSIONPOOL_PERSIST_INTERVAL: expected a number > 0, got 0"),
+    ("LOG_INTERVAL", "soon", "SESSIONPOOL_LOG_INTERVAL: expected a number, got 'soon'"),
+    ("PROXY_BLOCK_THRESHOLD", 0, "SESSIONPOOL_PROXY_BLOCK_THRESHOLD: expected an integer >= 1, got 0"),
+    ("PROXY_BLOCK_WINDOW", -1, "SESSIONPOOL_PROXY_BLOCK_WINDOW: expected a number > 0, got -1"),
+    ("PROXY_BACKOFF_BASE", 0, "SESSIONPOOL_PROXY_BACKOFF_BASE: expected a number > 0, got 0"),
+    ("PROXY_BACKOFF_MAX", 1, "SESSIONPOOL_PROXY_BACKOFF_MAX: expected a number >= SESSIONPOOL_PROXY_BACKOFF_BASE"),
+    ("PROXY_SLOTS", "maybe", "SESSIONPOOL_PROXY_SLOTS: expected True or False, got 'maybe'"),
+    ("WARM_UP", 2, "SESSIONPOOL_WARM_UP: expected True or False, got 2"),
+    ("SEED", -1, "SESSIONPOOL_SEED: expected an integer >= 0, got -1"),
+    ("POOLS", ["login"], "SESSIONPOOL_POOLS: expected a dict {pool name: {setting: value}}"),
+    ("POOLS", {"bad name": {}}, "SESSIONPOOL_POOLS: expected pool names of 1-64 characters"),
+    ("POOLS", {"login": 3}, "SESSIONPOOL_POOLS['login']: expected a dict of settings, got 3"),
+    ("POOLS", {"login": {"ban_patterns": []}}, "SESSIONPOOL_POOLS['login']: cannot override 'ban_patterns'"),
+    ("POOLS", {"login": {"max_pool_size": 0}}, "SESSIONPOOL_POOLS['login'].max_pool_size: expected an integer >= 1"),
+    ("MAX_POOLSIZE", 3, "SESSIONPOOL_MAX_POOLSIZE: unknown setting"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "message"), BAD, ids=[f"{n}={v!r}" for n, v, _ in BAD])
+def test_bad_settings_give_one_clear_line(name, value, message):
+    with pytest.raises(SettingsError) as info:
+        read(**{name: value})
+    text = str(info.value)
+    assert text.startswith(message) or message in text
+    assert "\n" not in text
+    assert re.match(r"SESSIONPOOL_\w+", text)

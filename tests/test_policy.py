@@ -1,0 +1,82 @@
+import email.utils
+
+import pytest
+from scrapy import Request
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import HtmlResponse, Response
+from scrapy.settings import Settings
+from twisted.internet.error import ConnectionRefusedError, TimeoutError
+
+from scrapy_sessionpool.config import PoolSettings
+from scrapy_sessionpool.policy import BanPolicy, parse_retry_after
+from scrapy_sessionpool.verdict import VerdictKind
+
+REQUEST = Request("http://shop.example/items/1")
+
+
+def policy(**settings):
+    cfg = PoolSettings.from_settings(Settings({f"SESSIONPOOL_{k}": v for k, v in settings.items()}))
+    return BanPolicy(cfg, (ConnectionRefusedError, TimeoutError))
+
+
+def verdict(status=200, body=b"<html>ok</html>", headers=None, **settings):
+    response = HtmlResponse(REQUEST.url, status=status, body=body, headers=headers or {}, request=REQUEST)
+    return policy(**settings).response_verdict(REQUEST, response)
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "kind", "reason"),
+    [
+        (200, None, VerdictKind.GOOD, ""),
+        (302, {"Location": "/x"}, VerdictKind.GOOD, ""),
+        (404, None, VerdictKind.GOOD, ""),
+        (403, None, VerdictKind.SESSION_BLOCKED, "status_403"),
+        (401, None, VerdictKind.SESSION_BLOCKED, "status_401"),
+        (429, None, VerdictKind.SESSION_BLOCKED, "status_429"),
+        (429, {"Retry-After": "7"}, VerdictKind.PROXY_BLOCKED, "status_429"),
+        (503, {"Retry-After": "7"}, VerdictKind.PROXY_BLOCKED, "status_503"),
+        (503, None, VerdictKind.BAD, "status_503"),
+        (500, None, VerdictKind.BAD, "status_500"),
+    ],
+)
+def test_status_verdicts(status, headers, kind, reason):
+    v = verdict(status, headers=headers)
+    assert (v.kind, v.reason) == (kind, reason)
+
+
+def test_retry_after_is_carried():
+    assert verdict(503, headers={"Retry-After": "7"}).retry_after == 7
+
+
+def test_blocked_status_codes_are_configurable():
+    assert verdict(403, BLOCKED_STATUS_CODES=[418]).kind is VerdictKind.GOOD
+    assert verdict(418, BLOCKED_STATUS_CODES=[418]).kind is VerdictKind.SESSION_BLOCKED
+
+
+def test_ban_patterns_mark_a_200_page_as_a_block():
+    page = b"<html><title>Captcha</title>Please solve the captcha</html>"
+    assert verdict(200, page).kind is VerdictKind.GOOD
+    v = verdict(200, page, BAN_PATTERNS=["solve the captcha"])
+    assert (v.kind, v.reason) == (VerdictKind.SESSION_BLOCKED, "ban_pattern")
+
+
+def test_ban_patterns_skip_binary_responses():
+    response = Response(REQUEST.url, body=b"solve the captcha", request=REQUEST)
+    assert policy(BAN_PATTERNS=["captcha"]).response_verdict(REQUEST, response).kind is VerdictKind.GOOD
+
+
+@pytest.mark.parametrize(
+    ("exception", "kind"),
+    [(TimeoutError(), VerdictKind.BAD), (ConnectionRefusedError(), VerdictKind.BAD),
+     (IgnoreRequest(), VerdictKind.NEUTRAL), (ValueError(), VerdictKind.NEUTRAL)],
+)
+def test_exception_verdicts(exception, kind):
+    assert policy().exception_verdict(REQUEST, exception).kind is kind
+
+
+def test_parse_retry_after():
+    assert parse_retry_after(b"120") == 120
+    assert parse_retry_after(None) is None and parse_retry_after(b"soon") is None
+    date = email.utils.formatdate(1_000_030, usegmt=True)
+    assert parse_retry_after(date, now=1_000_000) == 30
+    assert parse_retry_after(email.utils.formatdate(999_000, usegmt=True), now=1_000_000) == 0
