@@ -182,9 +182,7 @@ class PoolManager:
             session.release()
             return False
         self._note_block()
-        if kind is VerdictKind.SESSION_BLOCKED and not self.proxies.session_blocked(
-            session.proxy_url, session.id
-        ):
+        if kind is VerdictKind.SESSION_BLOCKED and not self._exit_suspected(session):
             session.retire(verdict.reason)
             return True
         # the exit is blocked, not the session: keep the session, pause its proxy
@@ -193,6 +191,19 @@ class PoolManager:
         session.release()
         self._pause(session.proxy_url, verdict.reason)
         return True
+
+    def _exit_suspected(self, session: Session) -> bool:
+        """Is the exit to blame for this session block rather than the session?
+
+        Only blocks of sessions on their very first use count: a site that
+        blocks sessions for their behaviour lets them work a while first,
+        while a blocked IP refuses even brand-new sessions. Several such
+        blocks in a row on one exit (no good answer through it in between)
+        cool the exit down.
+        """
+        if self.proxies.is_cooling(session.proxy_url):
+            return True
+        return session.usage_count == 0 and self.proxies.session_blocked(session.proxy_url, session.id)
 
     def _pause(self, proxy: str | None, reason: str) -> None:
         self._stats("proxy_blocks")

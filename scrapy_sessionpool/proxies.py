@@ -123,8 +123,6 @@ class ProxyManager:
         recent.append((now, session_id))
         while recent and recent[0][0] <= now - self._window:
             recent.popleft()
-        if proxy_url in self._cooling:
-            return True
         if len({sid for _, sid in recent}) >= self._threshold:
             recent.clear()
             self.cool_down(proxy_url)
@@ -135,6 +133,12 @@ class ProxyManager:
         """Stop handing out ``proxy_url``'s sessions for a while; return for how long."""
         now = self._clock()
         health = self.health(proxy_url)
+        if now < health.cooling_until:
+            # more answers of the same block, from requests that were already in flight
+            if retry_after is not None:
+                health.cooling_until = max(health.cooling_until, now + min(max(retry_after, 0.0), self._max))
+                self._next_due = min(self._next_due, health.cooling_until)
+            return health.cooling_until - now
         health.consecutive_blocks += 1
         if retry_after is not None:
             pause = min(max(retry_after, 0.0), self._max)
@@ -156,7 +160,7 @@ class ProxyManager:
         health.consecutive_blocks = 0
         health.recent_blocks.clear()
         if health.delay:
-            health.delay = health.delay * 0.97 if health.delay > 0.02 else 0.0
+            health.delay = health.delay * 0.95 if health.delay > 0.02 else 0.0
 
     def delay(self, proxy_url: str | None) -> float:
         health = self._health.get(proxy_url)

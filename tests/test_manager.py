@@ -58,14 +58,27 @@ def test_a_proxy_block_keeps_the_session_and_pauses_its_proxy_until_the_cool_dow
     assert "http://a:1" in {m.acquire().proxy_url for _ in range(40)}
 
 
-def test_blocks_of_several_sessions_on_one_proxy_stop_retiring_them():
+def test_brand_new_sessions_blocked_in_a_row_cool_their_exit_down():
     m, stats = make(proxy_block_threshold=2, max_pool_size=3, warm_up=False)
     a, b, c = (m.acquire() for _ in range(3))
     m.judge(a, Verdict.session_blocked("status_403"))
     m.judge(b, Verdict.session_blocked("status_403"))
     assert a.is_retired and not b.is_retired and not c.is_retired
     assert stats["proxy_blocks"] == 1
+    m.judge(c, Verdict.session_blocked("status_403"))
+    assert not c.is_retired  # its exit is cooling down: the session is not to blame
     assert m.acquire() is None  # the only exit is cooling down: requests wait
+
+
+def test_sessions_blocked_after_working_a_while_are_blamed_themselves():
+    m, stats = make(proxy_block_threshold=2, max_pool_size=3, warm_up=False)
+    sessions = [m.acquire() for _ in range(3)]
+    for s in sessions:
+        m.judge(s, Verdict.good())
+    for s in sessions:
+        m.acquire(session_id=s.id)
+        m.judge(s, Verdict.session_blocked("status_403"))
+    assert all(s.is_retired for s in sessions) and "proxy_blocks" not in stats
 
 
 def test_pinned_session_that_is_gone_gets_a_fresh_one_and_a_stat():

@@ -74,8 +74,12 @@ def test_retry_after_sets_the_cool_down_and_due_brings_the_proxy_back():
 
 
 def test_backoff_grows_exponentially_with_jitter_up_to_the_maximum():
-    m = manager(backoff_base=10, backoff_max=100)
-    pauses = [m.cool_down("a") for _ in range(6)]
+    clock = FakeClock()
+    m = manager(clock, backoff_base=10, backoff_max=100)
+    pauses = []
+    for _ in range(6):
+        pauses.append(m.cool_down("a"))
+        clock.advance(pauses[-1])
     for n, pause in enumerate(pauses):
         ceiling = min(100, 10 * 2**n)
         assert ceiling / 2 <= pause <= ceiling
@@ -83,10 +87,21 @@ def test_backoff_grows_exponentially_with_jitter_up_to_the_maximum():
     assert m.cool_down("a") <= 10
 
 
+def test_answers_of_one_block_still_in_flight_do_not_escalate_it():
+    clock = FakeClock()
+    m = manager(clock, throttle_delay=1.0)
+    m.cool_down("a", retry_after=2, rate_limited=True)
+    clock.advance(1)
+    assert m.cool_down("a", retry_after=3, rate_limited=True) == 3
+    assert m.delay("a") == 1.0 and m.health("a").consecutive_blocks == 1
+
+
 def test_rate_blocks_slow_the_exit_down_and_successes_ease_it():
-    m = manager(throttle_delay=1.0)
+    clock = FakeClock()
+    m = manager(clock, throttle_delay=1.0)
     m.cool_down("a", retry_after=1, rate_limited=True)
     assert m.delay("a") == 1.0
+    clock.advance(1)
     m.cool_down("a", retry_after=1, rate_limited=True)
     assert m.delay("a") == 2.0
     for _ in range(10):
