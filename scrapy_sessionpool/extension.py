@@ -68,8 +68,8 @@ class SessionPoolExtension:
         self.persist()
         self.log()
         summary = self.manager.summary()
-        stats = self.manager._stats
-        stats("usable", summary["usable"], gauge=True)
+        self.manager.stat("usable", summary["usable"], gauge=True)
+        self.manager.stat("proxies_in_backoff", summary["proxies_in_backoff"], gauge=True)
 
     def persist(self) -> None:
         """Save every pool to the store (failures are logged; the crawl goes on)."""
@@ -79,9 +79,9 @@ class SessionPoolExtension:
                 self.store.save(key, pool.get_state())
             except Exception as exc:  # a store must not stop the crawl
                 logger.warning("Could not save session pool %s to %s: %s", name or "default", self.store.describe(key), exc)
-                self.manager._stats("persist_failed")
+                self.manager.stat("persist_failed")
             else:
-                self.manager._stats("persisted")
+                self.manager.stat("persisted")
 
     def log(self) -> None:
         s = self.manager.summary()

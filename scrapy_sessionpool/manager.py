@@ -44,7 +44,7 @@ class PoolManager:
     ) -> None:
         self.settings = settings
         self._clock = clock
-        self._stats = stats
+        self.stat = stats
         self._rng = random.Random(settings.seed)
         self.load_state = load_state
         self.proxies = ProxyManager(
@@ -114,18 +114,18 @@ class PoolManager:
         except StateError as exc:
             logger.warning("Session pool %s: stored state ignored, starting fresh: %s", name or "default", exc)
             return
-        self._stats("restored", restored)
+        self.stat("restored", restored)
         logger.info("Session pool %s: restored %d session(s)", name or "default", restored)
 
     def _on_created(self, session: Session) -> None:
         self.created += 1
-        self._stats("created")
+        self.stat("created")
 
     def _on_retired(self, session: Session) -> None:
         reason = session.retired_reason or "unknown"
         self.retired[reason] += 1
-        self._stats("retired")
-        self._stats(f"retired/{reason}")
+        self.stat("retired")
+        self.stat(f"retired/{reason}")
 
     # -- handing out ------------------------------------------------------------
 
@@ -143,7 +143,7 @@ class PoolManager:
                     session.release()
                     return None
                 return session
-            self._stats("pinned_missing")
+            self.stat("pinned_missing")
             logger.debug("Pinned session %s is gone; the request gets a fresh one", session_id)
         try:
             return pool.get_session()
@@ -155,14 +155,16 @@ class PoolManager:
         return min(max(self.proxies.seconds_until_due(), 0.05), 1.0)
 
     def _resume_due(self) -> None:
-        for proxy in self.proxies.due():
+        due = self.proxies.due()
+        for proxy in due:
             logger.info("Proxy %s is back from its cool-down", redact(proxy) or "direct")
             for pool in self._pools.values():
                 pool.resume_proxy(proxy)
-        self._stats_gauge()
+        if due:
+            self._stats_gauge()
 
     def _stats_gauge(self) -> None:
-        self._stats("proxies_in_backoff", len(self.proxies.cooling), gauge=True)
+        self.stat("proxies_in_backoff", len(self.proxies.cooling), gauge=True)
 
     # -- verdicts ---------------------------------------------------------------
 
@@ -172,11 +174,11 @@ class PoolManager:
         if kind is VerdictKind.GOOD:
             session.mark_good()
             self.proxies.success(session.proxy_url)
-            self._stats("marked_good")
+            self.stat("marked_good")
             return False
         if kind is VerdictKind.BAD:
             session.mark_bad()
-            self._stats("marked_bad")
+            self.stat("marked_bad")
             return False
         if kind is VerdictKind.NEUTRAL:
             session.release()
@@ -206,8 +208,8 @@ class PoolManager:
         return session.usage_count == 0 and self.proxies.session_blocked(session.proxy_url, session.id)
 
     def _pause(self, proxy: str | None, reason: str) -> None:
-        self._stats("proxy_blocks")
-        self._stats(f"proxy_blocks/{reason}")
+        self.stat("proxy_blocks")
+        self.stat(f"proxy_blocks/{reason}")
         logger.info(
             "Proxy %s cools down for %.1f s (%s); its sessions are kept",
             redact(proxy) or "direct",

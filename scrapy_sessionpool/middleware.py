@@ -98,7 +98,7 @@ class SessionPoolMiddleware:
         from twisted.internet import reactor
         from twisted.internet.task import deferLater
 
-        self.manager._stats("waits")
+        self.manager.stat("waits")
         while True:
             await maybe_deferred_to_future(deferLater(reactor, self.manager.wait_hint(), lambda: None))
             session = self.manager.acquire(pool_name, session_id)
@@ -161,7 +161,7 @@ class SessionPoolMiddleware:
         new = rotate(request, self.crawler, verdict.reason)
         if new is not None:
             return new
-        self.manager._stats("rotations_exhausted")
+        self.manager.stat("rotations_exhausted")
         logger.warning(
             "Gave up on %s: blocked (%s) on %d session(s) in a row (SESSIONPOOL_MAX_SESSION_ROTATIONS)",
             request,

