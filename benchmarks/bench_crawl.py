@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "example_project"))  # the demo's local servers, which tests.support reuses
 
 MODES = ("off", "on")
 COMMON_SETTINGS = {

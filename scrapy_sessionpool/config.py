@@ -180,6 +180,13 @@ class PoolSettings:
     proxy_slots: bool = True
     warm_up: bool = True
     seed: int | None = None
+    persist_state: bool = True
+    persist_state_store: str | None = None
+    persist_state_key: str = "%(spider)s"
+    persist_state_on_error: str = "start_fresh"
+    redis_url: str | None = None
+    redis_prefix: str = "sessionpool"
+    redis_ttl: float | None = None
     pools: Mapping[str, PoolSettings] = field(default_factory=dict)
 
     @property
@@ -239,8 +246,59 @@ class PoolSettings:
         values["warm_up"] = _bool("SESSIONPOOL_WARM_UP", get("SESSIONPOOL_WARM_UP", True))
         seed = get("SESSIONPOOL_SEED")
         values["seed"] = None if seed is None else _int("SESSIONPOOL_SEED", seed, 0)
+        values.update(_read_persistence(get))
         base = cls(**values)
         return replace(base, pools=_read_pools(get("SESSIONPOOL_POOLS") or {}, base))
+
+
+ON_ERROR_CHOICES = ("start_fresh", "stop")
+
+
+def _read_persistence(get: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    values["persist_state"] = _bool("SESSIONPOOL_PERSIST_STATE", get("SESSIONPOOL_PERSIST_STATE", True))
+    store = get("SESSIONPOOL_PERSIST_STATE_STORE")
+    if isinstance(store, Path):
+        store = str(store)
+    if store is not None and (not isinstance(store, str) or not store.strip()):
+        raise _fail(
+            "SESSIONPOOL_PERSIST_STATE_STORE",
+            "a directory path, 'redis', or a redis:// or rediss:// URL",
+            store,
+        )
+    if store == "redis":
+        url = get("REDIS_URL") or f"redis://{get('REDIS_HOST', 'localhost')}:{get('REDIS_PORT', 6379)}"
+        values["redis_url"] = _redis_url("REDIS_URL", url)
+    elif store is not None and "://" in store:
+        values["redis_url"] = _redis_url("SESSIONPOOL_PERSIST_STATE_STORE", store)
+    values["persist_state_store"] = store
+    key = get("SESSIONPOOL_PERSIST_STATE_KEY", "%(spider)s")
+    try:
+        if not isinstance(key, str) or not (key % {"spider": "name"}):
+            raise TypeError
+    except (TypeError, ValueError, KeyError):
+        raise _fail("SESSIONPOOL_PERSIST_STATE_KEY", "a non-empty string, '%(spider)s' may stand for the spider name", key) from None
+    values["persist_state_key"] = key
+    on_error = get("SESSIONPOOL_PERSIST_STATE_ON_ERROR", "start_fresh")
+    if on_error not in ON_ERROR_CHOICES:
+        raise _fail("SESSIONPOOL_PERSIST_STATE_ON_ERROR", f"one of {', '.join(map(repr, ON_ERROR_CHOICES))}", on_error)
+    values["persist_state_on_error"] = on_error
+    prefix = get("SESSIONPOOL_REDIS_PREFIX", "sessionpool")
+    if not isinstance(prefix, str) or not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", prefix):
+        raise _fail("SESSIONPOOL_REDIS_PREFIX", "1-64 characters [A-Za-z0-9_.:-]", prefix)
+    values["redis_prefix"] = prefix
+    ttl = get("SESSIONPOOL_REDIS_TTL")
+    values["redis_ttl"] = None if ttl is None else _number("SESSIONPOOL_REDIS_TTL", ttl, 0, strict=True)
+    return values
+
+
+def _redis_url(name: str, url: Any) -> str:
+    if not isinstance(url, str) or not re.fullmatch(r"rediss?://[^\s/]+(/\d+)?/?", url):
+        from .proxies import redact
+
+        shown = redact(url) if isinstance(url, str) else url
+        raise _fail(name, "a Redis URL such as redis://host:6379/0 or rediss://user:pass@host:6380", shown)
+    return url
 
 
 def _read_pool_values(get: Any, where: str) -> dict[str, Any]:
@@ -293,12 +351,7 @@ def _read_pools(raw: Any, base: PoolSettings) -> dict[str, PoolSettings]:
     return pools
 
 
-_SETTING_NAMES = {f.name for f in fields(PoolSettings)} - {"pools"} | {
-    "pools",
-    "persist_state",
-    "persist_state_store",
-    "persist_state_key",
-}
+_SETTING_NAMES = {f.name for f in fields(PoolSettings)} - {"redis_url"}
 
 
 def _documented() -> list[str]:

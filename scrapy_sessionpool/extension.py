@@ -7,10 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
+from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThread
 
+from .exceptions import StateError
 from .helpers import get_manager
-from .stores import MemoryStore
+from .stores import open_store
 
 if TYPE_CHECKING:
     from scrapy import Spider
@@ -24,16 +28,24 @@ logger = logging.getLogger(__name__)
 
 
 class SessionPoolExtension:
+    """Restores the pools when the crawl starts, saves them every ``SESSIONPOOL_PERSIST_INTERVAL``
+    (off the reactor thread) and once when the spider closes, and logs a line every
+    ``SESSIONPOOL_LOG_INTERVAL``."""
+
     def __init__(self, crawler: Crawler, store: Store | None = None) -> None:
         self.crawler = crawler
         self.manager = get_manager(crawler)
         self.settings = self.manager.settings
         if not self.settings.enabled:
             raise NotConfigured("SESSIONPOOL_ENABLED is False")
-        self.store: Store = store if store is not None else MemoryStore()
-        self.key = "%(spider)s"
-        self.manager.load_state = self._load
+        self.store: Store = store if store is not None else open_store(self.settings, crawler.settings)
+        self.key = self.settings.persist_state_key % {"spider": crawler.spidercls.name}
+        self._untouchable: set[str] = set()  # keys whose unusable file could not be set aside
+        self._saving: Deferred[None] | None = None
         self._loops: list[LoopingCall] = []
+        self.manager.state_source = self
+        for name in (None, *self.settings.pools):  # restore now: a bad state file stops the crawl at start
+            self.manager.pool(name)
         crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
 
@@ -42,16 +54,40 @@ class SessionPoolExtension:
         return cls(crawler)
 
     def key_for(self, pool_name: str | None) -> str:
-        """The store key of a pool: the spider's key, plus ``.<name>`` for a named pool."""
-        spider = self.crawler.spider
-        key = self.key % {"spider": spider.name if spider else "default"}
-        return key if pool_name is None else f"{key}.{pool_name}"
+        """The store key of a pool: ``SESSIONPOOL_PERSIST_STATE_KEY``, plus ``.<name>`` for a named pool."""
+        return self.key if pool_name is None else f"{self.key}.{pool_name}"
 
-    def _load(self, pool_name: str | None) -> Any:
-        return self.store.load(self.key_for(pool_name))
+    # -- state source (called by the manager when it builds a pool) ---------------
+
+    def load(self, pool_name: str | None) -> Any:
+        key = self.key_for(pool_name)
+        try:
+            return self.store.load(key)
+        except StateError as exc:
+            self.reject(pool_name, exc)
+            return None
+
+    def reject(self, pool_name: str | None, error: StateError) -> None:
+        key = self.key_for(pool_name)
+        where = self.store.describe(key)
+        if self.settings.persist_state_on_error == "stop":
+            raise StateError(f"{where}: unusable session pool state ({error}); "
+                             "SESSIONPOOL_PERSIST_STATE_ON_ERROR is 'stop'") from error
+        set_aside = getattr(self.store, "set_aside", None)
+        try:
+            moved = set_aside(key) if set_aside else None
+        except OSError as exc:
+            self._untouchable.add(key)
+            logger.warning("Session pool state %s is unusable (%s) and could not be moved aside (%s): "
+                           "starting with a fresh pool that will not be saved there", where, error, exc)
+            return
+        logger.warning("Session pool state %s is unusable (%s); kept it as %s and started with a fresh pool",
+                       where, error, moved or "(gone)")
+        self.manager.stat("state_rejected")
+
+    # -- signals -------------------------------------------------------------------
 
     def spider_opened(self, spider: Spider) -> None:
-        self.manager.pool(None)  # build and restore the default pool now, not at the first request
         for interval, func in ((self.settings.persist_interval, self.persist), (self.settings.log_interval, self.log)):
             loop = LoopingCall(func)
             loop.start(interval, now=False).addErrback(self._loop_failed, func.__name__)
@@ -60,28 +96,73 @@ class SessionPoolExtension:
     def _loop_failed(self, failure: Any, name: str) -> None:
         logger.error("Session pool periodic %s failed: %s", name, failure.getErrorMessage())
 
-    def spider_closed(self, spider: Spider, reason: str) -> None:
+    async def spider_closed(self, spider: Spider, reason: str) -> None:
         for loop in self._loops:
             if loop.running:
                 loop.stop()
         self._loops.clear()
-        self.persist()
+        if self._saving is not None:  # let a periodic save finish first
+            await maybe_deferred_to_future(self._saving)
+        await maybe_deferred_to_future(self.persist())
+        self._report()
+
+    def _report(self) -> None:
         self.log()
         summary = self.manager.summary()
         self.manager.stat("usable", summary["usable"], gauge=True)
         self.manager.stat("proxies_in_backoff", summary["proxies_in_backoff"], gauge=True)
 
-    def persist(self) -> None:
-        """Save every pool to the store (failures are logged; the crawl goes on)."""
+    # -- persistence ---------------------------------------------------------------
+
+    def persist(self) -> Deferred[None]:
+        """Save every pool: capture on the reactor thread, encode and write in a thread."""
+        if self._saving is not None:
+            logger.debug("Session pool save still running; skipping this one")
+            return succeed(None)
+        jobs = []
         for name, pool in self.manager:
             key = self.key_for(name)
+            if key in self._untouchable:
+                logger.warning("Not saving session pool %s: %s could not be moved aside", name or "default",
+                               self.store.describe(key))
+                continue
             try:
-                self.store.save(key, pool.get_state())
-            except Exception as exc:  # a store must not stop the crawl
-                logger.warning("Could not save session pool %s to %s: %s", name or "default", self.store.describe(key), exc)
-                self.manager.stat("persist_failed")
+                jobs.append((name, key, pool.snapshot()))
+            except (TypeError, ValueError) as exc:  # user_data that JSON cannot hold
+                self._save_failed(name, key, exc)
+        d = deferToThread(self._write, jobs)
+        d.addCallback(self._saved)
+        self._saving = d
+        d.addBoth(self._done_saving)
+        return d
+
+    def _write(self, jobs: list[Any]) -> list[tuple[str | None, str, Exception | None]]:
+        results = []
+        for name, key, build in jobs:
+            try:
+                self.store.save(key, build())
+            except Exception as exc:  # a failed save must never stop the crawl
+                results.append((name, key, exc))
             else:
+                results.append((name, key, None))
+        return results
+
+    def _saved(self, results: list[tuple[str | None, str, Exception | None]]) -> None:
+        for name, key, error in results:
+            if error is None:
                 self.manager.stat("persisted")
+            else:
+                self._save_failed(name, key, error)
+
+    def _save_failed(self, name: str | None, key: str, error: Exception) -> None:
+        logger.warning("Could not save session pool %s to %s: %s", name or "default", self.store.describe(key), error)
+        self.manager.stat("persist_failed")
+
+    def _done_saving(self, result: Any) -> Any:
+        self._saving = None
+        return result
+
+    # -- reporting -----------------------------------------------------------------
 
     def log(self) -> None:
         s = self.manager.summary()

@@ -11,7 +11,7 @@ import random
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from .config import PoolSettings
 from .exceptions import StateError
@@ -27,6 +27,16 @@ logger = logging.getLogger(__name__)
 Stats = Callable[..., None]
 
 
+class StateSource(Protocol):
+    """Where the pools' saved state comes from (the extension, over its store)."""
+
+    def load(self, pool_name: str | None) -> Any:
+        """The saved state of the pool, or None."""
+
+    def reject(self, pool_name: str | None, error: StateError) -> None:
+        """The saved state of the pool is unusable: set it aside (or raise to stop the crawl)."""
+
+
 def _no_stats(key: str, count: int = 1) -> None:
     pass
 
@@ -40,13 +50,13 @@ class PoolManager:
         *,
         clock: Callable[[], float] = time.time,
         stats: Stats = _no_stats,
-        load_state: Callable[[str | None], Any] | None = None,
+        state_source: StateSource | None = None,
     ) -> None:
         self.settings = settings
         self._clock = clock
         self.stat = stats
         self._rng = random.Random(settings.seed)
-        self.load_state = load_state
+        self.state_source = state_source
         self.proxies = ProxyManager(
             block_threshold=settings.proxy_block_threshold,
             block_window=settings.proxy_block_window,
@@ -96,7 +106,7 @@ class PoolManager:
             seed=self._rng.randrange(2**32),
             warm_up=cfg.warm_up,
         )
-        if self.load_state is not None:
+        if self.state_source is not None:
             self.restore(name, pool)
         pool.add_listener("session_created", self._on_created)
         pool.add_listener("session_retired", self._on_retired)
@@ -105,14 +115,14 @@ class PoolManager:
         return pool
 
     def restore(self, name: str | None, pool: SessionPool) -> None:
-        assert self.load_state is not None
-        state = self.load_state(name)
+        assert self.state_source is not None
+        state = self.state_source.load(name)
         if state is None:
             return
         try:
             restored = pool.restore(state)
         except StateError as exc:
-            logger.warning("Session pool %s: stored state ignored, starting fresh: %s", name or "default", exc)
+            self.state_source.reject(name, exc)
             return
         self.stat("restored", restored)
         logger.info("Session pool %s: restored %d session(s)", name or "default", restored)

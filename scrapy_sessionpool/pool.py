@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .exceptions import PoolFullError, StateError
-from .session import Clock, Session, SessionOptions
+from .session import Clock, Session, SessionOptions, state_from_snapshot
 from .strategies import make_strategy
 
 __all__ = ["STATE_VERSION", "SessionPool"]
@@ -285,12 +285,23 @@ class SessionPool:
 
     def get_state(self) -> dict[str, Any]:
         """A JSON-safe dict of the live sessions, with a schema ``version``."""
+        return self.snapshot()()
+
+    def snapshot(self) -> Callable[[], dict[str, Any]]:
+        """Capture the state now, cheaply; the returned function builds :meth:`get_state`'s
+        dict from the capture and may run in another thread (persisting off the reactor)."""
         self._purge_expired()
-        return {
-            "version": STATE_VERSION,
-            "retired_sessions_count": self._retired_count,
-            "sessions": [s.to_state() for s in self._live.values()],
-        }
+        rows = [s.snapshot() for s in self._live.values()]
+        retired = self._retired_count
+
+        def build() -> dict[str, Any]:
+            return {
+                "version": STATE_VERSION,
+                "retired_sessions_count": retired,
+                "sessions": [state_from_snapshot(row) for row in rows],
+            }
+
+        return build
 
     def restore(self, state: Any) -> int:
         """Load sessions from :meth:`get_state` output into this empty pool.

@@ -7,6 +7,7 @@ usable again.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import secrets
@@ -341,17 +342,16 @@ class Session:
 
         Cookies that have expired (by the wall clock, as HTTP means it) are left out.
         """
-        return {
-            "id": self._id,
-            "created_at": self._created_at,
-            "usage_count": self._usage_count,
-            "error_score": self._error_score,
-            "proxy_url": self._proxy_url,
-            "user_agent": self._user_agent,
-            "user_data": self._user_data or {},
-            "cookies": self.cookies,
-            "retired": self._retired,
-        }
+        return state_from_snapshot(self.snapshot())
+
+    def snapshot(self) -> tuple[Any, ...]:
+        """The session's state captured now, cheaply; :func:`state_from_snapshot` finishes
+        it later, in any thread (cookies are immutable once in the jar, user data is
+        encoded here)."""
+        user_data = json.dumps(self._user_data, allow_nan=False) if self._user_data else None
+        cookies = jar_cookies(self._jar) if self._jar is not None else ()
+        return (self._id, self._created_at, self._usage_count, self._error_score, self._proxy_url,
+                self._user_agent, user_data, cookies, self._retired)
 
     @classmethod
     def from_state(
@@ -408,3 +408,20 @@ class Session:
             session.cookie_jar.set_cookie(cookie_from_state(cookie_state, f"{where}.cookies[{i}]"))
         session._retired = state.get("retired")
         return session
+
+
+def state_from_snapshot(snapshot: tuple[Any, ...]) -> dict[str, Any]:
+    """The JSON-safe state dict of a :meth:`Session.snapshot`."""
+    sid, created_at, usage, score, proxy, agent, user_data, cookies, retired = snapshot
+    now = time.time()
+    return {
+        "id": sid,
+        "created_at": created_at,
+        "usage_count": usage,
+        "error_score": score,
+        "proxy_url": proxy,
+        "user_agent": agent,
+        "user_data": json.loads(user_data) if user_data else {},
+        "cookies": [cookie_to_state(c) for c in cookies if c.expires is None or c.expires > now],
+        "retired": retired,
+    }

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys, pathlib
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "example_project"))  # the tests reuse the demo's local servers
+
 from collections.abc import Iterator
 
 import pytest

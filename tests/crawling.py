@@ -12,6 +12,7 @@ BASE_SETTINGS: dict[str, Any] = {
     "DOWNLOADER_MIDDLEWARES": {"scrapy_sessionpool.SessionPoolMiddleware": 650},
     "EXTENSIONS": {"scrapy_sessionpool.SessionPoolExtension": 500},
     "SESSIONPOOL_SEED": 1,
+    "SESSIONPOOL_PERSIST_STATE": False,  # memory only, unless a test asks for a store
     "RETRY_ENABLED": False,
     "TELNETCONSOLE_ENABLED": False,
     "LOG_LEVEL": "INFO",

@@ -16,10 +16,10 @@ from tests.crawling import make_crawler, stats
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_two_spiders_in_one_crawler_process_get_their_own_pools_and_settings(site):
+def test_two_spiders_in_one_crawler_process_get_their_own_pools_and_settings(site, tmp_path):
     site.budget = None
     out = subprocess.run([sys.executable, str(ROOT / "tests" / "process_two_spiders.py"), site.url("")],
-                         capture_output=True, text=True, timeout=120, cwd=ROOT, check=True).stdout
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path, check=True).stdout
     result = json.loads(out.strip().splitlines()[-1])
     alpha, beta = result["alpha"], result["beta"]
     assert (alpha["pool_size"], alpha["agents"], alpha["live"], alpha["max_usage"]) == (2, ["alpha-agent"], 2, 50)
@@ -28,13 +28,15 @@ def test_two_spiders_in_one_crawler_process_get_their_own_pools_and_settings(sit
 
 
 @pytest_twisted.inlineCallbacks
-def test_the_add_on_enables_everything(site):
+def test_the_add_on_enables_everything(site, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default file store writes under ./.scrapy
     crawler = make_crawler(settings={"ADDONS": {"scrapy_sessionpool.Addon": 300}, "TELNETCONSOLE_ENABLED": False},
                            base=None)
     yield crawler.crawl(urls=[site.url("/items/1")])
     assert len(crawler.spider.responses) == 1
     s = stats(crawler)
     assert s["created"] == 1 and s["marked_good"] == 1 and s["persisted"] == 1
+    assert (tmp_path / ".scrapy" / "sessionpool" / "list.json").exists()
 
 
 @pytest_twisted.inlineCallbacks

@@ -94,16 +94,29 @@ def test_named_pools_are_separate():
     assert m.acquire("login").id in {s.id for s in m.pool("login")}
 
 
-def test_restore_through_the_loader_and_a_bad_state_is_ignored(caplog):
+class DictSource:
+    def __init__(self, states):
+        self.states = states
+        self.rejected = []
+
+    def load(self, name):
+        return self.states.get(name)
+
+    def reject(self, name, error):
+        self.rejected.append((name, str(error)))
+
+
+def test_restore_from_the_state_source_and_reject_a_bad_state():
     source, _ = make()
     kept = source.acquire()
-    states = {None: source.pool().get_state(), "bad": {"version": 99, "sessions": []}}
-    m, stats = make(clock=None)
-    m.load_state = states.get
-    assert m.acquire(session_id=kept.id) is not None
+    states = DictSource({None: source.pool().get_state(), "bad": {"version": 99, "sessions": []}})
+    m, stats = make()
+    m.state_source = states
+    assert m.acquire(session_id=kept.id).id == kept.id
     assert stats["restored"] == 1
     assert m.pool("bad").usable_sessions_count == 0
-    assert "newer" in caplog.text
+    ((name, error),) = states.rejected
+    assert name == "bad" and "newer" in error
 
 
 def test_summary_counts_blocks_per_minute():

@@ -1,6 +1,5 @@
 """A small shop that guards itself against scrapers, served on 127.0.0.1.
 
-Also home of `LocalServer`, the threaded HTTP/1.1 base shared with the test proxy.
 Run standalone with ``python -m tests.support.site --port 0 [--budget N]``.
 """
 
@@ -11,134 +10,21 @@ import json
 import re
 import secrets
 import signal
-import socket
 import sys
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TypeVar
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-Header = tuple[str, str]
-_S = TypeVar("_S", bound="LocalServer")
+_DEMO = str(Path(__file__).resolve().parents[2] / "example_project")
+if _DEMO not in sys.path:  # run as `python -m tests.support.site`, without conftest.py
+    sys.path.insert(0, _DEMO)
 
-
-class _HTTPServer(ThreadingHTTPServer):
-    """Daemon-threaded server that remembers its open connections so `server_close` can cut them."""
-
-    def __init__(self, port: int, owner: LocalServer) -> None:
-        self.owner = owner
-        self._lock = threading.Lock()
-        self._connections: set[socket.socket] = set()
-        super().__init__(("127.0.0.1", port), _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def server_close(self) -> None:
-        super().server_close()
-        with self._lock:
-            connections = list(self._connections)
-        for connection in connections:  # wakes handler threads blocked on idle keep-alive reads
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client hanging up is not news
-            super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """HTTP/1.1 keep-alive handler that hands every GET/HEAD/POST to the owning `LocalServer`."""
-
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out in separate writes
-    server: _HTTPServer
-
-    def _dispatch(self) -> None:
-        self.server.owner.handle(self)
-
-    do_GET = do_HEAD = do_POST = _dispatch
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-class LocalServer:
-    """A threaded HTTP/1.1 server on 127.0.0.1 running in a daemon thread; subclasses implement `handle`."""
-
-    def __init__(self) -> None:
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._port: int | None = None
-
-    @property
-    def port(self) -> int:
-        """The bound port (kept after `stop`, so tests can probe a dead server)."""
-        if self._port is None:
-            raise RuntimeError(f"{type(self).__name__} was never started")
-        return self._port
-
-    def start(self: _S, port: int = 0) -> _S:
-        """Bind (port 0 picks a free one) and serve in a daemon thread."""
-        if self._httpd is not None:
-            raise RuntimeError(f"{type(self).__name__} is already running")
-        self._httpd = _HTTPServer(port, self)
-        self._port = self._httpd.server_address[1]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=type(self).__name__, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving, close the listening socket and cut open connections."""
-        if self._httpd is None or self._thread is None:
-            return
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join()
-        self._httpd = self._thread = None
-
-    def __enter__(self: _S) -> _S:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def handle(self, request: BaseHTTPRequestHandler) -> None:
-        """Answer one request (called from a handler thread)."""
-        raise NotImplementedError
-
-
-def read_body(request: BaseHTTPRequestHandler) -> bytes:
-    """Read the request body announced by Content-Length (keeps the connection usable)."""
-    return request.rfile.read(int(request.headers.get("Content-Length") or 0))
-
-
-def send(request: BaseHTTPRequestHandler, status: int, body: bytes = b"", headers: Iterable[Header] = ()) -> None:
-    """Write one response; adds Content-Length unless `headers` has one. HEAD gets no body."""
-    headers = list(headers)
-    request.send_response_only(status)
-    for name, value in headers:
-        request.send_header(name, value)
-    if not any(name.lower() == "content-length" for name, _ in headers):
-        request.send_header("Content-Length", str(len(body)))
-    request.end_headers()
-    if request.command != "HEAD":
-        request.wfile.write(body)
+from demo.net import Header, LocalServer, read_body, send  # noqa: E402
 
 
 def _cookie(header: str | None, name: str) -> str | None:

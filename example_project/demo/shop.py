@@ -1,0 +1,350 @@
+"""A local shop that guards itself against scrapers, like a real one, deterministic for a given seed.
+
+Guards, in the order a request meets them (``GET /__stats`` skips them all):
+
+- the exit IP (the ``X-Proxy-Name`` header the demo proxies add, else "direct"): a blocked exit, or one
+  over ``rate_limit`` requests in the last second, gets 503 with ``Retry-After``; an exit that got
+  ``exit_block_after`` sessions blocked within ``exit_block_window`` seconds is blocked for ``exit_block_secs``;
+- the session cookie: without a valid ``shop_session`` a request is redirected (302) to the same URL with a
+  new one, like a bot check;
+- the session's hidden budget: after that many requests it is blocked for good with 403, 429 (no
+  ``Retry-After``) or a 200 captcha page; a ``flagged`` share of new sessions gets a budget of 1 to 3.
+
+Some item pages are slow and some fail once with 500: those are not blocks.
+
+Run: ``python -m demo.shop --port 0 --items 500 --proxies 4 --seed 1`` (from ``example_project/``) prints
+``{"site": ..., "proxies": [...]}`` on one line and serves until SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import re
+import secrets
+import signal
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from demo.net import ForwardingProxy, Header, LocalServer, read_body, send
+
+COOKIE = "shop_session"
+BLOCK_KINDS = ("403", "429", "captcha")
+RATE_RETRY_AFTER = 2
+FLAGGED_BUDGET = (1, 3)
+CATEGORIES = ("books", "garden", "kitchen", "music", "outdoor", "sports", "tools", "toys")
+_ADJECTIVES = ("Blue", "Sturdy", "Classic", "Compact", "Deluxe", "Handy", "Quiet", "Rustic", "Smart", "Tiny")
+_NOUNS = ("Lamp", "Kettle", "Backpack", "Chair", "Guitar", "Hammer", "Notebook", "Puzzle", "Racket", "Teapot")
+_HTML = "text/html; charset=utf-8"
+_ITEM = re.compile(r"/item/(\d+)")
+_CATEGORY = re.compile(r"/category/([a-z]+)")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One product of the catalogue."""
+
+    number: int
+    name: str
+    price: str
+    sku: str
+    category: str
+
+
+@dataclass(frozen=True)
+class _Page:
+    status: int
+    body: bytes
+    headers: tuple[Header, ...] = ()
+    delay: float = 0.0
+
+
+@dataclass
+class _Session:
+    budget: int
+    block: str
+    used: int = 0
+    blocked: bool = False
+
+
+@dataclass
+class _Exit:
+    hits: deque[float] = field(default_factory=deque)  # request times within the last second
+    blocks: deque[float] = field(default_factory=deque)  # times sessions got blocked through this exit
+    blocked_until: float = 0.0
+
+
+def _html(title: str, body: str) -> bytes:
+    return f"<!DOCTYPE html>\n<html><head><title>{title}</title></head><body>{body}</body></html>\n".encode()
+
+
+def _trim(times: deque[float], since: float) -> None:
+    while times and times[0] <= since:
+        times.popleft()
+
+
+def _unavailable(retry_after: int) -> _Page:
+    return _Page(503, _html("Service Unavailable", "<p>Too many requests from your network.</p>"),
+                 (("Retry-After", str(retry_after)),))
+
+
+def _blocked(kind: str) -> _Page:
+    if kind == "captcha":
+        return _Page(200, _html("Are you human?", '<form action="/captcha"><p>Please complete the captcha.</p></form>'))
+    if kind == "429":
+        return _Page(429, _html("Too Many Requests", "<p>You are browsing too fast.</p>"))
+    return _Page(403, _html("Forbidden", "<p>Access denied.</p>"))
+
+
+_NOT_FOUND = _Page(404, _html("Not Found", "<p>No such page.</p>"))
+
+
+class DemoShop(LocalServer):
+    """The guarded shop (see the module docstring); items are numbered 1 to `items`.
+
+    Fractions (`flagged`, `slow`, `flaky`) and ranges (`budget`, `slow_secs`) are drawn from `seed`: the
+    catalogue, `slow_items` and `flaky_items` are fixed by it, and so are the budget, flag and block kind of
+    the n-th session issued (the cookie values themselves are random). `None` turns a limit off.
+    """
+
+    def __init__(
+        self,
+        *,
+        items: int = 500,
+        categories: int = 5,
+        per_page: int = 20,
+        seed: int = 1,
+        budget: tuple[int, int] = (25, 60),
+        flagged: float = 0.05,
+        block_kinds: tuple[str, ...] = BLOCK_KINDS,
+        rate_limit: int | None = 8,
+        exit_block_after: int | None = 8,
+        exit_block_window: float = 60.0,
+        exit_block_secs: float = 20.0,
+        slow: float = 0.02,
+        slow_secs: tuple[float, float] = (1.0, 2.0),
+        flaky: float = 0.02,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 1 <= categories <= len(CATEGORIES):
+            raise ValueError(f"categories must be 1 to {len(CATEGORIES)}, got {categories}")
+        if not block_kinds or set(block_kinds) - set(BLOCK_KINDS):
+            raise ValueError(f"block_kinds must be some of {BLOCK_KINDS}, got {block_kinds}")
+        super().__init__()
+        self.per_page = per_page
+        self.budget = budget
+        self.flagged = flagged
+        self.block_kinds = block_kinds
+        self.rate_limit = rate_limit
+        self.exit_block_after = exit_block_after
+        self.exit_block_window = exit_block_window
+        self.exit_block_secs = exit_block_secs
+        self.clock = clock
+        rng = random.Random(seed)
+        self.categories = CATEGORIES[:categories]
+        self.catalogue = {n: self._make_item(rng, n) for n in range(1, items + 1)}
+        numbers = list(self.catalogue)
+        self.slow_items = {n: rng.uniform(*slow_secs) for n in sorted(rng.sample(numbers, round(items * slow)))}
+        self.flaky_items = frozenset(rng.sample(numbers, round(items * flaky)))
+        self._session_rng = random.Random(f"{seed}:sessions")
+        self._lock = threading.Lock()
+        self._sessions: dict[str, _Session] = {}
+        self._exits: dict[str, _Exit] = {}
+        self._failed: set[int] = set()  # flaky items that already failed once
+        self._served: set[int] = set()
+        self._counts: Counter[str] = Counter()
+        self._by_exit: Counter[str] = Counter()
+
+    def _make_item(self, rng: random.Random, n: int) -> Item:
+        name = f"{rng.choice(_ADJECTIVES)} {rng.choice(_NOUNS)}"
+        price = f"{rng.randint(199, 19999) / 100:.2f}"
+        return Item(n, name, price, f"DS-{n:05d}", self.categories[(n - 1) % len(self.categories)])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def summary(self) -> dict[str, Any]:
+        """What the shop served so far (the body of ``GET /__stats``).
+
+        `items_served`/`items_missing`: items whose real page was answered (200, not a captcha); `blocks`:
+        refusals of blocked sessions by kind; `rate_limited`: 503s to an exit over the rate limit;
+        `exit_blocks`: times an exit got blocked, `exit_blocked`: 503s it got meanwhile; `server_errors`: 500s.
+        """
+        with self._lock:
+            return {
+                "items": len(self.catalogue),
+                "items_served": len(self._served),
+                "items_missing": sorted(set(self.catalogue) - self._served),
+                "requests": self._counts["requests"],
+                "sessions_issued": len(self._sessions),
+                "sessions_flagged": self._counts["flagged"],
+                "sessions_blocked": self._counts["sessions_blocked"],
+                "blocks": {kind: self._counts[f"block/{kind}"] for kind in BLOCK_KINDS},
+                "rate_limited": self._counts["rate_limited"],
+                "exit_blocks": self._counts["exit_blocks"],
+                "exit_blocked": self._counts["exit_blocked"],
+                "server_errors": self._counts["server_errors"],
+                "requests_by_exit": dict(self._by_exit),
+            }
+
+    def handle(self, request: BaseHTTPRequestHandler) -> None:
+        read_body(request)
+        if urlsplit(request.path).path == "/__stats":
+            send(request, 200, json.dumps(self.summary()).encode(), [("Content-Type", "application/json")])
+            return
+        exit_ip = request.headers.get("X-Proxy-Name") or "direct"
+        with self._lock:
+            page = self._answer(request.path, exit_ip, request.headers.get("Cookie"))
+        if page.delay:
+            time.sleep(page.delay)
+        send(request, page.status, page.body, [("Content-Type", _HTML), *page.headers])
+
+    def _answer(self, target: str, exit_ip: str, cookie_header: str | None) -> _Page:
+        """Run the guards, then serve the page (called under the lock)."""
+        self._counts["requests"] += 1
+        self._by_exit[exit_ip] += 1
+        now = self.clock()
+        exit_ = self._exits.setdefault(exit_ip, _Exit())
+        if refusal := self._exit_refusal(exit_, now):
+            return refusal
+        token = _cookie(cookie_header, COOKIE)
+        session = self._sessions.get(token or "")
+        if session is None:
+            return self._issue(target)
+        if refusal := self._session_refusal(session, exit_, now):
+            return refusal
+        return self._page(target)
+
+    def _exit_refusal(self, exit_: _Exit, now: float) -> _Page | None:
+        if now < exit_.blocked_until:
+            self._counts["exit_blocked"] += 1
+            return _unavailable(math.ceil(exit_.blocked_until - now))
+        if self.rate_limit is None:
+            return None
+        _trim(exit_.hits, now - 1.0)
+        exit_.hits.append(now)  # refused requests count too: a client that ignores Retry-After stays throttled
+        if len(exit_.hits) <= self.rate_limit:
+            return None
+        self._counts["rate_limited"] += 1
+        return _unavailable(RATE_RETRY_AFTER)
+
+    def _issue(self, target: str) -> _Page:
+        """Start a session: a redirect to the same URL that sets its cookie."""
+        rng = self._session_rng
+        flagged = rng.random() < self.flagged
+        budget = rng.randint(*(FLAGGED_BUDGET if flagged else self.budget))
+        token = secrets.token_urlsafe(16)
+        self._sessions[token] = _Session(budget, rng.choice(self.block_kinds))
+        self._counts["flagged"] += flagged
+        cookie = f"{COOKIE}={token}; Path=/; HttpOnly"
+        return _Page(302, _html("Checking your browser", "<p>One moment...</p>"),
+                     (("Set-Cookie", cookie), ("Location", target)))
+
+    def _session_refusal(self, session: _Session, exit_: _Exit, now: float) -> _Page | None:
+        session.used += 1
+        if not session.blocked and session.used > session.budget:
+            session.blocked = True
+            self._counts["sessions_blocked"] += 1
+            self._note_session_block(exit_, now)
+        if session.blocked:
+            self._counts[f"block/{session.block}"] += 1
+            return _blocked(session.block)
+        return None
+
+    def _note_session_block(self, exit_: _Exit, now: float) -> None:
+        """Block the exit once too many of its sessions got blocked lately."""
+        _trim(exit_.blocks, now - self.exit_block_window)
+        exit_.blocks.append(now)
+        if self.exit_block_after is not None and len(exit_.blocks) >= self.exit_block_after:
+            exit_.blocked_until = now + self.exit_block_secs
+            exit_.blocks.clear()
+            self._counts["exit_blocks"] += 1
+
+    def _page(self, target: str) -> _Page:
+        url = urlsplit(target)
+        if url.path == "/":
+            return self._home()
+        if match := _CATEGORY.fullmatch(url.path):
+            page = dict(parse_qsl(url.query)).get("page", "1")
+            return self._category(match[1], int(page)) if page.isdigit() else _NOT_FOUND
+        if match := _ITEM.fullmatch(url.path):
+            return self._item(int(match[1]))
+        return _NOT_FOUND
+
+    def _home(self) -> _Page:
+        links = "".join(f'<li><a class="category" href="/category/{c}">{c.title()}</a></li>' for c in self.categories)
+        return _Page(200, _html("Demo Shop", f"<h1>Demo Shop</h1><ul>{links}</ul>"))
+
+    def _category(self, category: str, page: int) -> _Page:
+        numbers = [item.number for item in self.catalogue.values() if item.category == category]
+        shown = numbers[(page - 1) * self.per_page : page * self.per_page]
+        if not shown:  # an unknown category, or past the last page
+            return _NOT_FOUND
+        links = "".join(f'<li><a class="item" href="/item/{n}">{self.catalogue[n].name}</a></li>' for n in shown)
+        more = page * self.per_page < len(numbers)
+        next_link = f'<a class="next" href="/category/{category}?page={page + 1}">Next</a>' if more else ""
+        title = f"{category.title()}, page {page}"
+        return _Page(200, _html(title, f"<h1>{title}</h1><ul>{links}</ul>{next_link}"))
+
+    def _item(self, n: int) -> _Page:
+        item = self.catalogue.get(n)
+        if item is None:
+            return _NOT_FOUND
+        if n in self.flaky_items and n not in self._failed:
+            self._failed.add(n)
+            self._counts["server_errors"] += 1
+            return _Page(500, _html("Internal Server Error", "<p>Something went wrong.</p>"))
+        self._served.add(n)
+        body = (
+            f'<h1 class="name">{item.name}</h1><p>Price: <span class="price">{item.price}</span></p>'
+            f'<p>SKU: <span class="sku">{item.sku}</span></p><a href="/category/{item.category}">Back</a>'
+        )
+        return _Page(200, _html(item.name, body), delay=self.slow_items.get(n, 0.0))
+
+
+def _cookie(header: str | None, name: str) -> str | None:
+    for pair in (header or "").split(";"):
+        key, _, value = pair.strip().partition("=")
+        if key == name:
+            return value
+    return None
+
+
+def start_demo(
+    items: int = 500, proxies: int = 4, seed: int = 1, port: int = 0, **options: Any
+) -> tuple[DemoShop, list[ForwardingProxy]]:
+    """Start the shop (on `port`, with `options` for `DemoShop`) and proxies named proxy0, proxy1, ..."""
+    shop = DemoShop(items=items, seed=seed, **options).start(port)
+    return shop, [ForwardingProxy(f"proxy{i}").start() for i in range(proxies)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Serve the guarded demo shop and its proxies until SIGTERM/SIGINT.")
+    parser.add_argument("--port", type=int, default=0, help="the shop's port (0: any free one)")
+    parser.add_argument("--items", type=int, default=500)
+    parser.add_argument("--proxies", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    shop, proxies = start_demo(args.items, args.proxies, args.seed, args.port)
+    try:
+        print(json.dumps({"site": shop.url, "proxies": [proxy.url for proxy in proxies]}), flush=True)
+        stopping.wait()
+    finally:
+        for server in (shop, *proxies):
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
