@@ -87,7 +87,7 @@ def get_session(response: Response, crawler: Crawler | Spider) -> Session | None
     session_id = response.meta.get(META_SESSION_ID)
     if session_id is None:
         return None
-    return get_manager(crawler).pool(response.meta.get(META_POOL)).get_session(session_id)
+    return get_manager(crawler).pool(response.meta.get(META_POOL)).find(session_id)
 
 
 def retry_with_new_session(

@@ -169,6 +169,11 @@ class SessionPool:
         self._lease(session)
         return session
 
+    def find(self, session_id: str) -> Session | None:
+        """The live session with that id, without handing it out (no lease taken)."""
+        session = self._live.get(session_id)
+        return session if session is not None and session.is_usable else None
+
     def add_session(self, session: Session) -> None:
         """Add a session made elsewhere; the pool's clock becomes its clock."""
         if not isinstance(session, Session):

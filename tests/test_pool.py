@@ -339,3 +339,13 @@ def test_release_gives_a_lease_back_without_counting_a_use():
     assert pool.get_session() is None
     s.release()
     assert pool.get_session() is s and s.usage_count == 0
+
+
+def test_find_looks_a_session_up_without_handing_it_out():
+    pool = make_pool(max_pool_size=1, session_options={"max_usage_count": 1})
+    s = pool.get_session()
+    s.release()
+    for _ in range(3):
+        assert pool.find(s.id) is s
+    assert pool.get_session() is s  # find() took no lease
+    assert pool.find("session_nope") is None

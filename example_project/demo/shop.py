@@ -92,8 +92,8 @@ def _trim(times: deque[float], since: float) -> None:
 
 
 def _unavailable(retry_after: int) -> _Page:
-    return _Page(503, _html("Service Unavailable", "<p>Too many requests from your network.</p>"),
-                 (("Retry-After", str(retry_after)),))
+    body = _html("Service Unavailable", "<p>Too many requests from your network.</p>")
+    return _Page(503, body, (("Retry-After", str(retry_after)),))
 
 
 def _blocked(kind: str) -> _Page:
@@ -225,6 +225,7 @@ class DemoShop(LocalServer):
         return self._page(target)
 
     def _exit_refusal(self, exit_: _Exit, now: float) -> _Page | None:
+        """A 503 for a blocked exit or one over the rate limit."""
         if now < exit_.blocked_until:
             self._counts["exit_blocked"] += 1
             return _unavailable(math.ceil(exit_.blocked_until - now))
@@ -245,11 +246,11 @@ class DemoShop(LocalServer):
         token = secrets.token_urlsafe(16)
         self._sessions[token] = _Session(budget, rng.choice(self.block_kinds))
         self._counts["flagged"] += flagged
-        cookie = f"{COOKIE}={token}; Path=/; HttpOnly"
-        return _Page(302, _html("Checking your browser", "<p>One moment...</p>"),
-                     (("Set-Cookie", cookie), ("Location", target)))
+        headers = (("Set-Cookie", f"{COOKIE}={token}; Path=/; HttpOnly"), ("Location", target))
+        return _Page(302, _html("Checking your browser", "<p>One moment...</p>"), headers)
 
     def _session_refusal(self, session: _Session, exit_: _Exit, now: float) -> _Page | None:
+        """Count the request against the session's budget; the block answer once it is spent."""
         session.used += 1
         if not session.blocked and session.used > session.budget:
             session.blocked = True

@@ -1,0 +1,508 @@
+"""Redis: one live pool shared by every crawler process configured with the same URL and key.
+
+Picks, marks and cookie writes are atomic Lua scripts (``redis_scripts``).
+Writes are queued locally and sent in batches, ahead of the next pick in the
+same transaction (one round trip per pick), so a process always sees its own
+writes and every process sees a retirement before its next pick. When Redis
+cannot be reached, the pool goes on with the sessions it knows, queues its
+writes, and replays them once Redis answers again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import TYPE_CHECKING, Any
+
+from ..cookies import cookie_from_state, cookie_to_state
+from ..pool import STATE_VERSION, SessionPool
+from ..proxies import redact
+from ..session import Session, SessionOptions
+from . import redis_scripts
+
+if TYPE_CHECKING:
+    from ..config import PoolSettings
+
+__all__ = ["RedisStore", "SharedPool"]
+
+logger = logging.getLogger(__name__)
+
+#: How long a process waits before asking an unreachable Redis again.
+RECONNECT_EVERY = 1.0
+#: Queued writes sent in one batch at most.
+BATCH = 500
+
+
+def _import_redis() -> Any:
+    try:
+        import redis
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ImportError(
+            "The Redis store needs the redis package: pip install 'scrapy-sessionpool[redis]'"
+        ) from exc
+    return redis
+
+
+def pool_base(prefix: str, key: str) -> str:
+    return f"{prefix}:{{{key}}}"
+
+
+def _keys(base: str) -> list[str]:
+    return [f"{base}:live", f"{base}:ready", f"{base}:meta", f"{base}:proxies"]
+
+
+def _cookie_field(cookie: Any) -> str:
+    return f"{cookie.domain};{cookie.path};{cookie.name}"
+
+
+class RedisStore:
+    """Snapshots of a Redis pool, for the ``scrapy sessionpool`` command and for tests."""
+
+    def __init__(self, url: str, *, prefix: str = "sessionpool", ttl: float | None = None) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.ttl = ttl
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            redis = _import_redis()
+            self._client = redis.Redis.from_url(self.url, decode_responses=True, socket_timeout=10)
+        return self._client
+
+    def describe(self, key: str) -> str:
+        return f"{redact(self.url)} {pool_base(self.prefix, key)}"
+
+    def load(self, key: str) -> dict[str, Any] | None:
+        """The pool under ``key`` as a state dict (as ``SessionPool.get_state()``), or None."""
+        base = pool_base(self.prefix, key)
+        client = self.client
+        ids = client.zrange(f"{base}:live", 0, -1)
+        meta = client.hgetall(f"{base}:meta")
+        if not ids and not meta:
+            return None
+        with client.pipeline(transaction=False) as pipe:
+            for sid in ids:
+                pipe.hgetall(f"{base}:s:{sid}")
+                pipe.hgetall(f"{base}:c:{sid}")
+            replies = pipe.execute()
+        sessions = []
+        for sid, fields, cookies in zip(ids, replies[::2], replies[1::2]):
+            if fields:
+                sessions.append(_state_from_fields(sid, fields, cookies))
+        return {"version": STATE_VERSION, "retired_sessions_count": int(meta.get("retired", 0)), "sessions": sessions}
+
+    def save(self, key: str, state: dict[str, Any]) -> None:
+        """Replace the pool under ``key`` with ``state`` (seeding a shared pool from a file)."""
+        self.delete(key)
+        base = pool_base(self.prefix, key)
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(f"{base}:meta", mapping={"retired": state.get("retired_sessions_count", 0), "created": 0})
+            for s in state.get("sessions", []):
+                proxy = s.get("proxy_url") or ""
+                pipe.hset(f"{base}:s:{s['id']}", mapping={
+                    "created_at": repr(float(s["created_at"])), "usage": s["usage_count"], "handed": s["usage_count"],
+                    "errors": repr(float(s["error_score"])), "proxy": proxy, "ua": s.get("user_agent") or "",
+                    "ud": json.dumps(s["user_data"]) if s.get("user_data") else "", "cv": 0,
+                })
+                for c in s.get("cookies", []):
+                    pipe.hset(f"{base}:c:{s['id']}", f"{c['domain']};{c['path']};{c['name']}", json.dumps(c))
+                pipe.zadd(f"{base}:live", {s["id"]: float(s["created_at"])})
+                pipe.zadd(f"{base}:ready", {s["id"]: 0})
+                pipe.hincrby(f"{base}:proxies", proxy, 1)
+            pipe.execute()
+
+    def delete(self, key: str) -> bool:
+        base = pool_base(self.prefix, key)
+        client = self.client
+        names = list(client.scan_iter(match=_glob_escape(base) + ":*", count=1000))
+        for i in range(0, len(names), 500):
+            client.delete(*names[i : i + 500])
+        return bool(names)
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"\\{c}" if c in "*?[]\\{}" else c for c in text)
+
+
+def _state_from_fields(sid: str, fields: dict[str, str], cookies: dict[str, str]) -> dict[str, Any]:
+    return {
+        "id": sid,
+        "created_at": float(fields["created_at"]),
+        "usage_count": int(fields["usage"]),
+        "error_score": float(fields["errors"]),
+        "proxy_url": fields.get("proxy") or None,
+        "user_agent": fields.get("ua") or None,
+        "user_data": json.loads(fields["ud"]) if fields.get("ud") else {},
+        "cookies": [json.loads(v) for v in cookies.values()],
+        "retired": None,
+    }
+
+
+class _RecordingJar(CookieJar):
+    """A session's jar that tells the shared pool about every cookie set or cleared."""
+
+    def __init__(self, session: RemoteSession) -> None:
+        super().__init__(policy=DefaultCookiePolicy(strict_ns_domain=DefaultCookiePolicy.DomainStrictNonDomain))
+        self._session = session
+        self.recording = True
+
+    def set_cookie(self, cookie: Any) -> None:
+        super().set_cookie(cookie)
+        if self.recording:
+            self._session._cookie_changed(_cookie_field(cookie), json.dumps(cookie_to_state(cookie)))
+
+    def clear(self, domain: str | None = None, path: str | None = None, name: str | None = None) -> None:
+        if self.recording and domain is not None and path is not None and name is not None:
+            self._session._cookie_changed(f"{domain};{path};{name}", "")
+        super().clear(domain, path, name)
+
+
+class RemoteSession(Session):
+    """A process's copy of a session of a shared pool; its verbs are queued for Redis."""
+
+    __slots__ = ("_cv", "_sent_user_data", "_shared")
+
+    def __init__(self, shared: SharedPool, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._shared = shared
+        self._cv = -1
+        self._sent_user_data = ""
+
+    @property
+    def cookie_jar(self) -> CookieJar:
+        if self._jar is None:
+            self._jar = _RecordingJar(self)
+        return self._jar
+
+    def mark_good(self) -> None:
+        super().mark_good()
+        self._shared._queue(self, "good")
+
+    def mark_bad(self) -> None:
+        super().mark_bad()
+        self._shared._queue(self, "bad")
+
+    def release(self) -> None:
+        had_lease = bool(self._leases)
+        super().release()
+        if had_lease:
+            self._shared._queue(self, "release")
+
+    def retire(self, reason: str = "manual") -> None:
+        if self._retired is None and reason not in ("error_score", "max_usage_count", "expired"):
+            self._shared._queue(self, "retire", reason)  # Redis decides the computed retirements itself
+        super().retire(reason)
+
+    def _cookie_changed(self, field: str, value: str) -> None:
+        self._shared._queue(self, "cookie", field, value)
+
+    def _user_data_json(self) -> str:
+        return json.dumps(self._user_data, allow_nan=False) if self._user_data else ""
+
+
+class SharedPool:
+    """The pool interface the manager uses, backed by a Redis pool shared by many processes.
+
+    ``acquire()`` is a coroutine (one round trip); everything else is local and quick.
+    """
+
+    shared = True
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        key: str,
+        settings: PoolSettings,
+        prefix: str = "sessionpool",
+        ttl: float | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: Any = None,
+        on_created: Callable[[Session], Any] | None = None,
+        on_retired: Callable[[Session], Any] | None = None,
+    ) -> None:
+        redis = _import_redis()
+        self._redis_errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+        self._client = redis.asyncio.Redis.from_url(url, decode_responses=True, socket_timeout=5,
+                                                    socket_connect_timeout=2)
+        self._acquire_script = self._client.register_script(redis_scripts.ACQUIRE)
+        self._apply_script = self._client.register_script(redis_scripts.APPLY)
+        self._touch_script = self._client.register_script(redis_scripts.TOUCH)
+        self.url = url
+        self.key = key
+        self.base = pool_base(prefix, key)
+        self._keys = _keys(self.base)
+        self.settings = settings
+        self._options = SessionOptions.coerce(settings.session_options)
+        self._ttl = ttl
+        self._clock = clock
+        self._rng = rng
+        self._on_created = on_created
+        self._on_retired = on_retired
+        self._mirrors: dict[str, RemoteSession] = {}
+        self._pending: list[tuple[RemoteSession, str, str, str]] = []
+        self._flushing = False
+        self._online = True
+        self._last_attempt = 0.0
+        self._fallback: SessionPool | None = None
+        self._paused: set[str] = set()
+        self.live_count = 0
+        self.retired_count = 0
+
+    # -- the pool interface ----------------------------------------------------------
+
+    @property
+    def max_pool_size(self) -> int:
+        return self.settings.max_pool_size
+
+    @property
+    def usable_sessions_count(self) -> int:
+        return self.live_count if self._online else len(self._fallback or ())
+
+    @property
+    def retired_sessions_count(self) -> int:
+        return self.retired_count
+
+    def __iter__(self) -> Iterator[Session]:
+        return iter([s for s in self._mirrors.values() if s.is_usable])
+
+    def find(self, session_id: str) -> Session | None:
+        session = self._mirrors.get(session_id)
+        return session if session is not None and session.is_usable else None
+
+    def pause_proxy(self, proxy_url: str | None) -> None:
+        self._paused.add(proxy_url or "")
+        if self._fallback is not None:
+            self._fallback.pause_proxy(proxy_url)
+
+    def resume_proxy(self, proxy_url: str | None) -> None:
+        self._paused.discard(proxy_url or "")
+        if self._fallback is not None:
+            self._fallback.resume_proxy(proxy_url)
+
+    # -- picking -----------------------------------------------------------------------
+
+    async def acquire(self, session_id: str | None = None) -> tuple[Session | None, bool]:
+        """A session for a request (or None: wait), and whether a pinned id was missing."""
+        if not self._online and not await self._reconnect():
+            return self._acquire_locally(session_id)
+        cfg = self.settings
+        candidates = [p or "" for p in (cfg.proxies or (None,))]
+        agent = self._rng.choice(cfg.user_agents) if cfg.user_agents else ""
+        args = [self.base, repr(self._clock()), cfg.max_pool_size, cfg.max_usage_count, repr(cfg.max_age_secs),
+                int(cfg.warm_up), cfg.reuse_strategy, session_id or "", "session_" + secrets.token_urlsafe(16),
+                agent, len(self._paused), *self._paused, len(candidates), *candidates]
+        batch = self._take_batch()
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                if batch:
+                    await self._apply_script(keys=self._keys, args=self._apply_args(batch), client=pipe)
+                await self._acquire_script(keys=self._keys, args=args, client=pipe)
+                replies = await pipe.execute()
+        except self._redis_errors as exc:
+            self._pending[:0] = batch
+            self._go_offline(exc)
+            return self._acquire_locally(session_id)
+        if batch:
+            self._applied(batch, replies[0])
+        return self._picked(replies[-1])
+
+    def _picked(self, reply: list[Any]) -> tuple[Session | None, bool]:
+        status, sid, fields, cookies, live, retired = reply
+        self.live_count, self.retired_count = int(live), int(retired)
+        missing = status.startswith("missing")
+        if sid == "":
+            return None, missing
+        session = self._mirror(sid, _pairs(fields), _pairs(cookies))
+        session._leases += 1
+        if status.endswith("created") and self._on_created is not None:
+            self._on_created(session)
+        return session, missing
+
+    def _mirror(self, sid: str, fields: dict[str, str], cookies: dict[str, str]) -> RemoteSession:
+        session = self._mirrors.get(sid)
+        if session is None:
+            session = RemoteSession(
+                self, id=sid, options=self._options, clock=self._clock, created_at=float(fields["created_at"]),
+                proxy_url=fields.get("proxy") or None, user_agent=fields.get("ua") or None,
+            )
+            self._mirrors[sid] = session
+        session._usage_count = int(fields["usage"])
+        session._error_score = float(fields["errors"])
+        if fields.get("ud", "") != session._sent_user_data:
+            session._user_data = json.loads(fields["ud"]) if fields.get("ud") else None
+            session._sent_user_data = fields.get("ud", "")
+        cv = int(fields.get("cv", 0))
+        if cv != session._cv:
+            jar = session.cookie_jar
+            assert isinstance(jar, _RecordingJar)
+            jar.recording = False
+            try:
+                jar.clear()
+                for value in cookies.values():
+                    jar.set_cookie(cookie_from_state(json.loads(value)))
+            finally:
+                jar.recording = True
+            session._cv = cv
+        return session
+
+    # -- writes ------------------------------------------------------------------------
+
+    def _queue(self, session: RemoteSession, kind: str, a: str = "", b: str = "") -> None:
+        if kind in ("good", "bad"):
+            user_data = session._user_data_json()
+            if user_data != session._sent_user_data:
+                self._pending.append((session, "ud", user_data, ""))
+                session._sent_user_data = user_data
+        self._pending.append((session, kind, a, b))
+        if self._fallback is not None and kind == "retire":
+            self._fallback_retire(session)
+        self._schedule_flush()
+
+    def _take_batch(self) -> list[tuple[RemoteSession, str, str, str]]:
+        batch, self._pending = self._pending[:BATCH], self._pending[BATCH:]
+        return batch
+
+    def _apply_args(self, batch: list[tuple[RemoteSession, str, str, str]]) -> list[Any]:
+        cfg = self.settings
+        args: list[Any] = [self.base, cfg.max_usage_count, repr(cfg.max_error_score), repr(cfg.error_score_decrement),
+                           int(cfg.warm_up), cfg.reuse_strategy]
+        for session, kind, a, b in batch:
+            args += [kind, session.id, a, b]
+        return args
+
+    def _applied(self, batch: list[tuple[RemoteSession, str, str, str]], replies: list[Any]) -> None:
+        for (session, kind, _, _), reply in zip(batch, replies):
+            if reply[0] == "retired" or reply[0] == "gone":
+                self._mirrors.pop(session.id, None)
+                if not session.is_retired:
+                    session._retired = reply[1] if reply[0] == "retired" else "gone"
+                if reply[0] == "retired" and self._on_retired is not None:
+                    self._on_retired(session)
+            elif kind in ("good", "bad"):
+                session._usage_count, session._error_score = int(reply[1]), float(reply[2])
+
+    def _schedule_flush(self) -> None:
+        if self._flushing or not self._online:
+            return
+        from twisted.internet import reactor
+
+        self._flushing = True
+        reactor.callLater(0.02, self._flush_later)
+
+    def _flush_later(self) -> None:
+        from scrapy.utils.defer import deferred_from_coro
+
+        deferred_from_coro(self.flush())
+
+    async def flush(self) -> None:
+        """Send every queued write now."""
+        try:
+            while self._pending and self._online:
+                batch = self._take_batch()
+                try:
+                    replies = await self._apply_script(keys=self._keys, args=self._apply_args(batch))
+                except self._redis_errors as exc:
+                    self._pending[:0] = batch
+                    self._go_offline(exc)
+                    return
+                self._applied(batch, replies)
+        finally:
+            self._flushing = False
+
+    async def touch(self) -> None:
+        """Flush, and renew the TTL of the pool's keys when ``SESSIONPOOL_REDIS_TTL`` is set."""
+        if not self._online and not await self._reconnect():
+            return
+        await self.flush()
+        if self._ttl is not None and self._online:
+            try:
+                await self._touch_script(keys=self._keys, args=[self.base, int(self._ttl)])
+            except self._redis_errors as exc:
+                self._go_offline(exc)
+
+    async def close(self) -> None:
+        await self.touch()
+        await self._client.aclose() if hasattr(self._client, "aclose") else await self._client.close()
+
+    # -- when Redis is away ------------------------------------------------------------
+
+    def _go_offline(self, error: Exception) -> None:
+        if self._online:
+            logger.warning(
+                "Redis at %s is unreachable (%s): the session pool goes on with the %d session(s) this process "
+                "knows and will catch up when Redis answers again", redact(self.url), error, len(self._mirrors)
+            )
+        self._online = False
+        self._last_attempt = time.monotonic()
+        fallback = SessionPool(max_pool_size=self.settings.max_pool_size, session_options=self._options,
+                               create_session_function=self._create_locally, reuse_strategy=self.settings.reuse_strategy,
+                               clock=self._clock, warm_up=self.settings.warm_up)
+        for session in list(self._mirrors.values()):
+            if session.is_usable and len(fallback._live) < fallback.max_pool_size:
+                leases = session._leases
+                fallback.add_session(session)
+                session._leases = leases
+                fallback._refresh(session)
+        for proxy in self._paused:
+            fallback.pause_proxy(proxy or None)
+        self._fallback = fallback
+
+    def _create_locally(self, pool: SessionPool) -> Session:
+        cfg = self.settings
+        proxies = [p for p in (cfg.proxies or (None,)) if (p or "") not in self._paused]
+        if not proxies:
+            from ..proxies import NoHealthyProxy
+
+            raise NoHealthyProxy("every proxy is cooling down")
+        proxy = min(proxies, key=pool.sessions_count_by_proxy)
+        session = RemoteSession(self, options=self._options, clock=self._clock, proxy_url=proxy,
+                                user_agent=self._rng.choice(cfg.user_agents) if cfg.user_agents else None)
+        self._mirrors[session.id] = session
+        fields = {"created_at": session.created_at, "usage": 0, "errors": "0", "proxy": proxy or "",
+                  "ua": session.user_agent or "", "ud": ""}
+        self._pending.append((session, "create", json.dumps(fields), ""))
+        if self._on_created is not None:
+            self._on_created(session)
+        return session
+
+    def _acquire_locally(self, session_id: str | None) -> tuple[Session | None, bool]:
+        assert self._fallback is not None
+        from ..proxies import NoHealthyProxy
+
+        if session_id is not None:
+            session = self._fallback.get_session(session_id)
+            if session is not None:
+                return session, False
+        try:
+            return self._fallback.get_session(), session_id is not None
+        except NoHealthyProxy:
+            return None, session_id is not None
+
+    def _fallback_retire(self, session: Session) -> None:
+        if self._on_retired is not None:
+            self._on_retired(session)
+
+    async def _reconnect(self) -> bool:
+        if time.monotonic() - self._last_attempt < RECONNECT_EVERY:
+            return False
+        self._last_attempt = time.monotonic()
+        try:
+            await self._client.ping()
+        except self._redis_errors:
+            return False
+        logger.warning("Redis at %s answers again: replaying %d queued write(s)", redact(self.url), len(self._pending))
+        self._online = True
+        self._fallback = None
+        await self.flush()
+        return self._online
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2]))

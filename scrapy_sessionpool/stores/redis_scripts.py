@@ -1,0 +1,195 @@
+"""The Lua scripts behind the shared Redis pool: each runs atomically inside Redis.
+
+Keys of a pool whose base is ``B`` (``<prefix>:{<key>}``, the braces keep a
+pool on one cluster slot):
+
+* ``B:live``    sorted set, session id -> created_at (expiry is created_at + max_age)
+* ``B:ready``   sorted set of the sessions that may be handed out, scored for the reuse strategy
+* ``B:meta``    hash: ``created``, ``retired`` (over the pool's life), ``seq``
+* ``B:proxies`` hash: proxy URL ("" for a direct connection) -> live sessions
+* ``B:s:<id>``  hash: created_at, usage, handed, errors, proxy, ua, ud, cv
+* ``B:c:<id>``  hash: "domain;path;name" -> cookie as JSON
+
+``handed`` counts hand-outs (``usage`` counts answers), so ``handed - usage``
+is the number of requests in flight; a crashed process can only make its
+sessions look a little more used, never block the pool.
+"""
+
+COMMON = r"""
+local live, ready, meta, proxies = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local base = ARGV[1]
+
+local function retire(id)
+  if redis.call('ZREM', live, id) == 0 then return 0 end
+  redis.call('ZREM', ready, id)
+  local proxy = redis.call('HGET', base .. ':s:' .. id, 'proxy') or ''
+  if redis.call('HINCRBY', proxies, proxy, -1) <= 0 then redis.call('HDEL', proxies, proxy) end
+  redis.call('HINCRBY', meta, 'retired', 1)
+  redis.call('DEL', base .. ':s:' .. id, base .. ':c:' .. id)
+  return 1
+end
+
+local function refresh(id, usage, handed, max_usage, warm_up, strategy)
+  if handed < max_usage and not (warm_up == 1 and usage == 0 and handed > 0) then
+    if redis.call('ZSCORE', ready, id) == false then
+      local score = 0
+      if strategy ~= 'random' then score = redis.call('HINCRBY', meta, 'seq', 1) end
+      redis.call('ZADD', ready, score, id)
+    end
+  else
+    redis.call('ZREM', ready, id)
+  end
+end
+"""
+
+#: ARGV: base, now, max_pool_size, max_usage, max_age, warm_up, strategy, pinned id or "",
+#: new id, user agent, n excluded proxies, ...excluded, n candidate proxies, ...candidates
+ACQUIRE = COMMON + r"""
+local now, max_pool = tonumber(ARGV[2]), tonumber(ARGV[3])
+local max_usage, max_age = tonumber(ARGV[4]), tonumber(ARGV[5])
+local warm_up, strategy = tonumber(ARGV[6]), ARGV[7]
+local pinned, new_id, agent = ARGV[8], ARGV[9], ARGV[10]
+local excluded, i = {}, 11
+local n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do excluded[ARGV[i]] = true; i = i + 1 end
+local candidates = {}
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do
+  if not excluded[ARGV[i]] then table.insert(candidates, ARGV[i]) end
+  i = i + 1
+end
+
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', live, '-inf', now - max_age, 'LIMIT', 0, 100)) do
+  retire(id)
+end
+
+local function hand_out(id, status)
+  local key = base .. ':s:' .. id
+  local handed = redis.call('HINCRBY', key, 'handed', 1)
+  local usage = tonumber(redis.call('HGET', key, 'usage'))
+  if strategy == 'round_robin' then
+    if redis.call('ZSCORE', ready, id) then redis.call('ZADD', ready, redis.call('HINCRBY', meta, 'seq', 1), id) end
+  end
+  refresh(id, usage, handed, max_usage, warm_up, strategy)
+  return {status, id, redis.call('HGETALL', key), redis.call('HGETALL', base .. ':c:' .. id),
+          redis.call('ZCARD', live), tonumber(redis.call('HGET', meta, 'retired') or '0')}
+end
+
+local status = 'new'
+if pinned ~= '' then
+  if redis.call('ZSCORE', live, pinned) then return hand_out(pinned, 'pinned') end
+  status = 'missing'
+end
+
+if redis.call('ZCARD', live) < max_pool and #candidates > 0 then
+  local best, fewest = nil, nil
+  for _, proxy in ipairs(candidates) do
+    local count = tonumber(redis.call('HGET', proxies, proxy) or '0')
+    if fewest == nil or count < fewest then best, fewest = proxy, count end
+  end
+  local key = base .. ':s:' .. new_id
+  redis.call('HSET', key, 'created_at', ARGV[2], 'usage', 0, 'handed', 0, 'errors', '0', 'proxy', best,
+             'ua', agent, 'ud', '', 'cv', 0)
+  redis.call('ZADD', live, now, new_id)
+  redis.call('HINCRBY', proxies, best, 1)
+  redis.call('HINCRBY', meta, 'created', 1)
+  local reply = hand_out(new_id, 'created')
+  if status == 'missing' then reply[1] = 'missing_created' end
+  return reply
+end
+
+local picks
+if strategy == 'random' then
+  picks = redis.call('ZRANDMEMBER', ready, 8)
+else
+  picks = redis.call('ZRANGE', ready, 0, 7)
+end
+for _, id in ipairs(picks) do
+  local proxy = redis.call('HGET', base .. ':s:' .. id, 'proxy') or ''
+  if not excluded[proxy] then
+    local reply = hand_out(id, 'picked')
+    if status == 'missing' then reply[1] = 'missing_picked' end
+    return reply
+  end
+end
+return {status == 'missing' and 'missing_wait' or 'wait', '', {}, {}, redis.call('ZCARD', live),
+        tonumber(redis.call('HGET', meta, 'retired') or '0')}
+"""
+
+#: ARGV: base, max_usage, max_error, decrement, warm_up, strategy,
+#: then ops of 4 values each: kind, session id, a, b
+#: kinds: good, bad, release, retire (a = reason), cookie (a = field, b = JSON or "" to delete),
+#: ud (a = JSON), create (a = JSON of the session's fields)
+APPLY = COMMON + r"""
+local max_usage, max_error = tonumber(ARGV[2]), tonumber(ARGV[3])
+local decrement, warm_up, strategy = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local replies = {}
+for i = 7, #ARGV, 4 do
+  local kind, id, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local key = base .. ':s:' .. id
+  local reply = {'gone'}
+  if kind == 'create' then
+    if redis.call('EXISTS', key) == 0 then
+      local f = cjson.decode(a)
+      redis.call('HSET', key, 'created_at', f.created_at, 'usage', f.usage, 'handed', f.usage, 'errors', f.errors,
+                 'proxy', f.proxy, 'ua', f.ua, 'ud', f.ud, 'cv', 0)
+      redis.call('ZADD', live, f.created_at, id)
+      redis.call('HINCRBY', proxies, f.proxy, 1)
+      redis.call('HINCRBY', meta, 'created', 1)
+      refresh(id, tonumber(f.usage), tonumber(f.usage), max_usage, warm_up, strategy)
+    end
+    reply = {'ok'}
+  elseif redis.call('EXISTS', key) == 1 then
+    if kind == 'retire' then
+      retire(id)
+      reply = {'retired', a}
+    elseif kind == 'release' then
+      local handed = redis.call('HINCRBY', key, 'handed', -1)
+      local usage = tonumber(redis.call('HGET', key, 'usage'))
+      if handed < usage then handed = redis.call('HINCRBY', key, 'handed', usage - handed) end
+      refresh(id, usage, handed, max_usage, warm_up, strategy)
+      reply = {'ok'}
+    elseif kind == 'good' or kind == 'bad' then
+      local usage = redis.call('HINCRBY', key, 'usage', 1)
+      local handed = tonumber(redis.call('HGET', key, 'handed'))
+      if handed < usage then handed = redis.call('HINCRBY', key, 'handed', usage - handed) end
+      local errors = tonumber(redis.call('HGET', key, 'errors'))
+      if kind == 'good' then errors = math.max(0, errors - decrement) else errors = errors + 1 end
+      redis.call('HSET', key, 'errors', tostring(errors))
+      if errors >= max_error then
+        retire(id)
+        reply = {'retired', 'error_score', usage, tostring(errors)}
+      elseif usage >= max_usage then
+        retire(id)
+        reply = {'retired', 'max_usage_count', usage, tostring(errors)}
+      else
+        if kind == 'bad' and strategy == 'use_until_failure' and redis.call('ZSCORE', ready, id) then
+          redis.call('ZADD', ready, redis.call('HINCRBY', meta, 'seq', 1), id)
+        end
+        refresh(id, usage, handed, max_usage, warm_up, strategy)
+        reply = {'ok', usage, tostring(errors)}
+      end
+    elseif kind == 'cookie' then
+      if b == '' then redis.call('HDEL', base .. ':c:' .. id, a) else redis.call('HSET', base .. ':c:' .. id, a, b) end
+      redis.call('HINCRBY', key, 'cv', 1)
+      reply = {'ok'}
+    elseif kind == 'ud' then
+      redis.call('HSET', key, 'ud', a)
+      reply = {'ok'}
+    end
+  end
+  table.insert(replies, reply)
+end
+return replies
+"""
+
+#: ARGV: base, ttl seconds. Sets the TTL of every key of the pool.
+TOUCH = COMMON + r"""
+local ttl = tonumber(ARGV[2])
+for _, k in ipairs({live, ready, meta, proxies}) do redis.call('EXPIRE', k, ttl) end
+for _, id in ipairs(redis.call('ZRANGE', live, 0, -1)) do
+  redis.call('EXPIRE', base .. ':s:' .. id, ttl)
+  redis.call('EXPIRE', base .. ':c:' .. id, ttl)
+end
+return 1
+"""
