@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
-from scrapy.utils.defer import maybe_deferred_to_future
+from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from scrapy import Spider
     from scrapy.crawler import Crawler
 
+    from .config import PoolSettings
     from .stores import Store
 
 __all__ = ["SessionPoolExtension"]
@@ -43,7 +44,10 @@ class SessionPoolExtension:
         self._untouchable: set[str] = set()  # keys whose unusable file could not be set aside
         self._saving: Deferred[None] | None = None
         self._loops: list[LoopingCall] = []
-        self.manager.state_source = self
+        if getattr(self.store, "shared", False):
+            self.manager.pool_factory = self._shared_pool  # the pool lives in Redis, not here
+        else:
+            self.manager.state_source = self
         for name in (None, *self.settings.pools):  # restore now: a bad state file stops the crawl at start
             self.manager.pool(name)
         crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
@@ -56,6 +60,19 @@ class SessionPoolExtension:
     def key_for(self, pool_name: str | None) -> str:
         """The store key of a pool: ``SESSIONPOOL_PERSIST_STATE_KEY``, plus ``.<name>`` for a named pool."""
         return self.key if pool_name is None else f"{self.key}.{pool_name}"
+
+    def _shared_pool(self, pool_name: str | None, settings: PoolSettings) -> Any:
+        from .stores.redis import SharedPool
+
+        assert settings.redis_url is not None
+        return SharedPool(
+            url=settings.redis_url, key=self.key_for(pool_name), settings=settings, prefix=settings.redis_prefix,
+            ttl=settings.redis_ttl, rng=self.manager.rng, on_created=self.manager.session_created,
+            on_retired=self.manager.session_retired,
+        )
+
+    def _shared_pools(self) -> list[Any]:
+        return [pool for _, pool in self.manager if getattr(pool, "shared", False)]
 
     # -- state source (called by the manager when it builds a pool) ---------------
 
@@ -87,7 +104,11 @@ class SessionPoolExtension:
 
     # -- signals -------------------------------------------------------------------
 
-    def spider_opened(self, spider: Spider) -> None:
+    async def spider_opened(self, spider: Spider) -> None:
+        for pool in self._shared_pools():
+            live = await pool.open()
+            self.manager.stat("restored", live)
+            logger.info("Session pool %s: %d live session(s) in the shared pool", pool.base, live)
         for interval, func in ((self.settings.persist_interval, self.persist), (self.settings.log_interval, self.log)):
             loop = LoopingCall(func)
             loop.start(interval, now=False).addErrback(self._loop_failed, func.__name__)
@@ -104,6 +125,8 @@ class SessionPoolExtension:
         if self._saving is not None:  # let a periodic save finish first
             await maybe_deferred_to_future(self._saving)
         await maybe_deferred_to_future(self.persist())
+        for pool in self._shared_pools():
+            await pool.close()
         self._report()
 
     def _report(self) -> None:
@@ -120,6 +143,9 @@ class SessionPoolExtension:
             logger.debug("Session pool save still running; skipping this one")
             return succeed(None)
         jobs = []
+        shared = self._shared_pools()
+        if shared:
+            return deferred_from_coro(self._touch(shared))
         for name, pool in self.manager:
             key = self.key_for(name)
             if key in self._untouchable:
@@ -135,6 +161,11 @@ class SessionPoolExtension:
         self._saving = d
         d.addBoth(self._done_saving)
         return d
+
+    async def _touch(self, pools: list[Any]) -> None:
+        for pool in pools:
+            await pool.touch()
+        self.manager.stat("persisted", len(pools))
 
     def _write(self, jobs: list[Any]) -> list[tuple[str | None, str, Exception | None]]:
         results = []

@@ -57,6 +57,8 @@ class PoolManager:
         self.stat = stats
         self._rng = random.Random(settings.seed)
         self.state_source = state_source
+        #: Builds a pool that lives elsewhere (Redis) instead of a local one: f(name, settings).
+        self.pool_factory: Callable[[str | None, PoolSettings], Any] | None = None
         self.proxies = ProxyManager(
             block_threshold=settings.proxy_block_threshold,
             block_window=settings.proxy_block_window,
@@ -87,8 +89,10 @@ class PoolManager:
             pool = self._pools[name] = self._build(name)
         return pool
 
-    def _build(self, name: str | None) -> SessionPool:
+    def _build(self, name: str | None) -> Any:
         cfg = self.settings.for_pool(name)
+        if self.pool_factory is not None:
+            return self.pool_factory(name, cfg)
         candidates = cfg.proxies or (None,)
         user_agents = cfg.user_agents
 
@@ -108,8 +112,8 @@ class PoolManager:
         )
         if self.state_source is not None:
             self.restore(name, pool)
-        pool.add_listener("session_created", self._on_created)
-        pool.add_listener("session_retired", self._on_retired)
+        pool.add_listener("session_created", self.session_created)
+        pool.add_listener("session_retired", self.session_retired)
         for proxy in self.proxies.cooling:
             pool.pause_proxy(proxy)
         return pool
@@ -127,11 +131,15 @@ class PoolManager:
         self.stat("restored", restored)
         logger.info("Session pool %s: restored %d session(s)", name or "default", restored)
 
-    def _on_created(self, session: Session) -> None:
+    @property
+    def rng(self) -> random.Random:
+        return self._rng
+
+    def session_created(self, session: Session) -> None:
         self.created += 1
         self.stat("created")
 
-    def _on_retired(self, session: Session) -> None:
+    def session_retired(self, session: Session) -> None:
         reason = session.retired_reason or "unknown"
         self.retired[reason] += 1
         self.stat("retired")
@@ -139,26 +147,43 @@ class PoolManager:
 
     # -- handing out ------------------------------------------------------------
 
-    def acquire(self, name: str | None = None, session_id: str | None = None) -> Session | None:
+    def acquire(self, name: str | None = None, session_id: str | None = None) -> Any:
         """A session for a request, or None when the request must wait (exits cooling, pool busy).
 
         A pinned ``session_id`` that no longer exists gets a fresh session (and a stat).
+        A shared pool answers with a coroutine that gives the same.
         """
         self._resume_due()
         pool = self.pool(name)
+        if getattr(pool, "shared", False):
+            return self._acquire_shared(pool, session_id)
         if session_id is not None:
             session = pool.get_session(session_id)
             if session is not None:
-                if self.proxies.is_cooling(session.proxy_url):
-                    session.release()
-                    return None
-                return session
-            self.stat("pinned_missing")
-            logger.debug("Pinned session %s is gone; the request gets a fresh one", session_id)
+                return self._unless_cooling(session)
+            self._pinned_missing(session_id)
         try:
             return pool.get_session()
         except NoHealthyProxy:
             return None
+
+    async def _acquire_shared(self, pool: Any, session_id: str | None) -> Session | None:
+        session, missing = await pool.acquire(session_id)
+        if missing:
+            self._pinned_missing(session_id)
+        elif session is not None and session_id is not None:
+            return self._unless_cooling(session)
+        return session
+
+    def _unless_cooling(self, session: Session) -> Session | None:
+        if self.proxies.is_cooling(session.proxy_url):  # a request pinned to a cooling exit waits
+            session.release()
+            return None
+        return session
+
+    def _pinned_missing(self, session_id: str | None) -> None:
+        self.stat("pinned_missing")
+        logger.debug("Pinned session %s is gone; the request gets a fresh one", session_id)
 
     def wait_hint(self) -> float:
         """How long a request that could not get a session should wait before asking again."""

@@ -8,6 +8,7 @@ before ``RetryMiddleware`` (550) retries them; before ``CookiesMiddleware``
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 from collections.abc import Coroutine
@@ -89,22 +90,26 @@ class SessionPoolMiddleware:
         if session_id is not None and not isinstance(session_id, str):
             raise MetaError(f"Request meta {META_SESSION_ID!r}: expected a session id string, got {session_id!r}")
         session = self.manager.acquire(pool_name, session_id)
-        if session is None:
-            return self._wait_for_session(request, pool_name, session_id)
+        if session is None or inspect.isawaitable(session):
+            return self._apply_later(request, session, pool_name, session_id)
         self._apply(request, session)
         return None
 
-    async def _wait_for_session(self, request: Request, pool_name: str | None, session_id: str | None) -> None:
+    async def _apply_later(
+        self, request: Request, pending: Any, pool_name: str | None, session_id: str | None
+    ) -> None:
+        """Wait for a session: a shared pool's answer, or the end of a cool-down or of a busy spell."""
         from twisted.internet import reactor
         from twisted.internet.task import deferLater
 
-        self.manager.stat("waits")
-        while True:
+        session = await pending if pending is not None else None
+        if session is None:
+            self.manager.stat("waits")
+        while session is None:
             await maybe_deferred_to_future(deferLater(reactor, self.manager.wait_hint(), lambda: None))
-            session = self.manager.acquire(pool_name, session_id)
-            if session is not None:
-                self._apply(request, session)
-                return
+            result = self.manager.acquire(pool_name, session_id)
+            session = await result if inspect.isawaitable(result) else result
+        self._apply(request, session)
 
     def _apply(self, request: Request, session: Session) -> None:
         """Give ``request`` the session's cookies, proxy, User-Agent and download slot."""

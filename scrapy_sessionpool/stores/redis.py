@@ -60,7 +60,12 @@ def _cookie_field(cookie: Any) -> str:
 
 
 class RedisStore:
-    """Snapshots of a Redis pool, for the ``scrapy sessionpool`` command and for tests."""
+    """Snapshots of a Redis pool, for the ``scrapy sessionpool`` command and for tests.
+
+    The crawl itself uses a :class:`SharedPool` per pool: the pool lives in Redis.
+    """
+
+    shared = True
 
     def __init__(self, url: str, *, prefix: str = "sessionpool", ttl: float | None = None) -> None:
         self.url = url
@@ -361,8 +366,6 @@ class SharedPool:
                 self._pending.append((session, "ud", user_data, ""))
                 session._sent_user_data = user_data
         self._pending.append((session, kind, a, b))
-        if self._fallback is not None and kind == "retire":
-            self._fallback_retire(session)
         self._schedule_flush()
 
     def _take_batch(self) -> list[tuple[RemoteSession, str, str, str]]:
@@ -415,6 +418,19 @@ class SharedPool:
                 self._applied(batch, replies)
         finally:
             self._flushing = False
+
+    async def open(self) -> int:
+        """Read the pool's size; returns how many live sessions other runs left in it."""
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.zcard(self._keys[0])
+                pipe.hget(self._keys[2], "retired")
+                live, retired = await pipe.execute()
+        except self._redis_errors as exc:
+            self._go_offline(exc)
+            return 0
+        self.live_count, self.retired_count = int(live), int(retired or 0)
+        return self.live_count
 
     async def touch(self) -> None:
         """Flush, and renew the TTL of the pool's keys when ``SESSIONPOOL_REDIS_TTL`` is set."""
@@ -484,10 +500,6 @@ class SharedPool:
             return self._fallback.get_session(), session_id is not None
         except NoHealthyProxy:
             return None, session_id is not None
-
-    def _fallback_retire(self, session: Session) -> None:
-        if self._on_retired is not None:
-            self._on_retired(session)
 
     async def _reconnect(self) -> bool:
         if time.monotonic() - self._last_attempt < RECONNECT_EVERY:
