@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import sys, pathlib
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "example_project"))  # the tests reuse the demo's local servers
-
+import itertools
+import os
+import shutil
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+# the tests reuse the demo's local servers
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "example_project"))
 
 from tests.support.proxy import ForwardingProxy
 from tests.support.site import GuardedSite
@@ -31,3 +36,27 @@ def make_proxies() -> Iterator:
     yield make
     for proxy in started:
         proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A redis-server of the tests' own; skipped without the binary (but not in CI)."""
+    from tests.redis_server import RedisServer
+
+    if shutil.which("redis-server") is None:
+        reason = "redis-server is not installed (apt-get install redis-server): Redis store tests skipped"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+_prefixes = itertools.count()
+
+
+@pytest.fixture
+def redis_prefix(redis_server):
+    """A key prefix no other test uses."""
+    return f"test{os.getpid()}-{next(_prefixes)}"

@@ -10,6 +10,7 @@ writes, and replays them once Redis answers again.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -35,6 +36,8 @@ logger = logging.getLogger(__name__)
 RECONNECT_EVERY = 1.0
 #: Queued writes sent in one batch at most.
 BATCH = 500
+#: How long a write waits for a pick to carry it before it is sent on its own.
+FLUSH_DELAY = 0.02
 
 
 def _import_redis() -> Any:
@@ -253,6 +256,7 @@ class SharedPool:
         self._mirrors: dict[str, RemoteSession] = {}
         self._pending: list[tuple[RemoteSession, str, str, str]] = []
         self._flushing = False
+        self._tasks: set[asyncio.Task[None]] = set()
         self._online = True
         self._last_attempt = 0.0
         self._fallback: SessionPool | None = None
@@ -366,7 +370,8 @@ class SharedPool:
                 self._pending.append((session, "ud", user_data, ""))
                 session._sent_user_data = user_data
         self._pending.append((session, kind, a, b))
-        self._schedule_flush()
+        # cookies and retirements must reach the other processes before their next pick
+        self._schedule_flush(0 if kind in ("cookie", "retire") else FLUSH_DELAY)
 
     def _take_batch(self) -> list[tuple[RemoteSession, str, str, str]]:
         batch, self._pending = self._pending[:BATCH], self._pending[BATCH:]
@@ -391,21 +396,17 @@ class SharedPool:
             elif kind in ("good", "bad"):
                 session._usage_count, session._error_score = int(reply[1]), float(reply[2])
 
-    def _schedule_flush(self) -> None:
+    def _schedule_flush(self, delay: float) -> None:
+        """Send queued writes shortly, unless a pick carries them first (asyncio, as Scrapy's reactor)."""
         if self._flushing or not self._online:
             return
-        from twisted.internet import reactor
-
         self._flushing = True
-        reactor.callLater(0.02, self._flush_later)
-
-    def _flush_later(self) -> None:
-        from scrapy.utils.defer import deferred_from_coro
-
-        deferred_from_coro(self.flush())
+        loop = asyncio.get_event_loop()
+        loop.call_later(delay, lambda: self._tasks.add(loop.create_task(self.flush())))
 
     async def flush(self) -> None:
         """Send every queued write now."""
+        self._tasks = {t for t in self._tasks if not t.done()}
         try:
             while self._pending and self._online:
                 batch = self._take_batch()
@@ -506,6 +507,7 @@ class SharedPool:
             return False
         self._last_attempt = time.monotonic()
         try:
+            await self._client.connection_pool.disconnect()  # connections from before the outage are dead
             await self._client.ping()
         except self._redis_errors:
             return False

@@ -100,7 +100,7 @@ end
 
 local picks
 if strategy == 'random' then
-  picks = redis.call('ZRANDMEMBER', ready, 8)
+  picks = redis.call('ZRANDMEMBER', ready, -8)  -- 8 independent picks (a positive count is not shuffled)
 else
   picks = redis.call('ZRANGE', ready, 0, 7)
 end

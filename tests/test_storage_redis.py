@@ -1,0 +1,201 @@
+"""The Redis store: one live pool shared by processes, atomic counts, outages, real crawls."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+
+from scrapy_sessionpool import SessionPool
+from scrapy_sessionpool.config import PoolSettings
+from scrapy_sessionpool.stores.redis import RedisStore, SharedPool
+from tests.crawling import make_crawler, stats
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def in_asyncio_task(test):
+    """Run an async test as an asyncio task on the reactor's loop, as Scrapy runs middleware coroutines."""
+    from twisted.internet.defer import Deferred
+
+    @pytest_twisted.inlineCallbacks
+    @functools.wraps(test)
+    def wrapper(*args, **kwargs):
+        yield Deferred.fromFuture(asyncio.ensure_future(test(*args, **kwargs)))
+
+    return wrapper
+
+
+def shared(redis_server, prefix, **settings):
+    cfg = PoolSettings(**{"max_pool_size": 3, "warm_up": False, **settings})
+    return SharedPool(url=redis_server.url, key="spider", settings=cfg, prefix=prefix, rng=random.Random(1))
+
+
+def test_store_round_trip_and_delete(redis_server, redis_prefix):
+    store = RedisStore(redis_server.url, prefix=redis_prefix)
+    pool = SessionPool(max_pool_size=2, seed=1, create_session_function=lambda p: p.make_session(
+        proxy_url="http://u:secret@p:1", user_agent="UA", user_data={"k": [1]}))
+    session = pool.get_session()
+    session.set_cookie("sid", "v", domain="example.com", expires=4_000_000_000, secure=True)
+    session.mark_bad()
+    store.save("spider", pool.get_state())
+    assert store.load("spider") == pool.get_state()
+    assert store.load("other") is None
+    assert "secret" not in store.describe("spider")
+    assert store.delete("spider") and store.load("spider") is None
+
+
+@in_asyncio_task
+async def test_a_session_made_by_one_process_is_handed_out_by_another(redis_server, redis_prefix):
+    a, b = shared(redis_server, redis_prefix, max_pool_size=1), shared(redis_server, redis_prefix, max_pool_size=1)
+    made, _ = await a.acquire()
+    made.set_cookie("sid", "from-a", domain="shop.example")
+    made.mark_good()
+    await a.flush()  # (sent within 20 ms anyway; cookies at once)
+    got, _ = await b.acquire()
+    assert got.id == made.id and got.usage_count == 1
+    assert [c["value"] for c in got.cookies] == ["from-a"]  # cookies travel with the session
+    await a.close()
+    await b.close()
+
+
+@in_asyncio_task
+async def test_max_pool_size_holds_across_processes(redis_server, redis_prefix):
+    pools = [shared(redis_server, redis_prefix, max_pool_size=3) for _ in range(3)]
+    ids = set()
+    for _ in range(4):
+        for pool in pools:
+            session, _ = await pool.acquire()
+            ids.add(session.id)
+    assert len(ids) == 3 and pools[0].usable_sessions_count == 3
+    for pool in pools:
+        await pool.close()
+
+
+@in_asyncio_task
+async def test_a_retirement_in_one_process_is_seen_before_the_next_pick_in_another(redis_server, redis_prefix):
+    a, b = shared(redis_server, redis_prefix, max_pool_size=2), shared(redis_server, redis_prefix, max_pool_size=2)
+    first, _ = await a.acquire()
+    second, _ = await a.acquire()
+    first.retire("status_403")
+    await a.flush()
+    seen = set()
+    for _ in range(20):
+        session, _ = await b.acquire()
+        seen.add(session.id)
+        session.mark_good()
+    assert first.id not in seen and second.id in seen
+    pinned, missing = await b.acquire(first.id)
+    assert missing and pinned.id != first.id
+    assert b.retired_sessions_count == 1
+    await a.close()
+    await b.close()
+
+
+@in_asyncio_task
+async def test_error_scores_retire_in_redis(redis_server, redis_prefix):
+    a = shared(redis_server, redis_prefix, max_pool_size=1, max_error_score=2)
+    retired = []
+    a._on_retired = retired.append
+    session, _ = await a.acquire()
+    session.mark_bad()
+    again, _ = await a.acquire()
+    assert again.id == session.id and again.error_score == 1
+    again.mark_bad()
+    await a.flush()
+    assert [s.id for s in retired] == [session.id] and retired[0].retired_reason == "error_score"
+    fresh, _ = await a.acquire()
+    assert fresh.id != session.id
+    await a.close()
+
+
+def test_counts_are_exact_under_concurrent_processes(redis_server, redis_prefix):
+    rounds, workers = 300, 4
+    procs = [subprocess.Popen([sys.executable, str(ROOT / "tests" / "redis_worker.py"), redis_server.url,
+                               redis_prefix, str(rounds), str(n)], stdout=subprocess.PIPE, cwd=ROOT)
+             for n in range(workers)]
+    totals = {"good": 0, "bad": 0}
+    for proc in procs:
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0
+        for k, v in json.loads(out).items():
+            totals[k] += v
+    state = RedisStore(redis_server.url, prefix=redis_prefix).load("shared")
+    sessions = state["sessions"]
+    assert len(sessions) == 3  # one pool for all four processes
+    assert sum(s["usage_count"] for s in sessions) == totals["good"] + totals["bad"] == rounds * workers
+    assert sum(s["error_score"] for s in sessions) == totals["bad"]  # no lost update
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_crawl_with_the_redis_store(site, redis_server, redis_prefix):
+    site.budget = 4
+    settings = {"SESSIONPOOL_PERSIST_STATE": True, "SESSIONPOOL_PERSIST_STATE_STORE": redis_server.url,
+                "SESSIONPOOL_REDIS_PREFIX": redis_prefix, "SESSIONPOOL_MAX_POOL_SIZE": 3,
+                "SESSIONPOOL_REDIS_TTL": 3600}
+    crawler = make_crawler(settings=settings)
+    yield crawler.crawl(urls=[site.url(f"/items/{i}") for i in range(30)])
+    assert sorted(int(r.url.rsplit("/", 1)[1]) for r in crawler.spider.responses) == list(range(30))
+    s = stats(crawler)
+    assert s["retired"] >= 5 and s["created"] == s["retired"] + 3
+    state = RedisStore(redis_server.url, prefix=redis_prefix).load("list")
+    assert len(state["sessions"]) == 3 and state["retired_sessions_count"] == s["retired"]
+    assert all(sess["cookies"] for sess in state["sessions"])
+
+    again = make_crawler(settings=settings)  # a second run resumes the same live pool
+    site.budget = None
+    yield again.crawl(urls=[site.url(f"/items/{i}") for i in range(6)])
+    assert stats(again)["restored"] == 3 and "created" not in stats(again)
+
+
+def test_two_crawler_processes_share_one_pool(site, redis_server, redis_prefix):
+    site.budget = None
+    procs = [subprocess.Popen([sys.executable, str(ROOT / "tests" / "process_shared_crawl.py"), site.url(""),
+                               redis_server.url, redis_prefix, str(first), "40"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+             for first in (0, 100)]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err[-2000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    assert all(r["response_received_count"] == 40 for r in results)
+    assert sum(r.get("created", 0) for r in results) == 3  # MAX_POOL_SIZE across both processes
+    assert len(site.issued_sids) == 3  # the site saw three sessions in all, each with one cookie
+    state = RedisStore(redis_server.url, prefix=redis_prefix).load("shared")
+    assert len(state["sessions"]) == 3
+    assert sum(s["usage_count"] for s in state["sessions"]) == 80
+
+
+@pytest_twisted.inlineCallbacks
+def test_redis_going_away_mid_crawl_loses_nothing(site, redis_prefix, tmp_path, caplog):
+    from twisted.internet import reactor
+
+    from tests.redis_server import RedisServer
+
+    server = RedisServer(tmp_path).start()
+    try:
+        site.budget = None
+        settings = {"SESSIONPOOL_PERSIST_STATE": True, "SESSIONPOOL_PERSIST_STATE_STORE": server.url,
+                    "SESSIONPOOL_REDIS_PREFIX": redis_prefix, "SESSIONPOOL_MAX_POOL_SIZE": 3,
+                    "CONCURRENT_REQUESTS": 2, "DOWNLOAD_DELAY": 0.05}
+        crawler = make_crawler(settings=settings)
+        reactor.callLater(0.6, server.stop)
+        reactor.callLater(1.6, server.start)
+        yield crawler.crawl(urls=[site.url(f"/items/{i}") for i in range(50)])
+        assert len(crawler.spider.responses) == 50 and not crawler.spider.failures
+        warnings = [r.getMessage() for r in caplog.records if "Redis at" in r.getMessage()]
+        assert any("unreachable" in w for w in warnings) and any("answers again" in w for w in warnings)
+        assert sum("unreachable" in w for w in warnings) == 1  # warned once
+        state = RedisStore(server.url, prefix=redis_prefix).load("list")
+        assert sum(s["usage_count"] for s in state["sessions"]) == 50  # every mark made it, outage or not
+        assert len(state["sessions"]) == 3 and all(s["cookies"] for s in state["sessions"])
+    finally:
+        server.stop()
