@@ -178,6 +178,7 @@ class PoolSettings:
     proxy_backoff_base: float = 30.0
     proxy_backoff_max: float = 600.0
     proxy_slots: bool = True
+    proxy_throttle_delay: float = 0.2
     warm_up: bool = True
     seed: int | None = None
     persist_state: bool = True
@@ -235,7 +236,8 @@ class PoolSettings:
         values["proxy_block_threshold"] = _int(
             "SESSIONPOOL_PROXY_BLOCK_THRESHOLD", get("SESSIONPOOL_PROXY_BLOCK_THRESHOLD", 3), 1
         )
-        for key, default in (("proxy_block_window", 60), ("proxy_backoff_base", 30), ("proxy_backoff_max", 600)):
+        for key, default in (("proxy_block_window", 60), ("proxy_backoff_base", 30), ("proxy_backoff_max", 600),
+                             ("proxy_throttle_delay", 0.2)):
             values[key] = _number(PREFIX + key.upper(), get(PREFIX + key.upper(), default), 0, strict=True)
         if values["proxy_backoff_max"] < values["proxy_backoff_base"]:
             raise SettingsError(

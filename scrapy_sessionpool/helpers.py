@@ -48,7 +48,9 @@ def get_manager(crawler: Crawler | Spider) -> PoolManager:
     manager = _MANAGERS.get(crawler)
     if manager is None:
         settings = PoolSettings.from_settings(crawler.settings)
-        manager = PoolManager(settings, stats=stats_writer(crawler))
+        manager = PoolManager(
+            settings, stats=stats_writer(crawler), download_delay=crawler.settings.getfloat("DOWNLOAD_DELAY")
+        )
         _MANAGERS[crawler] = manager
     return manager
 

@@ -50,6 +50,7 @@ class PoolManager:
         *,
         clock: Callable[[], float] = time.time,
         stats: Stats = _no_stats,
+        download_delay: float = 0.0,
         state_source: StateSource | None = None,
     ) -> None:
         self.settings = settings
@@ -64,6 +65,8 @@ class PoolManager:
             block_window=settings.proxy_block_window,
             backoff_base=settings.proxy_backoff_base,
             backoff_max=settings.proxy_backoff_max,
+            base_delay=download_delay,
+            throttle_delay=settings.proxy_throttle_delay,
             clock=clock,
             rng=self._rng,
         )

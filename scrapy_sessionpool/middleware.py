@@ -65,6 +65,7 @@ class SessionPoolMiddleware:
         self._in_flight: WeakKeyDictionary[Request, Session] = WeakKeyDictionary()
         self._default_user_agent = (crawler.settings.get("USER_AGENT") or "").encode()
         self._base_delay = crawler.settings.getfloat("DOWNLOAD_DELAY")
+        self._autothrottle = crawler.settings.getbool("AUTOTHROTTLE_ENABLED")
         self._slot_delays: dict[str, float] = {}
         crawler.signals.connect(self._spider_closed, signal=signals.spider_closed)
 
@@ -182,7 +183,10 @@ class SessionPoolMiddleware:
         return None
 
     def _pace(self, request: Request, session: Session) -> None:
-        """Carry the exit's throttle delay over to its download slot (at least ``DOWNLOAD_DELAY``)."""
+        """Carry the exit's throttle delay over to its download slot (never below ``DOWNLOAD_DELAY``).
+
+        With AutoThrottle on, this only ever raises a slot's delay: AutoThrottle eases it off.
+        """
         key = request.meta.get("download_slot") if request.meta.get(FLAG_SLOT) else None
         if key is None:
             return
@@ -191,7 +195,7 @@ class SessionPoolMiddleware:
             return
         slot = self.crawler.engine.downloader.slots.get(key) if self.crawler.engine else None
         if slot is not None:
-            slot.delay = max(slot.delay, delay) if delay > self._base_delay else delay
+            slot.delay = max(slot.delay, delay) if self._autothrottle else delay
             self._slot_delays[key] = delay
 
     def _spider_closed(self, spider: Spider) -> None:

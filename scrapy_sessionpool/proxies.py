@@ -56,8 +56,11 @@ class ProxyManager:
         by one keeps answering the others well).
     :param backoff_base, backoff_max: exponential backoff (with jitter) when
         the site gives no ``Retry-After``.
-    :param throttle_delay: the per-request delay an exit gets after its first
-        rate block; doubled at each new one, eased off after each success.
+    :param base_delay: the delay every exit has anyway (``DOWNLOAD_DELAY``).
+    :param throttle_delay: the least delay an exit gets after a rate block.
+        Each rate block doubles the exit's delay (from at least ``base_delay``),
+        each good answer eases it off by 2%: the exit settles just under the
+        site's limit, as with additive-increase/multiplicative-decrease.
     """
 
     def __init__(
@@ -67,7 +70,8 @@ class ProxyManager:
         block_window: float = 60.0,
         backoff_base: float = 30.0,
         backoff_max: float = 600.0,
-        throttle_delay: float = 1.0,
+        base_delay: float = 0.0,
+        throttle_delay: float = 0.2,
         clock: Callable[[], float],
         rng: random.Random | None = None,
     ) -> None:
@@ -75,6 +79,7 @@ class ProxyManager:
         self._window = block_window
         self._base = backoff_base
         self._max = backoff_max
+        self._base_delay = base_delay
         self._throttle_delay = throttle_delay
         self._clock = clock
         self._rng = rng or random.Random()
@@ -146,7 +151,7 @@ class ProxyManager:
             ceiling = min(self._max, self._base * 2 ** (health.consecutive_blocks - 1))
             pause = self._rng.uniform(ceiling / 2, ceiling)
         if rate_limited:
-            health.delay = max(self._throttle_delay, health.delay * 2)
+            health.delay = max(self._throttle_delay, 2 * max(health.delay, self._base_delay))
         health.cooling_until = max(health.cooling_until, now + pause)
         self._cooling.add(proxy_url)
         self._next_due = min(self._next_due, health.cooling_until)
@@ -160,7 +165,9 @@ class ProxyManager:
         health.consecutive_blocks = 0
         health.recent_blocks.clear()
         if health.delay:
-            health.delay = health.delay * 0.95 if health.delay > 0.02 else 0.0
+            health.delay *= 0.98
+            if health.delay <= self._base_delay:
+                health.delay = 0.0
 
     def delay(self, proxy_url: str | None) -> float:
         health = self._health.get(proxy_url)

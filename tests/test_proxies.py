@@ -96,17 +96,23 @@ def test_answers_of_one_block_still_in_flight_do_not_escalate_it():
     assert m.delay("a") == 1.0 and m.health("a").consecutive_blocks == 1
 
 
-def test_rate_blocks_slow_the_exit_down_and_successes_ease_it():
+def test_rate_blocks_double_the_exit_delay_and_successes_ease_it_back_to_the_base():
     clock = FakeClock()
-    m = manager(clock, throttle_delay=1.0)
+    m = manager(clock, base_delay=0.1, throttle_delay=0.15)
     m.cool_down("a", retry_after=1, rate_limited=True)
-    assert m.delay("a") == 1.0
+    assert m.delay("a") == 0.2  # twice DOWNLOAD_DELAY
     clock.advance(1)
     m.cool_down("a", retry_after=1, rate_limited=True)
-    assert m.delay("a") == 2.0
+    assert m.delay("a") == 0.4
     for _ in range(10):
         m.success("a")
-    assert 1.0 < m.delay("a") < 2.0
+    assert 0.3 < m.delay("a") < 0.4
     for _ in range(500):
         m.success("a")
-    assert m.delay("a") == 0.0
+    assert m.delay("a") == 0.0  # back to DOWNLOAD_DELAY alone
+
+
+def test_without_a_download_delay_the_throttle_starts_at_its_floor():
+    m = manager(throttle_delay=0.2)
+    m.cool_down("a", retry_after=1, rate_limited=True)
+    assert m.delay("a") == 0.2

@@ -5,8 +5,8 @@ Guards, in the order a request meets them (``GET /__stats`` skips them all):
 - the exit IP (the ``X-Proxy-Name`` header the demo proxies add, else "direct"): a blocked exit, or one
   over ``rate_limit`` requests in the last second, gets 503 with ``Retry-After``; an exit that got
   ``exit_block_after`` sessions blocked within ``exit_block_window`` seconds is blocked for ``exit_block_secs``;
-- the session cookie: without a valid ``shop_session`` a request is redirected (302) to the same URL with a
-  new one, like a bot check;
+- the session cookie: a request without a valid ``shop_session`` is served with a new one; cookies are signed, so a session from an earlier run of the shop (same seed)
+  is still known (its request count starts again);
 - the session's hidden budget: after that many requests it is blocked for good with 403, 429 (no
   ``Retry-After``) or a 200 captcha page; a ``flagged`` share of new sessions gets a budget of 1 to 3.
 
@@ -19,6 +19,8 @@ Run: ``python -m demo.shop --port 0 --items 500 --proxies 4 --seed 1`` (from ``e
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import json
 import math
 import random
@@ -71,6 +73,7 @@ class _Page:
 class _Session:
     budget: int
     block: str
+    flagged: bool
     used: int = 0
     blocked: bool = False
 
@@ -154,7 +157,8 @@ class DemoShop(LocalServer):
         numbers = list(self.catalogue)
         self.slow_items = {n: rng.uniform(*slow_secs) for n in sorted(rng.sample(numbers, round(items * slow)))}
         self.flaky_items = frozenset(rng.sample(numbers, round(items * flaky)))
-        self._session_rng = random.Random(f"{seed}:sessions")
+        self._seed = seed
+        self._secret = f"demo-shop:{seed}".encode()
         self._lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
         self._exits: dict[str, _Exit] = {}
@@ -185,7 +189,8 @@ class DemoShop(LocalServer):
                 "items_served": len(self._served),
                 "items_missing": sorted(set(self.catalogue) - self._served),
                 "requests": self._counts["requests"],
-                "sessions_issued": len(self._sessions),
+                "sessions_issued": self._counts["issued"],
+                "sessions_known": len(self._sessions),
                 "sessions_flagged": self._counts["flagged"],
                 "sessions_blocked": self._counts["sessions_blocked"],
                 "blocks": {kind: self._counts[f"block/{kind}"] for kind in BLOCK_KINDS},
@@ -216,8 +221,7 @@ class DemoShop(LocalServer):
         exit_ = self._exits.setdefault(exit_ip, _Exit())
         if refusal := self._exit_refusal(exit_, now):
             return refusal
-        token = _cookie(cookie_header, COOKIE)
-        session = self._sessions.get(token or "")
+        session = self._session(_cookie(cookie_header, COOKIE) or "")
         if session is None:
             return self._issue(target)
         if refusal := self._session_refusal(session, exit_, now):
@@ -239,15 +243,34 @@ class DemoShop(LocalServer):
         return _unavailable(RATE_RETRY_AFTER)
 
     def _issue(self, target: str) -> _Page:
-        """Start a session: a redirect to the same URL that sets its cookie."""
-        rng = self._session_rng
+        """Start a session: serve the page with a new cookie (Scrapy's dupe filter would drop a redirect to
+        the same URL, the usual shape of a bot check)."""
+        nonce = secrets.token_urlsafe(12)
+        token = f"{nonce}.{self._sign(nonce)}"
+        session = self._sessions[token] = self._new_session(nonce)
+        self._counts["issued"] += 1
+        self._counts["flagged"] += session.flagged
+        page = self._page(target)
+        return _Page(page.status, page.body, (*page.headers, ("Set-Cookie", f"{COOKIE}={token}; Path=/; HttpOnly")),
+                     page.delay)
+
+    def _session(self, token: str) -> _Session | None:
+        """The session of a cookie: one of ours, or a signed one from an earlier run of the shop."""
+        session = self._sessions.get(token)
+        if session is None and "." in token:
+            nonce, signature = token.rsplit(".", 1)
+            if hmac.compare_digest(signature, self._sign(nonce)):
+                session = self._sessions[token] = self._new_session(nonce)
+        return session
+
+    def _sign(self, nonce: str) -> str:
+        return hmac.new(self._secret, nonce.encode(), hashlib.sha256).hexdigest()[:20]
+
+    def _new_session(self, nonce: str) -> _Session:
+        rng = random.Random(f"{self._seed}:{nonce}")  # a session's hidden traits follow from its cookie
         flagged = rng.random() < self.flagged
         budget = rng.randint(*(FLAGGED_BUDGET if flagged else self.budget))
-        token = secrets.token_urlsafe(16)
-        self._sessions[token] = _Session(budget, rng.choice(self.block_kinds))
-        self._counts["flagged"] += flagged
-        headers = (("Set-Cookie", f"{COOKIE}={token}; Path=/; HttpOnly"), ("Location", target))
-        return _Page(302, _html("Checking your browser", "<p>One moment...</p>"), headers)
+        return _Session(budget, rng.choice(self.block_kinds), flagged)
 
     def _session_refusal(self, session: _Session, exit_: _Exit, now: float) -> _Page | None:
         """Count the request against the session's budget; the block answer once it is spent."""

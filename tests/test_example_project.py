@@ -1,0 +1,55 @@
+"""The example project: the demo end to end (twice: the second run resumes), and the account spider."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from demo.shop import DemoShop
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "example_project"
+
+
+def run_demo(state: Path, *args: str) -> str:
+    result = subprocess.run([sys.executable, str(EXAMPLE / "run_demo.py"), "--state", str(state), *args],
+                            capture_output=True, text=True, timeout=300, check=True)
+    return result.stdout
+
+
+def obtained(output: str, column: int = 0) -> tuple[int, int]:
+    line = next(ln for ln in output.splitlines() if ln.startswith("items obtained"))
+    found = re.findall(r"(\d+) / (\d+)", line)[column]
+    return int(found[0]), int(found[1])
+
+
+def test_the_demo_wins_against_blocking_and_resumes_its_pool(tmp_path):
+    first = run_demo(tmp_path, "--items", "120")
+    got, total = obtained(first)
+    assert total == 120 and got >= 0.99 * total
+    plain, _ = obtained(first, 1)
+    assert plain < got  # the same crawl without the pool, side by side
+    assert "Run the demo again" in first
+    assert (tmp_path / "sessionpool" / "catalogue.json").exists()
+
+    second = run_demo(tmp_path, "--items", "120", "--no-compare")
+    got, total = obtained(second)
+    assert got >= 0.99 * total
+    assert re.search(r"This run resumed the pool saved by the previous one \((\d+) sessions restored", second)
+    stats = json.loads((tmp_path / "stats-with-pool.json").read_text())
+    assert stats["sessionpool/restored"] >= 1
+
+
+def test_the_account_spider_warms_up_pins_and_uses_its_named_pool(tmp_path):
+    with DemoShop(items=40, seed=3, rate_limit=None, exit_block_after=None, flagged=0.0) as shop:
+        out = tmp_path / "items.jsonl"
+        subprocess.run(
+            [sys.executable, "-m", "scrapy", "crawl", "account", "-a", f"site={shop.url}", "-a", "category=books",
+             "-O", str(out), "-s", f"SESSIONPOOL_PERSIST_STATE_STORE={tmp_path / 'pool'}", "-s", "LOG_LEVEL=WARNING"],
+            cwd=EXAMPLE, check=True, timeout=120, capture_output=True)
+        items = [json.loads(line) for line in out.read_text().splitlines()]
+        assert len(items) == 8 and {i["number"] % 5 for i in items} == {1}  # every book (items 1, 6, 11, ...)
+        saved = json.loads((tmp_path / "pool" / "account.account.json").read_text())
+        assert any("warmed_up_at" in s["user_data"] for s in saved["sessions"])
