@@ -8,7 +8,7 @@ VENV_MIN ?= .venv-min
 SCRAPY_MIN ?= 2.13.4
 PYTEST_ARGS ?=
 
-.PHONY: test test-latest test-min bench bench-core bench-crawl clean
+.PHONY: test test-latest test-min bench bench-core bench-store bench-crawl clean
 
 test: test-latest test-min
 
@@ -30,10 +30,13 @@ $(VENV_MIN)/.installed: setup.cfg pyproject.toml
 	$(VENV_MIN)/bin/python -c "import scrapy; print('Scrapy', scrapy.__version__, 'in $(VENV_MIN)')"
 	touch $@
 
-bench: bench-core bench-crawl
+bench: bench-core bench-store bench-crawl
 
 bench-core: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bench_core.py
+
+bench-store: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/bench_store.py
 
 bench-crawl: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bench_crawl.py

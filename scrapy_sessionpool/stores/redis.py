@@ -19,10 +19,11 @@ from collections.abc import Callable, Iterator
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any
 
-from ..cookies import cookie_from_state, cookie_to_state
+from ..cookies import cookie_to_state, jar_cookies
+from ..exceptions import StateError
 from ..pool import STATE_VERSION, SessionPool
 from ..proxies import redact
-from ..session import Session, SessionOptions
+from ..session import SESSION_ID_RE, Session, SessionOptions
 from . import redis_scripts
 
 if TYPE_CHECKING:
@@ -139,17 +140,21 @@ def _glob_escape(text: str) -> str:
 
 
 def _state_from_fields(sid: str, fields: dict[str, str], cookies: dict[str, str]) -> dict[str, Any]:
-    return {
-        "id": sid,
-        "created_at": float(fields["created_at"]),
-        "usage_count": int(fields["usage"]),
-        "error_score": float(fields["errors"]),
-        "proxy_url": fields.get("proxy") or None,
-        "user_agent": fields.get("ua") or None,
-        "user_data": json.loads(fields["ud"]) if fields.get("ud") else {},
-        "cookies": [json.loads(v) for v in cookies.values()],
-        "retired": None,
-    }
+    """A session's state dict from its Redis hashes; StateError when a value is not what we write."""
+    try:
+        return {
+            "id": sid,
+            "created_at": float(fields["created_at"]),
+            "usage_count": int(fields["usage"]),
+            "error_score": float(fields["errors"]),
+            "proxy_url": fields.get("proxy") or None,
+            "user_agent": fields.get("ua") or None,
+            "user_data": json.loads(fields["ud"]) if fields.get("ud") else {},
+            "cookies": [json.loads(v) for v in cookies.values()],
+            "retired": None,
+        }
+    except (KeyError, ValueError, TypeError, RecursionError) as exc:
+        raise StateError(f"Redis session {sid}: unusable field ({str(exc)[:200]})") from None
 
 
 class _RecordingJar(CookieJar):
@@ -328,37 +333,46 @@ class SharedPool:
         missing = status.startswith("missing")
         if sid == "":
             return None, missing
-        session = self._mirror(sid, _pairs(fields), _pairs(cookies))
+        try:
+            session = self._mirror(sid, _pairs(fields), _pairs(cookies))
+        except StateError as exc:  # a hostile or broken value in Redis must not reach Scrapy
+            logger.warning("Shared session %s has unusable data in Redis (%s): retiring it", sid, exc)
+            broken = RemoteSession(self, id=sid if SESSION_ID_RE.fullmatch(sid) else None, options=self._options)
+            self._pending.append((broken, "retire", "corrupt_state", ""))
+            return None, missing
         session._leases += 1
         if status.endswith("created") and self._on_created is not None:
             self._on_created(session)
         return session, missing
 
     def _mirror(self, sid: str, fields: dict[str, str], cookies: dict[str, str]) -> RemoteSession:
+        """This process's copy of a shared session, brought up to date. Raises StateError for bad data."""
         session = self._mirrors.get(sid)
-        if session is None:
-            session = RemoteSession(
-                self, id=sid, options=self._options, clock=self._clock, created_at=float(fields["created_at"]),
-                proxy_url=fields.get("proxy") or None, user_agent=fields.get("ua") or None,
-            )
-            self._mirrors[sid] = session
-        session._usage_count = int(fields["usage"])
-        session._error_score = float(fields["errors"])
-        if fields.get("ud", "") != session._sent_user_data:
-            session._user_data = json.loads(fields["ud"]) if fields.get("ud") else None
+        try:
+            usage, errors, cv = int(fields["usage"]), float(fields["errors"]), int(fields.get("cv", 0))
+        except (KeyError, ValueError) as exc:
+            raise StateError(f"bad counters ({exc})") from None
+        if session is None or cv != session._cv or fields.get("ud", "") != session._sent_user_data:
+            checked = Session.from_state(_state_from_fields(sid, fields, cookies), options=self._options,
+                                         clock=self._clock, where="Redis session")
+            if session is None:
+                session = RemoteSession(self, id=sid, options=self._options, clock=self._clock,
+                                        created_at=checked.created_at, proxy_url=checked.proxy_url,
+                                        user_agent=checked.user_agent)
+                self._mirrors[sid] = session
+            session._user_data = checked._user_data
             session._sent_user_data = fields.get("ud", "")
-        cv = int(fields.get("cv", 0))
-        if cv != session._cv:
             jar = session.cookie_jar
             assert isinstance(jar, _RecordingJar)
             jar.recording = False
             try:
                 jar.clear()
-                for value in cookies.values():
-                    jar.set_cookie(cookie_from_state(json.loads(value)))
+                for cookie in jar_cookies(checked.cookie_jar):
+                    jar.set_cookie(cookie)
             finally:
                 jar.recording = True
             session._cv = cv
+        session._usage_count, session._error_score = usage, errors
         return session
 
     # -- writes ------------------------------------------------------------------------
