@@ -1,9 +1,9 @@
 """Redis: one live pool shared by every crawler process configured with the same URL and key.
 
 Picks, marks and cookie writes are atomic Lua scripts (``redis_scripts``).
-Writes are queued locally and sent in batches, ahead of the next pick in the
-same transaction (one round trip per pick), so a process always sees its own
-writes and every process sees a retirement before its next pick. When Redis
+Writes are queued locally and sent in batches, inside the next pick's script
+(one round trip per pick), so a process always sees its own writes and every
+process sees a retirement before its next pick. When Redis
 cannot be reached, the pool goes on with the sessions it knows, queues its
 writes, and replays them once Redis answers again.
 """
@@ -117,7 +117,7 @@ class RedisStore:
                 pipe.hset(f"{base}:s:{s['id']}", mapping={
                     "created_at": repr(float(s["created_at"])), "usage": s["usage_count"], "handed": s["usage_count"],
                     "errors": repr(float(s["error_score"])), "proxy": proxy, "ua": s.get("user_agent") or "",
-                    "ud": json.dumps(s["user_data"]) if s.get("user_data") else "", "cv": 0,
+                    "ud": json.dumps(s["user_data"]) if s.get("user_data") else "", "cv": 0, "uv": 0,
                 })
                 for c in s.get("cookies", []):
                     pipe.hset(f"{base}:c:{s['id']}", f"{c['domain']};{c['path']};{c['name']}", json.dumps(c))
@@ -179,12 +179,12 @@ class _RecordingJar(CookieJar):
 class RemoteSession(Session):
     """A process's copy of a session of a shared pool; its verbs are queued for Redis."""
 
-    __slots__ = ("_cv", "_sent_user_data", "_shared")
+    __slots__ = ("_cv", "_sent_user_data", "_shared", "_uv")
 
     def __init__(self, shared: SharedPool, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._shared = shared
-        self._cv = -1
+        self._cv = self._uv = -1
         self._sent_user_data = ""
 
     @property
@@ -244,9 +244,8 @@ class SharedPool:
         self._redis_errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
         self._client = redis.asyncio.Redis.from_url(url, decode_responses=True, socket_timeout=5,
                                                     socket_connect_timeout=2)
-        self._acquire_script = self._client.register_script(redis_scripts.ACQUIRE)
-        self._apply_script = self._client.register_script(redis_scripts.APPLY)
-        self._touch_script = self._client.register_script(redis_scripts.TOUCH)
+        self._no_script = redis.exceptions.NoScriptError
+        self._shas: dict[str, str] = {}
         self.url = url
         self.key = key
         self.base = pool_base(prefix, key)
@@ -302,77 +301,102 @@ class SharedPool:
 
     # -- picking -----------------------------------------------------------------------
 
+    async def _eval(self, script: str, args: list[Any]) -> Any:
+        """Run one of ``redis_scripts`` by its SHA (loading it on first use or after a Redis restart)."""
+        sha = self._shas.get(script)
+        if sha is not None:
+            try:
+                return await self._client.evalsha(sha, len(self._keys), *self._keys, *args)
+            except self._no_script:
+                pass
+        sha = self._shas[script] = await self._client.script_load(getattr(redis_scripts, script))
+        return await self._client.evalsha(sha, len(self._keys), *self._keys, *args)
+
     async def acquire(self, session_id: str | None = None) -> tuple[Session | None, bool]:
-        """A session for a request (or None: wait), and whether a pinned id was missing."""
+        """A session for a request (or None: wait), and whether a pinned id was missing.
+
+        One round trip carries the queued writes and the pick; a second one fetches the
+        session's cookies and user data only when they changed since this process last saw them.
+        """
         if not self._online and not await self._reconnect():
             return self._acquire_locally(session_id)
         cfg = self.settings
         candidates = [p or "" for p in (cfg.proxies or (None,))]
         agent = self._rng.choice(cfg.user_agents) if cfg.user_agents else ""
         args = [self.base, repr(self._clock()), cfg.max_pool_size, cfg.max_usage_count, repr(cfg.max_age_secs),
-                int(cfg.warm_up), cfg.reuse_strategy, session_id or "", "session_" + secrets.token_urlsafe(16),
-                agent, len(self._paused), *self._paused, len(candidates), *candidates]
+                int(cfg.warm_up), cfg.reuse_strategy, repr(cfg.max_error_score), repr(cfg.error_score_decrement),
+                session_id or "", "session_" + secrets.token_urlsafe(16), agent,
+                len(self._paused), *self._paused, len(candidates), *candidates]
         batch = self._take_batch()
+        for session, kind, a, b in batch:
+            args += [kind, session.id, a, b]
         try:
-            async with self._client.pipeline(transaction=True) as pipe:
-                if batch:
-                    await self._apply_script(keys=self._keys, args=self._apply_args(batch), client=pipe)
-                await self._acquire_script(keys=self._keys, args=args, client=pipe)
-                replies = await pipe.execute()
+            writes, pick = await self._eval("ACQUIRE", args)
+            self._applied(batch, writes)
+            batch = []
+            return await self._picked(pick)
         except self._redis_errors as exc:
             self._pending[:0] = batch
             self._go_offline(exc)
             return self._acquire_locally(session_id)
-        if batch:
-            self._applied(batch, replies[0])
-        return self._picked(replies[-1])
 
-    def _picked(self, reply: list[Any]) -> tuple[Session | None, bool]:
-        status, sid, fields, cookies, live, retired = reply
+    async def _picked(self, pick: list[Any]) -> tuple[Session | None, bool]:
+        status, sid, usage, errors, cv, uv, live, retired = pick
         self.live_count, self.retired_count = int(live), int(retired)
         missing = status.startswith("missing")
         if sid == "":
             return None, missing
+        session = self._mirrors.get(sid)
         try:
-            session = self._mirror(sid, _pairs(fields), _pairs(cookies))
-        except StateError as exc:  # a hostile or broken value in Redis must not reach Scrapy
+            if session is None or session._cv != int(cv) or session._uv != int(uv):
+                fields, cookies = await self._fetch(sid)
+                if not fields:  # retired by another process a moment ago
+                    return None, missing
+                session = self._mirror(sid, fields, cookies)
+            session._usage_count, session._error_score = int(usage), float(errors)
+        except (StateError, ValueError) as exc:  # a hostile or broken value in Redis must not reach Scrapy
             logger.warning("Shared session %s has unusable data in Redis (%s): retiring it", sid, exc)
-            broken = RemoteSession(self, id=sid if SESSION_ID_RE.fullmatch(sid) else None, options=self._options)
-            self._pending.append((broken, "retire", "corrupt_state", ""))
+            if SESSION_ID_RE.fullmatch(sid):
+                self._pending.append((RemoteSession(self, id=sid, options=self._options), "retire", "corrupt_state", ""))
             return None, missing
         session._leases += 1
         if status.endswith("created") and self._on_created is not None:
             self._on_created(session)
         return session, missing
 
+    async def _fetch(self, sid: str) -> tuple[dict[str, str], dict[str, str]]:
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.hgetall(f"{self.base}:s:{sid}")
+            pipe.hgetall(f"{self.base}:c:{sid}")
+            fields, cookies = await pipe.execute()
+        return fields, cookies
+
     def _mirror(self, sid: str, fields: dict[str, str], cookies: dict[str, str]) -> RemoteSession:
         """This process's copy of a shared session, brought up to date. Raises StateError for bad data."""
-        session = self._mirrors.get(sid)
         try:
-            usage, errors, cv = int(fields["usage"]), float(fields["errors"]), int(fields.get("cv", 0))
-        except (KeyError, ValueError) as exc:
-            raise StateError(f"bad counters ({exc})") from None
-        if session is None or cv != session._cv or fields.get("ud", "") != session._sent_user_data:
-            checked = Session.from_state(_state_from_fields(sid, fields, cookies), options=self._options,
-                                         clock=self._clock, where="Redis session")
-            if session is None:
-                session = RemoteSession(self, id=sid, options=self._options, clock=self._clock,
-                                        created_at=checked.created_at, proxy_url=checked.proxy_url,
-                                        user_agent=checked.user_agent)
-                self._mirrors[sid] = session
-            session._user_data = checked._user_data
-            session._sent_user_data = fields.get("ud", "")
-            jar = session.cookie_jar
-            assert isinstance(jar, _RecordingJar)
-            jar.recording = False
-            try:
-                jar.clear()
-                for cookie in jar_cookies(checked.cookie_jar):
-                    jar.set_cookie(cookie)
-            finally:
-                jar.recording = True
-            session._cv = cv
-        session._usage_count, session._error_score = usage, errors
+            cv, uv = int(fields.get("cv", 0)), int(fields.get("uv", 0))
+        except ValueError as exc:
+            raise StateError(f"bad versions ({exc})") from None
+        checked = Session.from_state(_state_from_fields(sid, fields, cookies), options=self._options,
+                                     clock=self._clock, where="Redis session")
+        session = self._mirrors.get(sid)
+        if session is None:
+            session = RemoteSession(self, id=sid, options=self._options, clock=self._clock,
+                                    created_at=checked.created_at, proxy_url=checked.proxy_url,
+                                    user_agent=checked.user_agent)
+            self._mirrors[sid] = session
+        session._user_data = checked._user_data
+        session._sent_user_data = fields.get("ud", "")
+        jar = session.cookie_jar
+        assert isinstance(jar, _RecordingJar)
+        jar.recording = False
+        try:
+            jar.clear()
+            for cookie in jar_cookies(checked.cookie_jar):
+                jar.set_cookie(cookie)
+        finally:
+            jar.recording = True
+        session._cv, session._uv = cv, uv
         return session
 
     # -- writes ------------------------------------------------------------------------
@@ -425,7 +449,7 @@ class SharedPool:
             while self._pending and self._online:
                 batch = self._take_batch()
                 try:
-                    replies = await self._apply_script(keys=self._keys, args=self._apply_args(batch))
+                    replies = await self._eval("APPLY", self._apply_args(batch))
                 except self._redis_errors as exc:
                     self._pending[:0] = batch
                     self._go_offline(exc)
@@ -454,7 +478,7 @@ class SharedPool:
         await self.flush()
         if self._ttl is not None and self._online:
             try:
-                await self._touch_script(keys=self._keys, args=[self.base, int(self._ttl)])
+                await self._eval("TOUCH", [self.base, int(self._ttl)])
             except self._redis_errors as exc:
                 self._go_offline(exc)
 

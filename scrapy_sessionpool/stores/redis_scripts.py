@@ -40,16 +40,86 @@ local function refresh(id, usage, handed, max_usage, warm_up, strategy)
     redis.call('ZREM', ready, id)
   end
 end
+
+-- Apply queued writes: ops of 4 values each (kind, session id, a, b) from ARGV[first];
+-- kinds: good, bad, release, retire (a = reason), cookie (a = field, b = JSON or "" to delete),
+-- ud (a = JSON), create (a = JSON of the session's fields).
+local function apply_ops(first, last, max_usage, max_error, decrement, warm_up, strategy)
+  local replies = {}
+  for i = first, last, 4 do
+    local kind, id, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+    local key = base .. ':s:' .. id
+    local reply = {'gone'}
+    if kind == 'create' then
+      if redis.call('EXISTS', key) == 0 then
+        local f = cjson.decode(a)
+        redis.call('HSET', key, 'created_at', f.created_at, 'usage', f.usage, 'handed', f.usage, 'errors', f.errors,
+                   'proxy', f.proxy, 'ua', f.ua, 'ud', f.ud, 'cv', 0, 'uv', 0)
+        redis.call('ZADD', live, f.created_at, id)
+        redis.call('HINCRBY', proxies, f.proxy, 1)
+        redis.call('HINCRBY', meta, 'created', 1)
+        refresh(id, tonumber(f.usage), tonumber(f.usage), max_usage, warm_up, strategy)
+      end
+      reply = {'ok'}
+    elseif redis.call('EXISTS', key) == 1 then
+      if kind == 'retire' then
+        retire(id)
+        reply = {'retired', a}
+      elseif kind == 'release' then
+        local handed = redis.call('HINCRBY', key, 'handed', -1)
+        local usage = tonumber(redis.call('HGET', key, 'usage'))
+        if handed < usage then handed = redis.call('HINCRBY', key, 'handed', usage - handed) end
+        refresh(id, usage, handed, max_usage, warm_up, strategy)
+        reply = {'ok'}
+      elseif kind == 'good' or kind == 'bad' then
+        local usage = redis.call('HINCRBY', key, 'usage', 1)
+        local handed = tonumber(redis.call('HGET', key, 'handed'))
+        if handed < usage then handed = redis.call('HINCRBY', key, 'handed', usage - handed) end
+        local errors = tonumber(redis.call('HGET', key, 'errors'))
+        if kind == 'good' then errors = math.max(0, errors - decrement) else errors = errors + 1 end
+        redis.call('HSET', key, 'errors', tostring(errors))
+        if errors >= max_error then
+          retire(id)
+          reply = {'retired', 'error_score', usage, tostring(errors)}
+        elseif usage >= max_usage then
+          retire(id)
+          reply = {'retired', 'max_usage_count', usage, tostring(errors)}
+        else
+          if kind == 'bad' and strategy == 'use_until_failure' and redis.call('ZSCORE', ready, id) then
+            redis.call('ZADD', ready, redis.call('HINCRBY', meta, 'seq', 1), id)
+          end
+          refresh(id, usage, handed, max_usage, warm_up, strategy)
+          reply = {'ok', usage, tostring(errors)}
+        end
+      elseif kind == 'cookie' then
+        if b == '' then redis.call('HDEL', base .. ':c:' .. id, a) else redis.call('HSET', base .. ':c:' .. id, a, b) end
+        redis.call('HINCRBY', key, 'cv', 1)
+        reply = {'ok'}
+      elseif kind == 'ud' then
+        redis.call('HSET', key, 'ud', a)
+        redis.call('HINCRBY', key, 'uv', 1)
+        reply = {'ok'}
+      end
+    end
+    table.insert(replies, reply)
+  end
+  return replies
+end
 """
 
-#: ARGV: base, now, max_pool_size, max_usage, max_age, warm_up, strategy, pinned id or "",
-#: new id, user agent, n excluded proxies, ...excluded, n candidate proxies, ...candidates
+#: Apply the queued writes, then pick a session, in one round trip.
+#: ARGV: base, now, max_pool_size, max_usage, max_age, warm_up, strategy, max_error, decrement,
+#: pinned id or "", new id, user agent, n excluded proxies, ...excluded, n candidate proxies, ...candidates,
+#: then the queued writes (see apply_ops) to the end.
+#: Reply: {write replies, {status, id, usage, errors, cv, uv, live sessions, retired count}}; fetch a
+#: session's hashes only when its cv (cookies) or uv (user data) is new to the process.
 ACQUIRE = COMMON + r"""
 local now, max_pool = tonumber(ARGV[2]), tonumber(ARGV[3])
 local max_usage, max_age = tonumber(ARGV[4]), tonumber(ARGV[5])
 local warm_up, strategy = tonumber(ARGV[6]), ARGV[7]
-local pinned, new_id, agent = ARGV[8], ARGV[9], ARGV[10]
-local excluded, i = {}, 11
+local max_error, decrement = tonumber(ARGV[8]), tonumber(ARGV[9])
+local pinned, new_id, agent = ARGV[10], ARGV[11], ARGV[12]
+local excluded, i = {}, 13
 local n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do excluded[ARGV[i]] = true; i = i + 1 end
 local candidates = {}
@@ -58,21 +128,27 @@ for _ = 1, n do
   if not excluded[ARGV[i]] then table.insert(candidates, ARGV[i]) end
   i = i + 1
 end
+local writes = apply_ops(i, #ARGV, max_usage, max_error, decrement, warm_up, strategy)
 
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', live, '-inf', now - max_age, 'LIMIT', 0, 100)) do
   retire(id)
 end
 
+local function counts()
+  return redis.call('ZCARD', live), tonumber(redis.call('HGET', meta, 'retired') or '0')
+end
+
 local function hand_out(id, status)
   local key = base .. ':s:' .. id
   local handed = redis.call('HINCRBY', key, 'handed', 1)
-  local usage = tonumber(redis.call('HGET', key, 'usage'))
+  local f = redis.call('HMGET', key, 'usage', 'errors', 'cv', 'uv')
+  local usage = tonumber(f[1])
   if strategy == 'round_robin' then
     if redis.call('ZSCORE', ready, id) then redis.call('ZADD', ready, redis.call('HINCRBY', meta, 'seq', 1), id) end
   end
   refresh(id, usage, handed, max_usage, warm_up, strategy)
-  return {status, id, redis.call('HGETALL', key), redis.call('HGETALL', base .. ':c:' .. id),
-          redis.call('ZCARD', live), tonumber(redis.call('HGET', meta, 'retired') or '0')}
+  local alive, retired = counts()
+  return {writes, {status, id, f[1], f[2], f[3] or '0', f[4] or '0', alive, retired}}
 end
 
 local status = 'new'
@@ -89,13 +165,11 @@ if redis.call('ZCARD', live) < max_pool and #candidates > 0 then
   end
   local key = base .. ':s:' .. new_id
   redis.call('HSET', key, 'created_at', ARGV[2], 'usage', 0, 'handed', 0, 'errors', '0', 'proxy', best,
-             'ua', agent, 'ud', '', 'cv', 0)
+             'ua', agent, 'ud', '', 'cv', 0, 'uv', 0)
   redis.call('ZADD', live, now, new_id)
   redis.call('HINCRBY', proxies, best, 1)
   redis.call('HINCRBY', meta, 'created', 1)
-  local reply = hand_out(new_id, 'created')
-  if status == 'missing' then reply[1] = 'missing_created' end
-  return reply
+  return hand_out(new_id, status == 'missing' and 'missing_created' or 'created')
 end
 
 local picks
@@ -107,80 +181,17 @@ end
 for _, id in ipairs(picks) do
   local proxy = redis.call('HGET', base .. ':s:' .. id, 'proxy') or ''
   if not excluded[proxy] then
-    local reply = hand_out(id, 'picked')
-    if status == 'missing' then reply[1] = 'missing_picked' end
-    return reply
+    return hand_out(id, status == 'missing' and 'missing_picked' or 'picked')
   end
 end
-return {status == 'missing' and 'missing_wait' or 'wait', '', {}, {}, redis.call('ZCARD', live),
-        tonumber(redis.call('HGET', meta, 'retired') or '0')}
+local alive, retired = counts()
+return {writes, {status == 'missing' and 'missing_wait' or 'wait', '', '0', '0', '0', '0', alive, retired}}
 """
 
-#: ARGV: base, max_usage, max_error, decrement, warm_up, strategy,
-#: then ops of 4 values each: kind, session id, a, b
-#: kinds: good, bad, release, retire (a = reason), cookie (a = field, b = JSON or "" to delete),
-#: ud (a = JSON), create (a = JSON of the session's fields)
+#: Apply queued writes on their own (when no pick carries them).
+#: ARGV: base, max_usage, max_error, decrement, warm_up, strategy, then the writes.
 APPLY = COMMON + r"""
-local max_usage, max_error = tonumber(ARGV[2]), tonumber(ARGV[3])
-local decrement, warm_up, strategy = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
-local replies = {}
-for i = 7, #ARGV, 4 do
-  local kind, id, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local key = base .. ':s:' .. id
-  local reply = {'gone'}
-  if kind == 'create' then
-    if redis.call('EXISTS', key) == 0 then
-      local f = cjson.decode(a)
-      redis.call('HSET', key, 'created_at', f.created_at, 'usage', f.usage, 'handed', f.usage, 'errors', f.errors,
-                 'proxy', f.proxy, 'ua', f.ua, 'ud', f.ud, 'cv', 0)
-      redis.call('ZADD', live, f.created_at, id)
-      redis.call('HINCRBY', proxies, f.proxy, 1)
-      redis.call('HINCRBY', meta, 'created', 1)
-      refresh(id, tonumber(f.usage), tonumber(f.usage), max_usage, warm_up, strategy)
-    end
-    reply = {'ok'}
-  elseif redis.call('EXISTS', key) == 1 then
-    if kind == 'retire' then
-      retire(id)
-      reply = {'retired', a}
-    elseif kind == 'release' then
-      local handed = redis.call('HINCRBY', key, 'handed', -1)
-      local usage = tonumber(redis.call('HGET', key, 'usage'))
-      if handed < usage then handed = redis.call('HINCRBY', key, 'handed', usage - handed) end
-      refresh(id, usage, handed, max_usage, warm_up, strategy)
-      reply = {'ok'}
-    elseif kind == 'good' or kind == 'bad' then
-      local usage = redis.call('HINCRBY', key, 'usage', 1)
-      local handed = tonumber(redis.call('HGET', key, 'handed'))
-      if handed < usage then handed = redis.call('HINCRBY', key, 'handed', usage - handed) end
-      local errors = tonumber(redis.call('HGET', key, 'errors'))
-      if kind == 'good' then errors = math.max(0, errors - decrement) else errors = errors + 1 end
-      redis.call('HSET', key, 'errors', tostring(errors))
-      if errors >= max_error then
-        retire(id)
-        reply = {'retired', 'error_score', usage, tostring(errors)}
-      elseif usage >= max_usage then
-        retire(id)
-        reply = {'retired', 'max_usage_count', usage, tostring(errors)}
-      else
-        if kind == 'bad' and strategy == 'use_until_failure' and redis.call('ZSCORE', ready, id) then
-          redis.call('ZADD', ready, redis.call('HINCRBY', meta, 'seq', 1), id)
-        end
-        refresh(id, usage, handed, max_usage, warm_up, strategy)
-        reply = {'ok', usage, tostring(errors)}
-      end
-    elseif kind == 'cookie' then
-      if b == '' then redis.call('HDEL', base .. ':c:' .. id, a) else redis.call('HSET', base .. ':c:' .. id, a, b) end
-      redis.call('HINCRBY', key, 'cv', 1)
-      reply = {'ok'}
-    elseif kind == 'ud' then
-      redis.call('HSET', key, 'ud', a)
-      reply = {'ok'}
-    end
-  end
-  table.insert(replies, reply)
-end
-return replies
+return apply_ops(7, #ARGV, tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6])
 """
 
 #: ARGV: base, ttl seconds. Sets the TTL of every key of the pool.
