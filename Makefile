@@ -1,3 +1,4 @@
+# make demo   - create the virtualenv, install, run the demo (example_project/run_demo.py)
 # make test   - create the virtualenvs, install, run the suite on the newest
 #               and on the oldest supported Scrapy
 # make bench  - run the benchmarks
@@ -7,10 +8,14 @@ VENV ?= .venv
 VENV_MIN ?= .venv-min
 SCRAPY_MIN ?= 2.13.4
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
-.PHONY: test test-latest test-min bench bench-core bench-store bench-crawl clean
+.PHONY: demo test test-latest test-min bench bench-core bench-store bench-crawl clean
 
 test: test-latest test-min
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/python example_project/run_demo.py $(DEMO_ARGS)
 
 test-latest: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)

@@ -12,11 +12,11 @@ generation number to a log file (one ``write`` to an ``O_APPEND`` file: a
 killed process never leaves half a line there).
 
 The parent measures a save first, then, for each kill, starts a child, waits
-until it has restored the pool, and kills it with SIGKILL: half of the kills
-(chosen by a seeded RNG) at a random moment within one save cycle, the other
-half once the child's temporary file appears, after a random delay within the
-measured write time (so that many kills land between ``mkstemp`` and
-``os.replace``). Then it checks:
+until it has restored the pool and completed 0 to 2 saves, and kills it with
+SIGKILL: a third of the kills (chosen by a seeded RNG) at a random moment
+within one save cycle, the others once the child's temporary file appears,
+after a random delay within the time a temporary file exists (measured first),
+so that many kills land between ``mkstemp`` and ``os.replace``. Then it checks:
 
 - the state file loads (``FileStore.load`` and ``SessionPool.from_state``) and is
   whole: every session there with its cookies, and a total usage count that
@@ -261,7 +261,7 @@ def kill_once(directory: Path, log: Path, sessions: int, timing: Timing, rng: ra
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         cycle = _wait_generations(log, proc, rng.randint(0, 2)) or timing.cycle
-        if rng.random() < 0.5:  # anywhere in a save cycle
+        if rng.random() < 1 / 3:  # anywhere in a save cycle
             _sleep(rng.uniform(0, cycle))
         elif _wait_for_new_temp(directory, before, timeout=20 * cycle + 1):  # within the write
             _sleep(rng.uniform(0, timing.window))
