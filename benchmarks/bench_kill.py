@@ -126,15 +126,12 @@ def child(directory: str, log: str, sessions: int) -> None:
         os.write(fd, f"{generation}\n".encode())
 
 
-def last_completed(log: Path) -> tuple[bool, int | None]:
-    """(the child has restored its pool, the last generation known to be on disk)."""
-    try:
-        lines = log.read_text().split()
-    except FileNotFoundError:
-        return False, None
-    ready = READY in lines
-    numbers = [int(w) for w in lines if w != READY]
-    return ready, (numbers[-1] if numbers else None)
+def read_log(log: Path) -> tuple[int | None, int | None]:
+    """(the generation the child restored, the last generation it completed or restored)."""
+    words = log.read_text().split()
+    if words[:1] != [READY] or len(words) < 2:
+        return None, None
+    return int(words[1]), int(words[-1])
 
 
 # -- the parent ------------------------------------------------------------------------
@@ -193,9 +190,9 @@ class Result:
     complete_leftovers: int = 0  # ... of which the data was all written (killed during fsync or before the rename)
     old: int = 0  # the file holds the last completed generation
     new: int = 0  # the file holds the generation being written
-    leftovers: int = 0
+    leftovers: int = 0  # temporary files in the directory now
     violations: list[str] = field(default_factory=list)
-    generations: int = 0
+    on_disk: int = 0  # the generation in the state file
 
     @property
     def ok(self) -> bool:
@@ -204,7 +201,7 @@ class Result:
     def summary(self) -> str:
         return (f"kills={self.kills} mid_write={self.mid_write} all_loads_clean={'yes' if self.ok else 'NO'} "
                 f"generations old={self.old} new={self.new} leftover_tmp={self.leftovers} "
-                f"(complete={self.complete_leftovers}) saves={self.generations} violations={len(self.violations)}")
+                f"(complete={self.complete_leftovers}) last_generation={self.on_disk} violations={len(self.violations)}")
 
 
 def _wait_generations(log: Path, proc: subprocess.Popen, count: int, timeout: float = 30.0) -> float | None:
@@ -252,7 +249,7 @@ def _sleep(seconds: float) -> None:
 
 
 def kill_once(directory: Path, log: Path, sessions: int, timing: Timing, rng: random.Random,
-              result: Result, stderr: Any = None) -> None:
+              result: Result, stderr: Any = None, in_write_share: float = 2 / 3) -> None:
     store = FileStore(directory)
     before = temp_files(directory)
     log.write_text("")
@@ -261,7 +258,7 @@ def kill_once(directory: Path, log: Path, sessions: int, timing: Timing, rng: ra
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         cycle = _wait_generations(log, proc, rng.randint(0, 2)) or timing.cycle
-        if rng.random() < 1 / 3:  # anywhere in a save cycle
+        if rng.random() >= in_write_share:  # anywhere in a save cycle
             _sleep(rng.uniform(0, cycle))
         elif _wait_for_new_temp(directory, before, timeout=20 * cycle + 1):  # within the write
             _sleep(rng.uniform(0, timing.window))
@@ -275,24 +272,28 @@ def kill_once(directory: Path, log: Path, sessions: int, timing: Timing, rng: ra
         result.violations.append(f"kill {n}: the child exited with status {proc.returncode}, not by SIGKILL")
         return
 
-    _, completed = last_completed(log)
+    restored, completed = read_log(log)
+    if restored != result.on_disk:
+        result.violations.append(f"kill {n}: the child restored generation {restored}, not {result.on_disk}")
     after = temp_files(directory)
     new = after - before
     result.leftovers = len(after)
     if len(new) > 1:
         result.violations.append(f"kill {n}: {len(new)} new temporary files: {sorted(new)}")
-    if new:
+    for name in new:
         result.mid_write += 1
-        for name in new:
-            try:
-                json.loads((directory / name).read_bytes())
-            except ValueError:
-                pass
-            else:
-                result.complete_leftovers += 1
-    path = store.path(KEY)
-    if path.name in after or any(not name.startswith(".") for name in after):
+        leftover = directory / name
+        if stat.S_IMODE(leftover.stat().st_mode) != 0o600:
+            result.violations.append(f"kill {n}: {name} has mode {stat.S_IMODE(leftover.stat().st_mode):o}")
+        try:
+            json.loads(leftover.read_bytes())
+        except ValueError:
+            pass  # killed during the write: a truncated file
+        else:
+            result.complete_leftovers += 1  # killed during the fsync, or before the rename
+    if any(not name.startswith(".") or name.endswith(".json") for name in after):
         result.violations.append(f"kill {n}: a temporary file could pass for a state file: {sorted(after)}")
+    path = store.path(KEY)
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)
         raw = path.read_bytes()
@@ -313,12 +314,16 @@ def kill_once(directory: Path, log: Path, sessions: int, timing: Timing, rng: ra
         result.new += 1
     else:
         result.violations.append(f"kill {n}: generation {generation} on disk, last completed {completed}")
-    result.generations = generation
+    result.on_disk = generation
 
 
-def run(kills: int, sessions: int = 3000, seed: int = 1, directory: Path | None = None,
-        verbose: bool = False) -> tuple[Result, Timing]:
-    """Kill ``kills`` children; the state lives in ``directory`` (a new temporary directory by default)."""
+def run(kills: int, sessions: int = 3000, seed: int = 1, directory: Path | None = None, verbose: bool = False,
+        in_write_share: float = 2 / 3, min_mid_write: int = 0, max_kills: int | None = None) -> tuple[Result, Timing]:
+    """Kill ``kills`` children, or more until ``min_mid_write`` kills landed mid-write (``max_kills`` at most).
+
+    The state lives in ``directory`` (a new temporary directory by default).
+    ``in_write_share`` of the kills wait for a temporary file to appear.
+    """
     rng = random.Random(seed)
     result = Result()
     with tempfile.TemporaryDirectory(prefix="bench-kill-") as scratch:
@@ -328,10 +333,10 @@ def run(kills: int, sessions: int = 3000, seed: int = 1, directory: Path | None 
         errors = Path(scratch) / "child.stderr"
         timing = measure(directory, sessions)
         with open(errors, "wb") as stderr:
-            for i in range(kills):
-                kill_once(directory, log, sessions, timing, rng, result, stderr=stderr)
+            while result.kills < kills or (result.mid_write < min_mid_write and result.kills < (max_kills or kills)):
+                kill_once(directory, log, sessions, timing, rng, result, stderr=stderr, in_write_share=in_write_share)
                 if verbose:
-                    print(f"  kill {i + 1}: generation {result.generations}, {result.mid_write} mid-write so far",
+                    print(f"  kill {result.kills}: generation {result.on_disk}, {result.mid_write} mid-write so far",
                           file=sys.stderr)
         text = errors.read_text(errors="replace").strip()
         if text:

@@ -32,11 +32,38 @@ def _fail(name: str, expected: str, value: Any) -> SettingsError:
     return SettingsError(f"{name}: expected {expected}, got {shown}")
 
 
+WEEK = 7 * 86400
+
+#: Upper bounds: past these a value is a typo (or a unit mix-up), not a plan.
+MAXIMA: dict[str, float] = {
+    "max_pool_size": 10_000_000,
+    "max_usage_count": 1_000_000_000,
+    "max_age_secs": 10 * 365 * 86400,
+    "max_error_score": 1_000_000,
+    "error_score_decrement": 1_000_000,
+    "max_session_rotations": 1000,
+    "persist_interval": WEEK,
+    "log_interval": WEEK,
+    "proxy_block_threshold": 1_000_000,
+    "proxy_block_window": WEEK,
+    "proxy_backoff_base": WEEK,
+    "proxy_backoff_max": WEEK,
+    "proxy_throttle_delay": 3600,
+    "redis_ttl": 366 * 86400,
+}
+
+
+def _maximum(name: str) -> float | None:
+    return MAXIMA.get(name.rsplit(".", 1)[-1].removeprefix(PREFIX).lower())
+
+
 def _int(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
         value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise _fail(name, f"an integer >= {minimum}", value)
+    maximum = _maximum(name)
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum or (maximum and value > maximum):
+        raise _fail(name, f"an integer from {minimum} to {maximum:,.0f}" if maximum else f"an integer >= {minimum}",
+                    value)
     return value
 
 
@@ -46,9 +73,11 @@ def _number(name: str, value: Any, minimum: float, *, strict: bool = False) -> f
             value = float(value)
         except ValueError:
             raise _fail(name, "a number", value) from None
+    maximum = _maximum(name)
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < minimum or (strict and value == minimum):
-        raise _fail(name, f"a number {'>' if strict else '>='} {minimum:g}", value)
+    if not ok or value < minimum or (strict and value == minimum) or (maximum and value > maximum):
+        expected = f"a number {'>' if strict else '>='} {minimum:g}" + (f" and <= {maximum:,.0f}" if maximum else "")
+        raise _fail(name, expected, value)
     return float(value)
 
 
@@ -118,9 +147,9 @@ def _proxies(name: str, value: Any) -> tuple[str, ...]:
         value = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
     proxies = _str_list(name, value)
     for proxy in proxies:
-        if not re.fullmatch(r"https?://([^@/\s]+@)?[^@/\s:]+(:\d{1,5})?/?", proxy):
-            from .proxies import redact
+        from .proxies import PROXY_URL_RE, redact
 
+        if not PROXY_URL_RE.fullmatch(proxy):
             raise SettingsError(f"{name}: expected proxy URLs like http://[user:pass@]host:port, got {redact(proxy)!r}")
     if len(set(proxies)) != len(proxies):
         raise SettingsError(f"{name}: the same proxy is listed twice")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .cookies import cookie_from_state, cookie_to_state, jar_cookies, make_cookie
 from .exceptions import StateError
+from .proxies import PROXY_URL_RE
 
 if TYPE_CHECKING:
     from .pool import SessionPool
@@ -386,9 +387,15 @@ class Session:
         for key in ("proxy_url", "user_agent", "retired"):
             if state.get(key) is not None and not isinstance(state[key], str):
                 raise StateError(f"{where}.{key}: expected a string or null")
+        if state.get("proxy_url") is not None and not PROXY_URL_RE.fullmatch(state["proxy_url"]):
+            raise StateError(f"{where}.proxy_url: expected http(s)://[user:pass@]host[:port]")
         user_data = state.get("user_data", {})
         if not isinstance(user_data, dict):
             raise StateError(f"{where}.user_data: expected an object")
+        try:
+            json.dumps(user_data, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise StateError(f"{where}.user_data: not JSON-safe ({str(exc)[:100]})") from None
         cookies = state.get("cookies", [])
         if not isinstance(cookies, list):
             raise StateError(f"{where}.cookies: expected a list")

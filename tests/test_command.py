@@ -129,7 +129,7 @@ def test_key_without_spider(project):
 def test_bad_settings_and_unknown_spider(project):
     result = run(project, "shop", "-s", "SESSIONPOOL_MAX_POOL_SIZE=-1")
     assert result.returncode == 1
-    assert result.stderr.strip() == "Error: SESSIONPOOL_MAX_POOL_SIZE: expected an integer >= 1, got -1"
+    assert result.stderr.strip() == "Error: SESSIONPOOL_MAX_POOL_SIZE: expected an integer from 1 to 10,000,000, got -1"
     result = run(project, "nope")
     assert result.returncode == 1 and "Spider not found: nope" in result.stderr
 

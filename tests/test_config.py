@@ -56,15 +56,15 @@ def test_named_pools_override_pool_settings():
 
 BAD = [
     ("ENABLED", "yes", "SESSIONPOOL_ENABLED: expected True or False, got 'yes'"),
-    ("MAX_POOL_SIZE", 0, "SESSIONPOOL_MAX_POOL_SIZE: expected an integer >= 1, got 0"),
-    ("MAX_POOL_SIZE", -1, "SESSIONPOOL_MAX_POOL_SIZE: expected an integer >= 1, got -1"),
-    ("MAX_POOL_SIZE", 2.5, "SESSIONPOOL_MAX_POOL_SIZE: expected an integer >= 1, got 2.5"),
-    ("MAX_POOL_SIZE", "many", "SESSIONPOOL_MAX_POOL_SIZE: expected an integer >= 1, got 'many'"),
-    ("MAX_AGE_SECS", 0, "SESSIONPOOL_MAX_AGE_SECS: expected a number > 0, got 0"),
-    ("MAX_AGE_SECS", float("nan"), "SESSIONPOOL_MAX_AGE_SECS: expected a number > 0, got nan"),
-    ("MAX_USAGE_COUNT", 0, "SESSIONPOOL_MAX_USAGE_COUNT: expected an integer >= 1, got 0"),
-    ("MAX_ERROR_SCORE", -2, "SESSIONPOOL_MAX_ERROR_SCORE: expected a number > 0, got -2"),
-    ("ERROR_SCORE_DECREMENT", -0.5, "SESSIONPOOL_ERROR_SCORE_DECREMENT: expected a number >= 0, got -0.5"),
+    ("MAX_POOL_SIZE", 0, "SESSIONPOOL_MAX_POOL_SIZE: expected an integer from 1 to 10,000,000, got 0"),
+    ("MAX_POOL_SIZE", -1, "SESSIONPOOL_MAX_POOL_SIZE: expected an integer from 1 to 10,000,000, got -1"),
+    ("MAX_POOL_SIZE", 2.5, "SESSIONPOOL_MAX_POOL_SIZE: expected an integer from 1 to 10,000,000, got 2.5"),
+    ("MAX_POOL_SIZE", "many", "SESSIONPOOL_MAX_POOL_SIZE: expected an integer from 1 to 10,000,000, got 'many'"),
+    ("MAX_AGE_SECS", 0, "SESSIONPOOL_MAX_AGE_SECS: expected a number > 0 and <= 315,360,000, got 0"),
+    ("MAX_AGE_SECS", float("nan"), "SESSIONPOOL_MAX_AGE_SECS: expected a number > 0 and <= 315,360,000, got nan"),
+    ("MAX_USAGE_COUNT", 0, "SESSIONPOOL_MAX_USAGE_COUNT: expected an integer from 1 to 1,000,000,000, got 0"),
+    ("MAX_ERROR_SCORE", -2, "SESSIONPOOL_MAX_ERROR_SCORE: expected a number > 0 and <= 1,000,000, got -2"),
+    ("ERROR_SCORE_DECREMENT", -0.5, "SESSIONPOOL_ERROR_SCORE_DECREMENT: expected a number >= 0 and <= 1,000,000, got -0.5"),
     ("REUSE_STRATEGY", "lru", "SESSIONPOOL_REUSE_STRATEGY: expected one of 'random', 'round_robin', "
                               "'use_until_failure', got 'lru'"),
     ("BLOCKED_STATUS_CODES", [403, 999], "SESSIONPOOL_BLOCKED_STATUS_CODES: expected a list of HTTP status codes"),
@@ -72,18 +72,18 @@ BAD = [
     ("BAN_PATTERNS", ["(unclosed"], "SESSIONPOOL_BAN_PATTERNS: '(unclosed' is not a valid regular expression"),
     ("BAN_PATTERNS", [3], "SESSIONPOOL_BAN_PATTERNS: expected a list of regular expressions"),
     ("BAN_POLICY", "nowhere.Policy", "SESSIONPOOL_BAN_POLICY: cannot import 'nowhere.Policy'"),
-    ("MAX_SESSION_ROTATIONS", -1, "SESSIONPOOL_MAX_SESSION_ROTATIONS: expected an integer >= 0, got -1"),
+    ("MAX_SESSION_ROTATIONS", -1, "SESSIONPOOL_MAX_SESSION_ROTATIONS: expected an integer from 0 to 1,000, got -1"),
     ("PROXIES", ["ftp://x:1"], "SESSIONPOOL_PROXIES: expected proxy URLs like http://[user:pass@]host:port, "
                                "got 'ftp://x:1'"),
     ("PROXIES", ["http://u:secret@h:1/path"], "got 'http://u:***@h:1/path'"),
     ("PROXIES", ["http://a:1", "http://a:1"], "SESSIONPOOL_PROXIES: the same proxy is listed twice"),
     ("PROXIES", "/no/such/file", "SESSIONPOOL_PROXIES: cannot read proxy list file '/no/such/file'"),
     ("USER_AGENTS", ["ok", ""], "SESSIONPOOL_USER_AGENTS: expected a list of non-empty strings"),
-    ("PERSIST_INTERVAL", 0, "SESSIONPOOL_PERSIST_INTERVAL: expected a number > 0, got 0"),
+    ("PERSIST_INTERVAL", 0, "SESSIONPOOL_PERSIST_INTERVAL: expected a number > 0 and <= 604,800, got 0"),
     ("LOG_INTERVAL", "soon", "SESSIONPOOL_LOG_INTERVAL: expected a number, got 'soon'"),
-    ("PROXY_BLOCK_THRESHOLD", 0, "SESSIONPOOL_PROXY_BLOCK_THRESHOLD: expected an integer >= 1, got 0"),
-    ("PROXY_BLOCK_WINDOW", -1, "SESSIONPOOL_PROXY_BLOCK_WINDOW: expected a number > 0, got -1"),
-    ("PROXY_BACKOFF_BASE", 0, "SESSIONPOOL_PROXY_BACKOFF_BASE: expected a number > 0, got 0"),
+    ("PROXY_BLOCK_THRESHOLD", 0, "SESSIONPOOL_PROXY_BLOCK_THRESHOLD: expected an integer from 1 to 1,000,000, got 0"),
+    ("PROXY_BLOCK_WINDOW", -1, "SESSIONPOOL_PROXY_BLOCK_WINDOW: expected a number > 0 and <= 604,800, got -1"),
+    ("PROXY_BACKOFF_BASE", 0, "SESSIONPOOL_PROXY_BACKOFF_BASE: expected a number > 0 and <= 604,800, got 0"),
     ("PROXY_BACKOFF_MAX", 1, "SESSIONPOOL_PROXY_BACKOFF_MAX: expected a number >= SESSIONPOOL_PROXY_BACKOFF_BASE"),
     ("PROXY_SLOTS", "maybe", "SESSIONPOOL_PROXY_SLOTS: expected True or False, got 'maybe'"),
     ("WARM_UP", 2, "SESSIONPOOL_WARM_UP: expected True or False, got 2"),
@@ -92,8 +92,24 @@ BAD = [
     ("POOLS", {"bad name": {}}, "SESSIONPOOL_POOLS: expected pool names of 1-64 characters"),
     ("POOLS", {"login": 3}, "SESSIONPOOL_POOLS['login']: expected a dict of settings, got 3"),
     ("POOLS", {"login": {"ban_patterns": []}}, "SESSIONPOOL_POOLS['login']: cannot override 'ban_patterns'"),
-    ("POOLS", {"login": {"max_pool_size": 0}}, "SESSIONPOOL_POOLS['login'].max_pool_size: expected an integer >= 1"),
+    ("POOLS", {"login": {"max_pool_size": 0}}, "SESSIONPOOL_POOLS['login'].max_pool_size: expected an integer from 1 to 10,000,000, got 0"),
     ("MAX_POOLSIZE", 3, "SESSIONPOOL_MAX_POOLSIZE: unknown setting"),
+    ("MAX_POOL_SIZE", 10**9, "SESSIONPOOL_MAX_POOL_SIZE: expected an integer from 1 to 10,000,000, got 1000000000"),
+    ("MAX_AGE_SECS", 1e12, "SESSIONPOOL_MAX_AGE_SECS: expected a number > 0 and <= 315,360,000, got 1000000000000.0"),
+    ("MAX_SESSION_ROTATIONS", 10**6, "SESSIONPOOL_MAX_SESSION_ROTATIONS: expected an integer from 0 to 1,000"),
+    ("LOG_INTERVAL", 10**7, "SESSIONPOOL_LOG_INTERVAL: expected a number > 0 and <= 604,800, got 10000000"),
+    ("PROXY_THROTTLE_DELAY", -1, "SESSIONPOOL_PROXY_THROTTLE_DELAY: expected a number > 0 and <= 3,600, got -1"),
+    ("PERSIST_STATE", "sometimes", "SESSIONPOOL_PERSIST_STATE: expected True or False, got 'sometimes'"),
+    ("PERSIST_STATE_STORE", 5, "SESSIONPOOL_PERSIST_STATE_STORE: expected a directory path, 'redis', or a redis://"),
+    ("PERSIST_STATE_STORE", "", "SESSIONPOOL_PERSIST_STATE_STORE: expected a directory path, 'redis', or a redis://"),
+    ("PERSIST_STATE_STORE", "redis://u:hunter2@h:6379/zero", "got 'redis://u:***@h:6379/zero'"),
+    ("PERSIST_STATE_STORE", "memcached://h:1", "SESSIONPOOL_PERSIST_STATE_STORE: expected a Redis URL"),
+    ("PERSIST_STATE_KEY", "", "SESSIONPOOL_PERSIST_STATE_KEY: expected a non-empty string"),
+    ("PERSIST_STATE_KEY", "%(name)s", "SESSIONPOOL_PERSIST_STATE_KEY: expected a non-empty string"),
+    ("PERSIST_STATE_KEY", 7, "SESSIONPOOL_PERSIST_STATE_KEY: expected a non-empty string"),
+    ("PERSIST_STATE_ON_ERROR", "ignore", "SESSIONPOOL_PERSIST_STATE_ON_ERROR: expected one of 'start_fresh', 'stop'"),
+    ("REDIS_PREFIX", "a b", "SESSIONPOOL_REDIS_PREFIX: expected 1-64 characters [A-Za-z0-9_.:-], got 'a b'"),
+    ("REDIS_TTL", 0, "SESSIONPOOL_REDIS_TTL: expected a number > 0 and <= 31,622,400, got 0"),
 ]
 
 
@@ -105,3 +121,18 @@ def test_bad_settings_give_one_clear_line(name, value, message):
     assert text.startswith(message) or message in text
     assert "\n" not in text
     assert re.match(r"SESSIONPOOL_\w+", text)
+
+
+def test_the_table_covers_every_setting():
+    from scrapy_sessionpool.config import _documented
+
+    covered = {f"SESSIONPOOL_{name}" for name, _, _ in BAD}
+    assert set(_documented()) - covered == set()
+
+
+def test_redis_alone_takes_redis_url_as_scrapy_redis_does():
+    cfg = PoolSettings.from_settings(Settings({"SESSIONPOOL_PERSIST_STATE_STORE": "redis",
+                                               "REDIS_URL": "redis://cache:6380/2"}))
+    assert cfg.redis_url == "redis://cache:6380/2"
+    with pytest.raises(SettingsError, match="^REDIS_URL: expected a Redis URL"):
+        PoolSettings.from_settings(Settings({"SESSIONPOOL_PERSIST_STATE_STORE": "redis", "REDIS_URL": "nope"}))

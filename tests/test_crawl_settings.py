@@ -50,7 +50,7 @@ def test_disabled_components_step_aside(site):
 
 
 def test_a_bad_setting_stops_the_crawl_at_start_with_a_clear_line():
-    with pytest.raises(SettingsError, match=r"^SESSIONPOOL_MAX_POOL_SIZE: expected an integer >= 1, got -1$"):
+    with pytest.raises(SettingsError, match=r"^SESSIONPOOL_MAX_POOL_SIZE: expected an integer from 1 to 10,000,000, got -1$"):
         make_crawler(settings={"SESSIONPOOL_MAX_POOL_SIZE": -1})  # builds the components, as a crawl does
 
 
