@@ -193,15 +193,18 @@ class Result:
     leftovers: int = 0  # temporary files in the directory now
     violations: list[str] = field(default_factory=list)
     on_disk: int = 0  # the generation in the state file
+    load_failures: int = 0
 
     @property
     def ok(self) -> bool:
         return not self.violations
 
     def summary(self) -> str:
-        return (f"kills={self.kills} mid_write={self.mid_write} all_loads_clean={'yes' if self.ok else 'NO'} "
+        clean = "yes" if self.kills and not self.load_failures else "NO"
+        return (f"kills={self.kills} mid_write={self.mid_write} all_loads_clean={clean} "
                 f"generations old={self.old} new={self.new} leftover_tmp={self.leftovers} "
-                f"(complete={self.complete_leftovers}) last_generation={self.on_disk} violations={len(self.violations)}")
+                f"(complete={self.complete_leftovers}) last_generation={self.on_disk} "
+                f"violations={len(self.violations)}")
 
 
 def _wait_generations(log: Path, proc: subprocess.Popen, count: int, timeout: float = 30.0) -> float | None:
@@ -249,7 +252,8 @@ def _sleep(seconds: float) -> None:
 
 
 def kill_once(directory: Path, log: Path, sessions: int, timing: Timing, rng: random.Random,
-              result: Result, stderr: Any = None, in_write_share: float = 2 / 3) -> None:
+              result: Result, stderr: Any = None, in_write_share: float = 2 / 3) -> bool:
+    """Start a child, kill it, check what it left; False if the child died or hung on its own."""
     store = FileStore(directory)
     before = temp_files(directory)
     log.write_text("")
@@ -263,6 +267,10 @@ def kill_once(directory: Path, log: Path, sessions: int, timing: Timing, rng: ra
         elif _wait_for_new_temp(directory, before, timeout=20 * cycle + 1):  # within the write
             _sleep(rng.uniform(0, timing.window))
         os.kill(proc.pid, signal.SIGKILL)
+    except RuntimeError as exc:
+        result.kills += 1
+        result.violations.append(f"kill {result.kills}: {exc}")
+        return False
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -270,7 +278,7 @@ def kill_once(directory: Path, log: Path, sessions: int, timing: Timing, rng: ra
     n = result.kills = result.kills + 1
     if proc.returncode != -signal.SIGKILL:
         result.violations.append(f"kill {n}: the child exited with status {proc.returncode}, not by SIGKILL")
-        return
+        return False
 
     restored, completed = read_log(log)
     if restored != result.on_disk:
@@ -300,8 +308,9 @@ def kill_once(directory: Path, log: Path, sessions: int, timing: Timing, rng: ra
         state = store.load(KEY)
         generation = check_state(state, sessions)
     except Exception as exc:  # any failure here is what this benchmark is after
+        result.load_failures += 1
         result.violations.append(f"kill {n}: the state file does not load cleanly: {type(exc).__name__}: {exc}")
-        return
+        return True
     if json.loads(raw) != state:
         result.violations.append(f"kill {n}: load() did not return the content of {path.name}")
     if mode != 0o600:
@@ -315,6 +324,7 @@ def kill_once(directory: Path, log: Path, sessions: int, timing: Timing, rng: ra
     else:
         result.violations.append(f"kill {n}: generation {generation} on disk, last completed {completed}")
     result.on_disk = generation
+    return True
 
 
 def run(kills: int, sessions: int = 3000, seed: int = 1, directory: Path | None = None, verbose: bool = False,
@@ -334,7 +344,8 @@ def run(kills: int, sessions: int = 3000, seed: int = 1, directory: Path | None 
         timing = measure(directory, sessions)
         with open(errors, "wb") as stderr:
             while result.kills < kills or (result.mid_write < min_mid_write and result.kills < (max_kills or kills)):
-                kill_once(directory, log, sessions, timing, rng, result, stderr=stderr, in_write_share=in_write_share)
+                if not kill_once(directory, log, sessions, timing, rng, result, stderr, in_write_share):
+                    break
                 if verbose:
                     print(f"  kill {result.kills}: generation {result.on_disk}, {result.mid_write} mid-write so far",
                           file=sys.stderr)

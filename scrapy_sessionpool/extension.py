@@ -14,6 +14,7 @@ from twisted.internet.threads import deferToThread
 
 from .exceptions import StateError
 from .helpers import get_manager
+from .proxies import redact
 from .stores import open_store
 
 if TYPE_CHECKING:
@@ -105,6 +106,14 @@ class SessionPoolExtension:
     # -- signals -------------------------------------------------------------------
 
     async def spider_opened(self, spider: Spider) -> None:
+        cfg = self.settings
+        logger.info(
+            "Session pool: up to %d sessions, %s, saved to %s",
+            cfg.max_pool_size,
+            f"{len(cfg.proxies)} proxies ({', '.join(redact(p) or '' for p in cfg.proxies)})" if cfg.proxies
+            else "no proxies",
+            self.store.describe(self.key),
+        )
         for pool in self._shared_pools():
             live = await pool.open()
             self.manager.stat("restored", live)

@@ -84,7 +84,7 @@ class Fault:
 
     def prepare(self) -> None:
         self.directory.parent.mkdir(parents=True, exist_ok=True)
-        self.directory.mkdir(mode=0o700)
+        self.directory.mkdir(mode=0o700, exist_ok=True)
 
     def apply(self) -> None:
         raise NotImplementedError
