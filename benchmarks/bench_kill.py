@@ -214,16 +214,16 @@ def _wait_generations(log: Path, proc: subprocess.Popen, count: int, timeout: fl
     log lines), None when ``count`` is 0.
     """
     deadline = time.monotonic() + timeout
-    seen = -1  # log lines: "ready", then one per completed save
+    seen = 0  # log lines: "ready", then one per completed save
     last = time.perf_counter()
     cycle = None
-    while seen < count:
+    while seen < count + 1:
         lines = log.read_text().count("\n")
         if lines > seen:
             now = time.perf_counter()
-            if seen >= 0:
+            if seen:
                 cycle = (now - last) / (lines - seen)
-            seen, last = lines - 1, now
+            seen, last = lines, now
             continue
         if proc.poll() is not None:
             raise RuntimeError(f"the child exited with status {proc.returncode} before it was killed")
@@ -267,8 +267,9 @@ def kill_once(directory: Path, log: Path, sessions: int, timing: Timing, rng: ra
         elif _wait_for_new_temp(directory, before, timeout=20 * cycle + 1):  # within the write
             _sleep(rng.uniform(0, timing.window))
         os.kill(proc.pid, signal.SIGKILL)
-    except RuntimeError as exc:
+    except RuntimeError as exc:  # the child could not restore the pool (see its stderr), or hung
         result.kills += 1
+        result.load_failures += 1
         result.violations.append(f"kill {result.kills}: {exc}")
         return False
     finally:

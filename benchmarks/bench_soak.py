@@ -92,6 +92,7 @@ CRAWL_SETTINGS = {
     "CONCURRENT_REQUESTS_PER_DOMAIN": 32,
     "LOG_LEVEL": "INFO",
     "TELNETCONSOLE_ENABLED": False,
+    "REMOTE_CONTROL_ENABLED": False,  # Scrapy 2.19's successor of the telnet console
     "ROBOTSTXT_OBEY": False,
 }
 
@@ -234,7 +235,7 @@ def core_soak(cycles: int, retire_rate: float) -> bool:
 # -- crawl soak: child -------------------------------------------------------------
 
 
-def run_crawl(base: str, pages: int, workdir: str) -> dict[str, Any]:
+def run_crawl(base: str, pages: int, workdir: str, log_level: str = "INFO") -> dict[str, Any]:
     """One crawl in this process; prints progress lines, returns the result (and the checks that failed)."""
     from collections import Counter
 
@@ -269,7 +270,8 @@ def run_crawl(base: str, pages: int, workdir: str) -> dict[str, Any]:
 
     state_dir = Path(workdir) / "state"
     log_file = Path(workdir) / "crawl.log"
-    settings = {**CRAWL_SETTINGS, "SESSIONPOOL_PERSIST_STATE_STORE": str(state_dir), "LOG_FILE": str(log_file)}
+    settings = {**CRAWL_SETTINGS, "SESSIONPOOL_PERSIST_STATE_STORE": str(state_dir), "LOG_FILE": str(log_file),
+                "LOG_LEVEL": log_level}
     process = CrawlerProcess(settings)
     crawler = process.create_crawler(SoakSpider)
     marks: dict[str, Any] = {}
@@ -316,7 +318,7 @@ def run_crawl(base: str, pages: int, workdir: str) -> dict[str, Any]:
 
     spider = crawler.spider
     stats = crawler.stats.get_stats()
-    wall = marks.get("wall", 0.0)
+    wall = marks.get("wall", 0.0) if "reason" in marks else 0.0  # 0 when spider_closed never came
     created = stats.get("sessionpool/created", 0)
     retired = stats.get("sessionpool/retired", 0)
     usable = stats.get("sessionpool/usable")
@@ -421,7 +423,7 @@ def stop_site(site: subprocess.Popen) -> None:
         site.wait()
 
 
-def crawl_soak(pages: int, timeout: float, keep: bool) -> bool:
+def crawl_soak(pages: int, timeout: float, keep: bool, log_level: str = "INFO") -> bool:
     import scrapy
 
     print(f"== crawl soak: {pages:,} pages, Scrapy {scrapy.__version__}, Python {platform.python_version()}, "
@@ -434,7 +436,7 @@ def crawl_soak(pages: int, timeout: float, keep: bool) -> bool:
     result: dict[str, Any] | None = None
     try:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--run-crawl", "--base", base, "--pages", str(pages),
-               "--workdir", workdir]
+               "--workdir", workdir, "--log-level", log_level]
         child = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         lines: queue.Queue[str | None] = queue.Queue()
         stderr: list[str] = []
@@ -524,10 +526,12 @@ def main() -> None:
     parser.add_argument("--run-crawl", action="store_true", help=argparse.SUPPRESS)  # internal: the crawl child
     parser.add_argument("--base", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    parser.add_argument("--log-level", default="INFO", help="the crawl's LOG_LEVEL (default INFO; DEBUG with --keep "
+                        "to study a failure)")
     args = parser.parse_args()
 
     if args.run_crawl:
-        print(json.dumps(run_crawl(args.base, args.pages, args.workdir)), flush=True)
+        print(json.dumps(run_crawl(args.base, args.pages, args.workdir, args.log_level)), flush=True)
         return
     if args.cycles < 100 or args.pages < 1 or not 0 <= args.retire_rate < 1:
         raise SystemExit("--cycles must be >= 100, --pages >= 1, --retire-rate in [0, 1)")
@@ -537,7 +541,7 @@ def main() -> None:
     if args.only is None:
         print()
     if args.only in (None, "crawl"):
-        ok = crawl_soak(args.pages, args.timeout, args.keep) and ok
+        ok = crawl_soak(args.pages, args.timeout, args.keep, args.log_level) and ok
     if not ok:
         sys.exit(1)
 

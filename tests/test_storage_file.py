@@ -138,3 +138,18 @@ def test_an_unwritable_directory_warns_at_every_save_and_the_crawl_goes_on(site,
     s = stats(crawler)
     assert len(warnings) == s["persist_failed"] >= 2 and "persisted" not in s
     assert str(blocker / "pools" / "list.json") in warnings[0].getMessage()
+
+
+def test_temporaries_of_interrupted_saves_are_removed_once_stale(tmp_path):
+    store = FileStore(tmp_path)
+    store.save("spider", {"version": 1, "sessions": []})
+    old = tmp_path / ".spider.json.abc123.tmp"
+    fresh = tmp_path / ".spider.json.def456.tmp"
+    other = tmp_path / ".other.json.abc123.tmp"
+    for tmp in (old, fresh, other):
+        tmp.write_text("half a state")
+    os.utime(old, (0, 0))
+    store.load("spider")
+    assert not old.exists() and fresh.exists() and other.exists()  # a save in progress elsewhere is left alone
+    store.delete("spider")
+    assert not fresh.exists() and other.exists()

@@ -6,6 +6,7 @@ deleted or overwritten: it is moved aside with a timestamp.
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -23,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 #: Pool states are small JSON; anything far larger is not ours (or is an attack).
 MAX_FILE_BYTES = 1 << 30
+#: Temporary files of saves that a crash interrupted are removed once this old (they hold cookies).
+STALE_TMP_SECS = 3600
 
 
 class FileStore:
@@ -51,6 +54,7 @@ class FileStore:
         is not a JSON object; the caller decides whether to :meth:`set_aside` it.
         """
         path = self.path(key)
+        self._remove_temporaries(path, older_than=STALE_TMP_SECS)
         try:
             with open(path, "rb") as f:
                 size = os.fstat(f.fileno()).st_size
@@ -107,12 +111,25 @@ class FileStore:
         raise OSError(f"{path}: too many files set aside already")
 
     def delete(self, key: str) -> bool:
-        """Remove the state of ``key`` (``scrapy sessionpool --clear``)."""
+        """Remove the state of ``key`` (``scrapy sessionpool --clear``), with any temporary files."""
+        path = self.path(key)
+        self._remove_temporaries(path, older_than=0)
         try:
-            self.path(key).unlink()
+            path.unlink()
         except FileNotFoundError:
             return False
         return True
+
+    def _remove_temporaries(self, path: Path, older_than: float) -> None:
+        """Remove temporary files of ``path`` left by interrupted saves (not another process's save
+        in progress: only those older than ``older_than`` seconds)."""
+        cutoff = time.time() - older_than
+        for tmp in self.directory.glob(f".{glob.escape(path.name)}.*.tmp"):
+            try:
+                if tmp.lstat().st_mtime <= cutoff:
+                    tmp.unlink()
+            except OSError:
+                pass
 
 
 def _fsync_directory(directory: Path) -> None:
