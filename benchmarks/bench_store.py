@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks import bench_core  # noqa: E402
 from scrapy_sessionpool import SessionPool  # noqa: E402
 from scrapy_sessionpool.stores import FileStore  # noqa: E402
 
@@ -54,14 +55,7 @@ def filled_pool(size: int) -> SessionPool:
         return pool.make_session(proxy_url=PROXIES[n % len(PROXIES)], user_agent=AGENTS[n % len(AGENTS)],
                                  user_data={"login": f"user{n}", "tries": 1} if n % 10 == 0 else None)
 
-    pool = SessionPool(max_pool_size=size, seed=1, create_session_function=make,
-                       session_options={"max_usage_count": 10**9})
-    for _ in range(size):
-        s = pool.get_session()
-        s.set_cookie("sid", s.id, domain="shop.example", expires=4_000_000_000)
-        s.set_cookie("pref", "eur", domain=".shop.example")
-        s.mark_good()
-    return pool
+    return bench_core.filled_pool(size, make, max_usage_count=10**9)
 
 
 def fresh_pool(size: int) -> SessionPool:
