@@ -349,7 +349,7 @@ def run_crawl(base: str, pages: int, workdir: str, log_level: str = "INFO") -> d
     if abs(persisted - expected_saves) > 1:
         errors.append(f"sessionpool/persisted {persisted}, expected {expected_saves} +- 1 "
                       f"({wall:.1f} s // {PERSIST_INTERVAL} + 1)")
-    saved_sessions = saved_retired = None
+    saved_sessions = saved_retired = no_sid = None
     try:
         state = FileStore(state_dir).load(SPIDER)
         if state is None:
@@ -363,6 +363,11 @@ def run_crawl(base: str, pages: int, workdir: str, log_level: str = "INFO") -> d
                               f"after restore; sessionpool/usable is {usable}")
             if saved_retired != retired:
                 errors.append(f"saved retired_sessions_count {saved_retired} != sessionpool/retired {retired}")
+            # the site sets a sid cookie on a session's first request: a used session without one sent
+            # someone else's cookie
+            no_sid = sum(1 for s in saved if s.usage_count and not any(c["name"] == "sid" for c in s.cookies))
+            if no_sid:
+                errors.append(f"{no_sid} used session(s) in the saved state hold no sid cookie")
     except Exception as exc:  # noqa: BLE001 - reported as a failed check
         errors.append(f"saved state does not load: {type(exc).__name__}: {exc}")
     rss_end = rss_mib()
@@ -385,6 +390,7 @@ def run_crawl(base: str, pages: int, workdir: str, log_level: str = "INFO") -> d
         "expected_saves": expected_saves,
         "saved_sessions": saved_sessions,
         "saved_retired": saved_retired,
+        "saved_without_sid": no_sid,
         "waits": stats.get("sessionpool/waits", 0),
         "retries": stats.get("retry/count", 0),
         "log_lines": log_text.count("\n"),
@@ -500,7 +506,8 @@ def crawl_soak(pages: int, timeout: float, keep: bool, log_level: str = "INFO") 
     print(f"rotations           {r['rotations']:,} (blocked requests moved to a new session); "
           f"{r['waits']:,} waits for a session; {r['retries']:,} Scrapy retries")
     print(f"persisted           {r['persisted']} saves (expected {r['expected_saves']} +- 1); the saved state "
-          f"holds {r['saved_sessions']} usable session(s), retired count {r['saved_retired']}")
+          f"holds {r['saved_sessions']} usable session(s) ({r['saved_without_sid']} used without a sid cookie), "
+          f"retired count {r['saved_retired']}")
     print(f"crawler RSS         {r['rss_start']:.0f} MiB at start, {r['rss_peak']:.0f} MiB peak, "
           f"{r['rss_end']:.0f} MiB at the end; log {r['log_lines']:,} lines"
           + (f" in {workdir}/crawl.log" if keep else ""))
