@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 
-from scrapy_sessionpool import SessionPool
+from scrapy_sessionpool import Session, SessionPool, StateError
 from scrapy_sessionpool.config import PoolSettings
 from scrapy_sessionpool.stores.redis import RedisStore, SharedPool
 from tests.crawling import make_crawler, stats
@@ -199,3 +199,31 @@ def test_redis_going_away_mid_crawl_loses_nothing(site, redis_prefix, tmp_path, 
         assert len(state["sessions"]) == 3 and all(s["cookies"] for s in state["sessions"])
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("usage", "lots"), ("errors", "nan-ish"), ("created_at", "yesterday"), ("ud", "{not json"),
+     ("ud", "[" * 10_000), ("proxy", "ftp://evil"), ("cv", "x")],
+)
+@in_asyncio_task
+async def test_hostile_values_in_redis_never_reach_scrapy(redis_server, redis_prefix, field, value, caplog):
+    a = shared(redis_server, redis_prefix, max_pool_size=1)
+    made, _ = await a.acquire()
+    made.release()
+    await a.flush()
+    store = RedisStore(redis_server.url, prefix=redis_prefix)
+    store.client.hset(f"{a.base}:s:{made.id}", field, value)
+    if field != "cv":  # what `scrapy sessionpool` reads
+        with pytest.raises(StateError):
+            Session.from_state(store.load("spider")["sessions"][0])
+    b = shared(redis_server, redis_prefix, max_pool_size=1)  # a process that has not seen the session yet
+    session, _ = await b.acquire()
+    assert session is None or session.id != made.id
+    if session is None:
+        assert "unusable data in Redis" in caplog.text
+        await b.flush()
+        fresh, _ = await b.acquire()  # the broken session was retired; a new one takes its place
+        assert fresh is not None and fresh.id != made.id
+    await a.close()
+    await b.close()
