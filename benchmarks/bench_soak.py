@@ -17,10 +17,17 @@ RSS (``/proc/self/statm``), ``sys.getallocatedblocks()`` (live Python
 allocations), ``len(gc.get_objects())``, and the sizes of the pool's own
 structures (live sessions, the expiry heap, the reuse strategy's list and
 index, the per-proxy index). No tracemalloc: it would slow the loop several
-times. Memory counts as flat when RSS and allocated blocks grow by at most 5%
-and 1% between the first sample (after the warm-up: the pool turned over once)
-and the last one, and every structure stays within its bound (the expiry heap
-is compacted past ``2 * live + 64`` entries).
+times. The check: no leak, i.e. from the first sample (the pool turned over
+once) to the last, allocated blocks grow by at most 5% (the expiry heap's stale
+entries swing them by about 4%; anything kept per retired session would add
+over 20%) and gc objects by at most 1%; RSS grows by at most 5% over the second
+half (it rises by a few MiB in the first few hundred thousand cycles while
+pymalloc's arenas and malloc's free lists settle, with the live allocations
+flat: the figures at 100k and at the end are printed either way); and every
+structure stays within its bound (the expiry heap is compacted past
+``2 * live + 64`` entries; the strategy and the per-proxy index hold exactly
+the live sessions). Memory is judged only with 10 pool turnovers or more (the
+default: 1M cycles at 10%).
 
 Crawl soak (``--pages``, default 50,000): the local test site
 (``tests.support.site``, ``--budget 40 --block mixed``: a session cookie is
@@ -29,15 +36,19 @@ captcha page in turn) runs in its own process; one crawl of ``/items/0`` ..
 ``/items/N-1`` runs in a child process with the plugin enabled (middleware 650,
 extension 500, ``SESSIONPOOL_BAN_PATTERNS = ["solve the captcha"]``, 50
 sessions, the file store in a temporary directory saved every 3 s,
-32 concurrent requests, retries as Scrapy's defaults, INFO log to a file). It
-passes when the crawl finishes with reason "finished"; every item page is
-parsed exactly once and is the real page; the log has no ERROR line and no
-Traceback; ``sessionpool/created == sessionpool/usable + sessionpool/retired``;
+32 concurrent requests, retries as Scrapy's defaults, INFO log to a file, the
+telnet console and Scrapy 2.19's remote control off). It passes when the
+crawl finishes with reason "finished"; every item page is parsed exactly once
+and is the real page; the log has no ERROR line and no Traceback;
+``sessionpool/created == sessionpool/usable + sessionpool/retired``;
 ``sessionpool/persisted`` is within 1 of ``duration // 3 + 1`` (the periodic
 saves plus the one at close) with no ``persist_failed``; and the saved state
 file loads into a new pool with exactly ``usable`` sessions and the run's
-retired count. Progress (pages, sessions, the child's RSS) is printed every
-10 s.
+retired count, each used one holding its own ``sid`` cookie (the site sets one
+on a session's first request: a used session without one sent another's).
+Progress (pages, sessions, the child's RSS and allocated blocks) is printed
+every 10 s. ``--keep`` keeps the crawl's directory (log, saved state),
+``--log-level DEBUG`` logs every request.
 
 The exit status is 1 when a check fails.
 """
@@ -73,7 +84,9 @@ SAMPLE_AT = (0.1, 0.25, 0.5, 0.75, 1.0)
 MAX_BLOCKS_GROWTH = 0.05
 MAX_OBJECTS_GROWTH = 0.01
 #: Allowed RSS growth over the second half (the allocators' free lists and arenas settle in the first half).
-MAX_LATE_RSS_GROWTH = 0.03
+MAX_LATE_RSS_GROWTH = 0.05
+#: Memory is judged only when the pool turns over at least this many times (the default 1M cycles: 10).
+MIN_JUDGED_TURNOVERS = 10
 
 SITE_BUDGET = 40
 SITE_BLOCK = "mixed"
@@ -192,12 +205,13 @@ def core_soak(cycles: int, retire_rate: float) -> bool:
     rss_growth, late_rss_growth = growth("rss", first, last), growth("rss", mid, last)
     blocks_growth, objects_growth = growth("blocks", first, last), growth("objects", first, last)
     failures = []
-    if late_rss_growth > MAX_LATE_RSS_GROWTH:
+    judged = cycles * retire_rate >= MIN_JUDGED_TURNOVERS * POOL_SIZE
+    if judged and late_rss_growth > MAX_LATE_RSS_GROWTH:
         failures.append(f"RSS still grows in the second half: {late_rss_growth:+.1%} from {mid['cycles']:,} to "
                         f"{last['cycles']:,} cycles (allowed {MAX_LATE_RSS_GROWTH:+.0%})")
-    if blocks_growth > MAX_BLOCKS_GROWTH:
+    if judged and blocks_growth > MAX_BLOCKS_GROWTH:
         failures.append(f"allocated blocks grew {blocks_growth:+.1%} (allowed {MAX_BLOCKS_GROWTH:+.0%})")
-    if objects_growth > MAX_OBJECTS_GROWTH:
+    if judged and objects_growth > MAX_OBJECTS_GROWTH:
         failures.append(f"gc objects grew {objects_growth:+.1%} (allowed {MAX_OBJECTS_GROWTH:+.0%})")
     for row in rows[1:]:
         at = f"at {row['cycles']:,} cycles"
@@ -225,6 +239,11 @@ def core_soak(cycles: int, retire_rate: float) -> bool:
         for failure in failures:
             print(f"FAIL: {failure}")
         return False
+    if not judged:
+        print(f"OK: structures within their bounds; memory not judged: fewer than {MIN_JUDGED_TURNOVERS} pool "
+              f"turnovers ({MIN_JUDGED_TURNOVERS * POOL_SIZE:,} retirements; the allocators settle over the first "
+              "five)")
+        return True
     print(f"OK: no leak: live Python allocations flat from {first['cycles']:,} cycles on (allocated blocks "
           f"within {MAX_BLOCKS_GROWTH:+.0%}, gc objects within {MAX_OBJECTS_GROWTH:+.0%}), RSS flat in the second "
           f"half (within {MAX_LATE_RSS_GROWTH:+.0%}); expiry heap within 2 * live + 64; strategy and indexes "

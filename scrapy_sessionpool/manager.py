@@ -226,10 +226,12 @@ class PoolManager:
             session.retire(verdict.reason)
             return True
         # the exit is blocked, not the session: keep the session, pause its proxy
+        already = self.proxies.is_cooling(session.proxy_url)
         if kind is VerdictKind.PROXY_BLOCKED:
             self.proxies.cool_down(session.proxy_url, verdict.retry_after, rate_limited=True)
         session.release()
-        self._pause(session.proxy_url, verdict.reason)
+        if not already:  # more answers of a block already known: one log line, one stat
+            self._pause(session.proxy_url, verdict.reason)
         return True
 
     def _exit_suspected(self, session: Session) -> bool:

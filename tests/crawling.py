@@ -15,6 +15,7 @@ BASE_SETTINGS: dict[str, Any] = {
     "SESSIONPOOL_PERSIST_STATE": False,  # memory only, unless a test asks for a store
     "RETRY_ENABLED": False,
     "TELNETCONSOLE_ENABLED": False,
+    "REMOTE_CONTROL_ENABLED": False,  # Scrapy 2.19's remote control server
     "LOG_LEVEL": "INFO",
     "ROBOTSTXT_OBEY": False,
     "DOWNLOAD_TIMEOUT": 10,

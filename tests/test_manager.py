@@ -130,3 +130,12 @@ def test_summary_counts_blocks_per_minute():
     summary = m.summary()
     assert summary["blocks_per_minute"] == 1
     assert summary["retired_by_reason"] == {"ban_pattern": 2} and summary["created"] == 2
+
+
+def test_answers_of_a_known_exit_block_are_counted_once():
+    m, stats = make(proxies=("http://a:1", "http://b:2"), warm_up=False)
+    sessions = [m.acquire() for _ in range(4)]
+    on_a = [s for s in sessions if s.proxy_url == "http://a:1"]
+    for s in on_a:
+        m.judge(s, Verdict.proxy_blocked("status_503", retry_after=10))
+    assert stats["proxy_blocks"] == 1 and all(s.is_usable for s in on_a)
