@@ -222,11 +222,11 @@ class PoolManager:
             session.release()
             return False
         self._note_block()
-        if kind is VerdictKind.SESSION_BLOCKED and not self._exit_suspected(session):
+        already = self.proxies.is_cooling(session.proxy_url)
+        if kind is VerdictKind.SESSION_BLOCKED and not (already or self._exit_suspected(session)):
             session.retire(verdict.reason)
             return True
         # the exit is blocked, not the session: keep the session, pause its proxy
-        already = self.proxies.is_cooling(session.proxy_url)
         if kind is VerdictKind.PROXY_BLOCKED:
             self.proxies.cool_down(session.proxy_url, verdict.retry_after, rate_limited=True)
         session.release()
@@ -243,8 +243,6 @@ class PoolManager:
         blocks in a row on one exit (no good answer through it in between)
         cool the exit down.
         """
-        if self.proxies.is_cooling(session.proxy_url):
-            return True
         return session.usage_count == 0 and self.proxies.session_blocked(session.proxy_url, session.id)
 
     def _pause(self, proxy: str | None, reason: str) -> None:
