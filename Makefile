@@ -10,7 +10,7 @@ SCRAPY_MIN ?= 2.13.4
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: demo test test-latest test-min bench bench-core bench-store bench-crawl bench-pool-size clean
+.PHONY: demo test test-latest test-min bench bench-core bench-store bench-crawl bench-pool-size bench-kill bench-soak clean
 
 test: test-latest test-min
 
@@ -35,7 +35,7 @@ $(VENV_MIN)/.installed: setup.cfg pyproject.toml
 	$(VENV_MIN)/bin/python -c "import scrapy; print('Scrapy', scrapy.__version__, 'in $(VENV_MIN)')"
 	touch $@
 
-bench: bench-core bench-store bench-crawl bench-pool-size
+bench: bench-core bench-store bench-crawl bench-pool-size bench-kill bench-soak
 
 bench-core: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bench_core.py
@@ -48,6 +48,12 @@ bench-crawl: $(VENV)/.installed
 
 bench-pool-size: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bench_pool_size.py
+
+bench-kill: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/bench_kill.py
+
+bench-soak: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/bench_soak.py
 
 clean:
 	rm -rf $(VENV) $(VENV_MIN) build *.egg-info

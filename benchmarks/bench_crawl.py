@@ -169,19 +169,19 @@ def run_crawl(mode: str, base: str, pages: int, site_pid: int | None, profile: s
 # -- parent: site, alternating crawls, table -------------------------------------
 
 
-def start_site() -> tuple[subprocess.Popen, str]:
+def start_site(*options: str, probe: str = "/items/0") -> tuple[subprocess.Popen, str]:
+    """The local test site in its own process (``--budget none`` unless ``options`` say otherwise)."""
     site = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.site", "--port", "0", "--budget", "none"],
+        [sys.executable, "-m", "tests.support.site", "--port", "0", *(options or ("--budget", "none"))],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
     )
     base = (site.stdout.readline() if site.stdout else "").strip()
     if not base.startswith("http://"):
-        site.terminate()
-        site.wait(5)
+        stop_site(site)
         raise SystemExit(f"the test site did not start (printed {base!r})")
-    with urllib.request.urlopen(f"{base}/items/0", timeout=10) as reply:  # warm up, and check it answers
+    with urllib.request.urlopen(f"{base}{probe}", timeout=10) as reply:  # warm up, and check it answers
         reply.read()
     return site, base
 

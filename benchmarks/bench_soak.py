@@ -76,6 +76,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.bench_crawl import start_site, stop_site  # noqa: E402
+
 POOL_SIZE = 10_000
 SAMPLE_AT = (0.1, 0.25, 0.5, 0.75, 1.0)
 #: Allowed growth of live Python allocations from the first sample to the last one. The expiry heap's
@@ -423,29 +425,6 @@ def run_crawl(base: str, pages: int, workdir: str, log_level: str = "INFO") -> d
 # -- crawl soak: parent --------------------------------------------------------------
 
 
-def start_site(budget: int, block: str) -> tuple[subprocess.Popen, str]:
-    site = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.site", "--port", "0", "--budget", str(budget), "--block", block],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    base = (site.stdout.readline() if site.stdout else "").strip()
-    if not base.startswith("http://"):
-        stop_site(site)
-        raise SystemExit(f"the test site did not start (printed {base!r})")
-    with urllib.request.urlopen(f"{base}/status/200", timeout=10) as reply:  # check it answers; spends no budget
-        reply.read()
-    return site, base
-
-
-def stop_site(site: subprocess.Popen) -> None:
-    site.terminate()
-    try:
-        site.wait(10)
-    except subprocess.TimeoutExpired:
-        site.kill()
-        site.wait()
 
 
 def crawl_soak(pages: int, timeout: float, keep: bool, log_level: str = "INFO") -> bool:
@@ -457,7 +436,7 @@ def crawl_soak(pages: int, timeout: float, keep: bool, log_level: str = "INFO") 
           f"{CRAWL_SETTINGS['CONCURRENT_REQUESTS']}, persisted every {PERSIST_INTERVAL} s to a file store",
           flush=True)
     workdir = tempfile.mkdtemp(prefix="bench_soak-")
-    site, base = start_site(SITE_BUDGET, SITE_BLOCK)
+    site, base = start_site("--budget", str(SITE_BUDGET), "--block", SITE_BLOCK, probe="/status/200")
     result: dict[str, Any] | None = None
     try:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--run-crawl", "--base", base, "--pages", str(pages),
