@@ -107,6 +107,10 @@ def rotate(request: Request, crawler: Crawler, reason: str) -> Request | None:
     """Retry ``request`` on another session; None when its rotations are used up."""
     manager = get_manager(crawler)
     rotations = request.meta.get(META_ROTATIONS, 0)
+    if not isinstance(rotations, int) or isinstance(rotations, bool) or rotations < 0:
+        from .middleware import MetaError
+
+        raise MetaError(f"Request meta {META_ROTATIONS!r}: expected a count (an integer >= 0), got {rotations!r}")
     if rotations >= manager.settings.max_session_rotations:
         return None
     retry_times = request.meta.get("retry_times")

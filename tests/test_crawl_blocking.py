@@ -123,11 +123,15 @@ def test_bad_meta_fails_that_request_with_a_clear_error(site):
     yield crawler.crawl(urls=[(site.url("/items/1"), {"sessionpool_pool": 3}),
                               (site.url("/items/2"), {"sessionpool_enabled": "no"}),
                               (site.url("/items/3"), {"sessionpool_session_id": ["x"]}),
+                              (site.url("/items/5"), {"sessionpool_pool": "../etc"}),
+                              (site.url("/status/403"), {"sessionpool_rotations": "many"}),
                               site.url("/items/4")])
     messages = sorted(str(f.value) for f in crawler.spider.failures)
     assert messages == [
         "Request meta 'sessionpool_enabled': expected True or False, got 'no'",
+        "Request meta 'sessionpool_pool': expected a pool name of 1-64 characters [A-Za-z0-9_.-], got '../etc'",
         "Request meta 'sessionpool_pool': expected a pool name of 1-64 characters [A-Za-z0-9_.-], got 3",
+        "Request meta 'sessionpool_rotations': expected a count (an integer >= 0), got 'many'",
         "Request meta 'sessionpool_session_id': expected a session id string, got ['x']",
     ]
     assert len(crawler.spider.responses) == 1

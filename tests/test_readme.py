@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import docutils.core
+import docutils.nodes
 
 from scrapy_sessionpool.config import _documented
 
@@ -28,3 +29,48 @@ def test_every_meta_key_is_documented():
     keys = [v for k, v in vars(helpers).items() if k.startswith("META_")]
     for key in keys:
         assert re.search(rf"^``{key}``$", README, re.M), f"{key} is not documented"
+
+
+def python_snippets() -> list[str]:
+    """The ``.. code-block:: python`` blocks of the README."""
+    doctree = docutils.core.publish_doctree(README, settings_overrides={"report_level": 4})
+    return [node.astext() for node in doctree.findall(docutils.nodes.literal_block)
+            if "python" in node.get("classes", [])]
+
+
+def test_every_python_snippet_runs():
+    snippets = python_snippets()
+    assert len(snippets) >= 4
+    for code in snippets:
+        exec(compile(code, "README.rst", "exec"), {})
+
+
+def test_the_settings_snippets_enable_the_pool():
+    from scrapy.settings import Settings
+    from scrapy.utils.test import get_crawler
+
+    for code in python_snippets()[:2]:
+        namespace: dict = {}
+        exec(code, namespace)
+        settings = {k: v for k, v in namespace.items() if k.isupper()}
+        crawler = get_crawler(settings_dict={**settings, "SESSIONPOOL_PERSIST_STATE": False})
+        assert crawler.settings.getbool("SESSIONPOOL_ENABLED")
+        names = [type(m).__name__ for m in crawler.extensions.middlewares]
+        assert "SessionPoolExtension" in names
+
+
+def test_the_ban_policy_snippet_works():
+    from scrapy import Request
+    from scrapy.http import TextResponse
+
+    from scrapy_sessionpool.config import PoolSettings
+    from scrapy_sessionpool.verdict import VerdictKind
+
+    code = next(c for c in python_snippets() if "class ShopPolicy" in c)
+    namespace: dict = {}
+    exec(code, namespace)
+    policy = namespace["ShopPolicy"](PoolSettings())
+    request = Request("http://shop.example/api")
+    body = b'{"error":"login required"}'
+    verdict = policy.response_verdict(request, TextResponse(request.url, body=body, request=request))
+    assert (verdict.kind, verdict.reason) == (VerdictKind.SESSION_BLOCKED, "login_required")

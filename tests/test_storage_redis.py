@@ -145,8 +145,11 @@ def test_a_crawl_with_the_redis_store(site, redis_server, redis_prefix):
     assert sorted(int(r.url.rsplit("/", 1)[1]) for r in crawler.spider.responses) == list(range(30))
     s = stats(crawler)
     assert s["retired"] >= 5 and s["created"] == s["retired"] + 3
-    state = RedisStore(redis_server.url, prefix=redis_prefix).load("list")
+    store = RedisStore(redis_server.url, prefix=redis_prefix)
+    state = store.load("list")
     assert len(state["sessions"]) == 3 and state["retired_sessions_count"] == s["retired"]
+    keys = list(store.client.scan_iter(match=f"{redis_prefix}:*"))
+    assert keys and all(0 < store.client.ttl(k) <= 3600 for k in keys)  # SESSIONPOOL_REDIS_TTL
     assert all(sess["cookies"] for sess in state["sessions"])
 
     again = make_crawler(settings=settings)  # a second run resumes the same live pool
