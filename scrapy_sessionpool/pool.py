@@ -14,6 +14,7 @@ sessions by the reuse strategy. Deliberate differences:
 
 from __future__ import annotations
 
+import gc
 import heapq
 import logging
 import random
@@ -320,7 +321,13 @@ class SessionPool:
         """
         if self._live:
             raise ValueError("restore: the pool already has sessions; restore into a new pool")
-        sessions, retired_count = parse_state(state, options=self._options, clock=self._clock)
+        gc_was_on = gc.isenabled()
+        gc.disable()  # restore allocates many objects and frees none: collecting meanwhile only costs
+        try:
+            sessions, retired_count = parse_state(state, options=self._options, clock=self._clock)
+        finally:
+            if gc_was_on:
+                gc.enable()
         now = self._clock()
         restored = dropped = 0
         for session in sessions:

@@ -6,9 +6,10 @@ import json
 from collections import Counter
 
 import pytest_twisted
+import scrapy
 
 from scrapy_sessionpool import get_pools
-from tests.crawling import make_crawler, stats
+from tests.crawling import ListSpider, make_crawler, stats
 from tests.support.site import GuardedSite
 
 
@@ -88,3 +89,19 @@ def test_each_session_keeps_one_user_agent(site):
         assert agent == sessions[response.meta["sessionpool_session_id"]].user_agent
         seen[agent] += 1
     assert set(seen) <= set(agents)
+
+
+class AgentSpider(ListSpider):
+    custom_settings = {"USER_AGENT": "SpiderAgent/1"}
+
+    async def start(self):
+        yield scrapy.Request(self.urls[0], dont_filter=True)
+        yield scrapy.Request(self.urls[1], dont_filter=True, headers={"User-Agent": "Mine/1"})
+
+
+@pytest_twisted.inlineCallbacks
+def test_session_agents_replace_the_spiders_default_but_not_a_requests_own(site):
+    crawler = make_crawler(AgentSpider, settings={"SESSIONPOOL_USER_AGENTS": ["UA-A/1"]})
+    yield crawler.crawl(urls=[site.url("/echo?1"), site.url("/echo?2")])
+    agents = sorted(json.loads(r.text)["user_agent"] for r in crawler.spider.responses)
+    assert agents == ["Mine/1", "UA-A/1"]
