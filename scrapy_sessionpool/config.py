@@ -369,16 +369,13 @@ def _read_pools(raw: Any, base: PoolSettings) -> dict[str, PoolSettings]:
             raise _fail("SESSIONPOOL_POOLS", "pool names of 1-64 characters [A-Za-z0-9_.-]", name)
         if not isinstance(overrides, Mapping):
             raise _fail(f"SESSIONPOOL_POOLS[{name!r}]", "a dict of settings", overrides)
-        keys = {str(k).lower().removeprefix("sessionpool_") for k in overrides}
-        unknown = sorted(keys - set(POOL_KEYS))
+        normalised = {str(k).lower().removeprefix("sessionpool_"): v for k, v in overrides.items()}
+        unknown = sorted(set(normalised) - set(POOL_KEYS))
         if unknown:
             raise SettingsError(
                 f"SESSIONPOOL_POOLS[{name!r}]: cannot override {unknown[0]!r}; expected some of {', '.join(POOL_KEYS)}"
             )
-        normalised = {str(k).lower().removeprefix("sessionpool_"): v for k, v in overrides.items()}
-        pools[name] = replace(base, **_read_pool_values(
-            lambda key, default: normalised.get(key, default), f"SESSIONPOOL_POOLS[{name!r}]."
-        ))
+        pools[name] = replace(base, **_read_pool_values(normalised.get, f"SESSIONPOOL_POOLS[{name!r}]."))
     return pools
 
 

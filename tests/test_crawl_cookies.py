@@ -9,7 +9,7 @@ import pytest_twisted
 import scrapy
 
 from scrapy_sessionpool import get_pools
-from tests.crawling import ListSpider, make_crawler, stats
+from tests.crawling import make_crawler, stats
 
 
 def sent_sid(request) -> str | None:

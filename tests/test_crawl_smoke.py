@@ -1,6 +1,6 @@
 import pytest_twisted
 
-from tests.crawling import ListSpider, make_crawler, stats
+from tests.crawling import make_crawler, stats
 
 
 @pytest_twisted.inlineCallbacks

@@ -46,7 +46,6 @@ def test_every_python_snippet_runs():
 
 
 def test_the_settings_snippets_enable_the_pool():
-    from scrapy.settings import Settings
     from scrapy.utils.test import get_crawler
 
     for code in python_snippets()[:2]:

@@ -328,10 +328,8 @@ class SharedPool:
                 session_id or "", "session_" + secrets.token_urlsafe(16), agent,
                 len(self._paused), *self._paused, len(candidates), *candidates]
         batch = self._take_batch()
-        for session, kind, a, b in batch:
-            args += [kind, session.id, a, b]
         try:
-            writes, pick = await self._eval("ACQUIRE", args)
+            writes, pick = await self._eval("ACQUIRE", args + _ops(batch))
             self._applied(batch, writes)
             batch = []
             return await self._picked(pick)
@@ -417,11 +415,8 @@ class SharedPool:
 
     def _apply_args(self, batch: list[tuple[RemoteSession, str, str, str]]) -> list[Any]:
         cfg = self.settings
-        args: list[Any] = [self.base, cfg.max_usage_count, repr(cfg.max_error_score), repr(cfg.error_score_decrement),
-                           int(cfg.warm_up), cfg.reuse_strategy]
-        for session, kind, a, b in batch:
-            args += [kind, session.id, a, b]
-        return args
+        return [self.base, cfg.max_usage_count, repr(cfg.max_error_score), repr(cfg.error_score_decrement),
+                int(cfg.warm_up), cfg.reuse_strategy, *_ops(batch)]
 
     def _applied(self, batch: list[tuple[RemoteSession, str, str, str]], replies: list[Any]) -> None:
         for (session, kind, _, _), reply in zip(batch, replies):
@@ -556,5 +551,7 @@ class SharedPool:
         return self._online
 
 
-def _pairs(flat: list[str]) -> dict[str, str]:
-    return dict(zip(flat[::2], flat[1::2]))
+def _ops(batch: list[tuple[RemoteSession, str, str, str]]) -> list[str]:
+    """Queued writes as the scripts' ARGV: kind, session id, a, b for each."""
+    return [value for session, kind, a, b in batch for value in (kind, session.id, a, b)]
+
