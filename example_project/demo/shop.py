@@ -1,4 +1,7 @@
-"""A local shop that guards itself against scrapers, like a real one, deterministic for a given seed.
+"""A local shop that guards itself against scrapers, like a real one.
+
+The seed fixes the catalogue and which items are slow or fail once; a session's hidden traits follow from
+its cookie, which is random, so tests that count on them set ``flagged=0.0``.
 
 Guards, in the order a request meets them (``GET /__stats`` skips them all):
 
