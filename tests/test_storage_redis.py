@@ -204,6 +204,55 @@ def test_redis_going_away_mid_crawl_loses_nothing(site, redis_prefix, tmp_path, 
         server.stop()
 
 
+@in_asyncio_task
+async def test_an_outage_queues_per_session_not_per_request_and_counts_retirements_at_once(
+        redis_prefix, tmp_path, monkeypatch, caplog):
+    from scrapy_sessionpool.stores import redis as redis_module
+    from tests.redis_server import RedisServer
+
+    monkeypatch.setattr(redis_module, "COMPACT_AT", 100)
+    server = RedisServer(tmp_path).start()
+    try:
+        pool = shared(server, redis_prefix, max_pool_size=2, max_usage_count=5)
+        created, retired = [], []
+        pool._on_created, pool._on_retired = created.append, retired.append
+        before, _ = await pool.acquire()
+        before.mark_good()
+        await pool.flush()
+        server.stop()
+        for _ in range(2000):
+            session, _ = await pool.acquire()
+            if session.usage_count == 0:
+                session.set_cookie("sid", "offline", domain="shop.example")
+            session.mark_good()
+        assert not pool._online and before.is_retired
+        # 400 sessions made offline for 2,000 uses of 5; retirements counted as they happen, not at the replay
+        live = list(pool._fallback)
+        assert len(created) == 401 and len(retired) == len(created) - len(live)
+        assert 2000 + 1 == 5 * len(retired) + sum(s.usage_count for s in live)
+        assert len(pool._pending) < 4 * 400  # uncompacted: 8 writes a session (create, cookie, 5 marks, retire)
+        pool._compact()
+        collapsed = [op[1] for op in pool._pending if op[0]._collapsed]
+        assert sorted(set(collapsed)) == ["create", "retire"] and len(collapsed) == 2 * (len(retired) - 1)  # but `before`
+
+        server.start()
+        pool._last_attempt = float("-inf")  # do not wait for the next reconnect attempt
+        after, _ = await pool.acquire()
+        assert pool._online and not pool._pending and after is not None
+        meta = RedisStore(server.url, prefix=redis_prefix).client.hgetall(f"{pool.base}:meta")
+        alive = RedisStore(server.url, prefix=redis_prefix).client.zcard(f"{pool.base}:live")
+        assert len(retired) == 401 - len(live)  # the replay did not count them again
+        assert (int(meta["created"]), int(meta["retired"]), alive) == (len(created), len(retired), len(live))
+
+        server.stop()
+        after.mark_good()
+        await pool.flush()  # goes offline again
+        await pool.close()
+        assert "1 write(s) queued since the outage are lost" in caplog.text
+    finally:
+        server.stop()
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [("usage", "lots"), ("errors", "nan-ish"), ("created_at", "yesterday"), ("ud", "{not json"),

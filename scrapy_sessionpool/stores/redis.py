@@ -37,6 +37,10 @@ logger = logging.getLogger(__name__)
 RECONNECT_EVERY = 1.0
 #: Queued writes sent in one batch at most.
 BATCH = 500
+#: Offline, the write queue is compacted whenever it doubles, and not below this length.
+COMPACT_AT = 10_000
+#: Retirements that follow from a session's counters and age (Redis computes them itself when online).
+COMPUTED_REASONS = frozenset({"error_score", "max_usage_count", "expired"})
 #: How long a write waits for a pick to carry it before it is sent on its own.
 FLUSH_DELAY = 0.02
 
@@ -179,13 +183,15 @@ class _RecordingJar(CookieJar):
 class RemoteSession(Session):
     """A process's copy of a session of a shared pool; its verbs are queued for Redis."""
 
-    __slots__ = ("_cv", "_sent_user_data", "_shared", "_uv")
+    __slots__ = ("_collapsed", "_cv", "_sent_user_data", "_shared", "_unsent", "_uv")
 
     def __init__(self, shared: SharedPool, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._shared = shared
         self._cv = self._uv = -1
         self._sent_user_data = ""
+        self._unsent = False  # created while Redis was away, not sent yet
+        self._collapsed = False  # retired before it was sent: only its create and retire still matter
 
     @property
     def cookie_jar(self) -> CookieJar:
@@ -208,8 +214,9 @@ class RemoteSession(Session):
             self._shared._queue(self, "release")
 
     def retire(self, reason: str = "manual") -> None:
-        if self._retired is None and reason not in ("error_score", "max_usage_count", "expired"):
-            self._shared._queue(self, "retire", reason)  # Redis decides the computed retirements itself
+        # online, Redis decides the computed retirements itself; offline, this process decided them
+        if self._retired is None and (reason not in COMPUTED_REASONS or not self._shared._online):
+            self._shared._queue(self, "retire", reason)
         super().retire(reason)
 
     def _cookie_changed(self, field: str, value: str) -> None:
@@ -264,6 +271,8 @@ class SharedPool:
         self._online = True
         self._last_attempt = 0.0
         self._fallback: SessionPool | None = None
+        self._announced: set[str] = set()  # retired while offline, on_retired already called
+        self._compact_at = COMPACT_AT
         self._paused: set[str] = set()
         self.live_count = 0
         self.retired_count = 0
@@ -403,9 +412,9 @@ class SharedPool:
         if kind in ("good", "bad"):
             user_data = session._user_data_json()
             if user_data != session._sent_user_data:
-                self._pending.append((session, "ud", user_data, ""))
+                self._append((session, "ud", user_data, ""))
                 session._sent_user_data = user_data
-        self._pending.append((session, kind, a, b))
+        self._append((session, kind, a, b))
         # cookies and retirements must reach the other processes before their next pick
         self._schedule_flush(0 if kind in ("cookie", "retire") else FLUSH_DELAY)
 
@@ -424,8 +433,12 @@ class SharedPool:
                 self._mirrors.pop(session.id, None)
                 if not session.is_retired:
                     session._retired = reply[1] if reply[0] == "retired" else "gone"
-                if reply[0] == "retired" and self._on_retired is not None:
+                announced = session.id in self._announced
+                self._announced.discard(session.id)
+                if reply[0] == "retired" and self._on_retired is not None and not announced:
                     self._on_retired(session)
+            elif kind == "create":
+                session._unsent = False
             elif kind in ("good", "bad"):
                 session._usage_count, session._error_score = int(reply[1]), float(reply[2])
 
@@ -478,7 +491,12 @@ class SharedPool:
                 self._go_offline(exc)
 
     async def close(self) -> None:
+        if not self._online:
+            self._last_attempt = float("-inf")  # one last try, however recent the previous one
         await self.touch()
+        if self._pending:
+            logger.warning("Redis at %s is still unreachable: %d write(s) queued since the outage are lost "
+                           "(what Redis held before it is intact)", redact(self.url), len(self._pending))
         await self._client.aclose() if hasattr(self._client, "aclose") else await self._client.close()
 
     # -- when Redis is away ------------------------------------------------------------
@@ -493,7 +511,8 @@ class SharedPool:
         self._last_attempt = time.monotonic()
         fallback = SessionPool(max_pool_size=self.settings.max_pool_size, session_options=self._options,
                                create_session_function=self._create_locally, reuse_strategy=self.settings.reuse_strategy,
-                               clock=self._clock, warm_up=self.settings.warm_up)
+                               clock=self._clock, warm_up=self.settings.warm_up,
+                               seed=None if self._rng is None else self._rng.randrange(2**32))
         for session in list(self._mirrors.values()):
             if session.is_usable and len(fallback._live) < fallback.max_pool_size:
                 leases = session._leases
@@ -502,7 +521,30 @@ class SharedPool:
                 fallback._refresh(session)
         for proxy in self._paused:
             fallback.pause_proxy(proxy or None)
+        fallback.add_listener("session_retired", lambda session: self._retired_offline(fallback, session))
         self._fallback = fallback
+
+    def _retired_offline(self, fallback: SessionPool, session: Session) -> None:
+        """Count a retirement now rather than at the replay; a session Redis never saw keeps only its
+        create and retire writes, so the queue grows with the sessions made, not with the requests."""
+        if fallback is not self._fallback or not isinstance(session, RemoteSession):
+            return  # a session of an earlier outage's fallback: Redis answers for it now
+        self._announced.add(session.id)
+        if self._on_retired is not None:
+            self._on_retired(session)
+        if session._unsent:
+            session._collapsed = True
+            self._mirrors.pop(session.id, None)
+            session._jar = None  # its cookies go nowhere now
+
+    def _append(self, op: tuple[RemoteSession, str, str, str]) -> None:
+        self._pending.append(op)
+        if not self._online and len(self._pending) >= self._compact_at:
+            self._compact()
+
+    def _compact(self) -> None:
+        self._pending = [op for op in self._pending if not op[0]._collapsed or op[1] in ("create", "retire")]
+        self._compact_at = max(COMPACT_AT, 2 * len(self._pending))
 
     def _create_locally(self, pool: SessionPool) -> Session:
         cfg = self.settings
@@ -517,7 +559,8 @@ class SharedPool:
         self._mirrors[session.id] = session
         fields = {"created_at": session.created_at, "usage": 0, "errors": "0", "proxy": proxy or "",
                   "ua": session.user_agent or "", "ud": ""}
-        self._pending.append((session, "create", json.dumps(fields), ""))
+        session._unsent = True
+        self._append((session, "create", json.dumps(fields), ""))
         if self._on_created is not None:
             self._on_created(session)
         return session
