@@ -15,7 +15,7 @@ import pytest_twisted
 
 from scrapy_sessionpool import Session, SessionPool, StateError
 from scrapy_sessionpool.config import PoolSettings
-from scrapy_sessionpool.stores.redis import RedisStore, SharedPool
+from scrapy_sessionpool.stores.redis import RedisStore, RemoteSession, SharedPool
 from tests.crawling import make_crawler, stats
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -204,53 +204,260 @@ def test_redis_going_away_mid_crawl_loses_nothing(site, redis_prefix, tmp_path, 
         server.stop()
 
 
-@in_asyncio_task
-async def test_an_outage_queues_per_session_not_per_request_and_counts_retirements_at_once(
-        redis_prefix, tmp_path, monkeypatch, caplog):
-    from scrapy_sessionpool.stores import redis as redis_module
+@pytest.fixture
+def own_redis(redis_prefix, tmp_path):
+    """A redis-server of the test's own, to stop and start."""
     from tests.redis_server import RedisServer
 
-    monkeypatch.setattr(redis_module, "COMPACT_AT", 100)
     server = RedisServer(tmp_path).start()
-    try:
-        pool = shared(server, redis_prefix, max_pool_size=2, max_usage_count=5)
-        created, retired = [], []
-        pool._on_created, pool._on_retired = created.append, retired.append
-        before, _ = await pool.acquire()
-        before.mark_good()
-        await pool.flush()
-        server.stop()
-        for _ in range(2000):
-            session, _ = await pool.acquire()
-            if session.usage_count == 0:
-                session.set_cookie("sid", "offline", domain="shop.example")
-            session.mark_good()
-        assert not pool._online and before.is_retired
-        # 400 sessions made offline for 2,000 uses of 5; retirements counted as they happen, not at the replay
-        live = list(pool._fallback)
-        assert len(created) == 401 and len(retired) == len(created) - len(live)
-        assert 2000 + 1 == 5 * len(retired) + sum(s.usage_count for s in live)
-        assert len(pool._pending) < 4 * 400  # uncompacted: 8 writes a session (create, cookie, 5 marks, retire)
-        pool._compact()
-        collapsed = [op[1] for op in pool._pending if op[0]._collapsed]
-        assert sorted(set(collapsed)) == ["create", "retire"] and len(collapsed) == 2 * (len(retired) - 1)  # but `before`
+    yield server
+    server.stop()
 
-        server.start()
-        pool._last_attempt = float("-inf")  # do not wait for the next reconnect attempt
-        after, _ = await pool.acquire()
-        assert pool._online and not pool._pending and after is not None
-        meta = RedisStore(server.url, prefix=redis_prefix).client.hgetall(f"{pool.base}:meta")
-        alive = RedisStore(server.url, prefix=redis_prefix).client.zcard(f"{pool.base}:live")
-        assert len(retired) == 401 - len(live)  # the replay did not count them again
-        assert (int(meta["created"]), int(meta["retired"]), alive) == (len(created), len(retired), len(live))
 
-        server.stop()
-        after.mark_good()
-        await pool.flush()  # goes offline again
-        await pool.close()
-        assert "1 write(s) queued since the outage are lost" in caplog.text
-    finally:
-        server.stop()
+def reconnect_now(pool):
+    pool._last_attempt = float("-inf")  # do not wait for the next reconnect attempt
+
+
+@in_asyncio_task
+async def test_an_outage_queues_per_session_not_per_request_and_counts_retirements_at_once(
+        own_redis, redis_prefix, monkeypatch, caplog):
+    from scrapy_sessionpool.stores import redis as redis_module
+
+    monkeypatch.setattr(redis_module, "COMPACT_AT", 100)
+    pool = shared(own_redis, redis_prefix, max_pool_size=2, max_usage_count=5)
+    created, retired = [], []
+    pool._on_created, pool._on_retired = created.append, retired.append
+    before, _ = await pool.acquire()
+    before.mark_good()
+    await pool.flush()
+    own_redis.stop()
+    for n in range(2000):
+        session, _ = await pool.acquire()
+        session.set_cookie("sid", str(n), domain="shop.example")
+        session.mark_good()
+    assert not pool._online and before.is_retired
+    # 400 sessions made offline for 2,000 uses of 5; retirements counted as they happen, not at the replay
+    live = list(pool._fallback)
+    assert len(created) == 401 and len(retired) == len(created) - len(live)
+    assert 2000 + 1 == 5 * len(retired) + sum(s.usage_count for s in live)
+    assert len(pool._pending) < 2 * (len(retired) + 3 * len(live))  # uncompacted: 12 writes a session
+    pool._pending.compact()
+    assert sorted(op[1] for op in pool._pending if op[0].is_retired) == ["retire"] * len(retired)
+    assert len(pool._pending) <= len(retired) + 3 * len(live)  # the live: create, last cookie, marks
+
+    own_redis.start()
+    reconnect_now(pool)
+    after, _ = await pool.acquire()
+    assert pool._online and not pool._pending and after is not None
+    client = RedisStore(own_redis.url, prefix=redis_prefix).client
+    meta, alive = client.hgetall(f"{pool.base}:meta"), client.zcard(f"{pool.base}:live")
+    assert len(retired) == 401 - len(live)  # the replay did not count them again
+    assert (int(meta["created"]), int(meta["retired"]), alive) == (len(created), len(retired), len(live))
+    assert [c["value"] for c in after.cookies] == [max((c["value"] for c in after.cookies), key=int)]
+
+    own_redis.stop()
+    after.mark_good()
+    await pool.flush()  # goes offline again
+    await pool.close()
+    assert "1 write(s) queued since the outage are lost" in caplog.text
+
+
+@in_asyncio_task
+async def test_a_session_retired_during_an_outage_never_comes_back(own_redis, redis_prefix, monkeypatch):
+    from scrapy_sessionpool.stores import redis as redis_module
+
+    monkeypatch.setattr(redis_module, "BATCH", 5)
+    a = shared(own_redis, redis_prefix, max_pool_size=2, max_usage_count=1000)
+    b = shared(own_redis, redis_prefix, max_pool_size=2, max_usage_count=1000)
+    retired = []
+    a._on_retired = retired.append
+    known, _ = await a.acquire()
+    known.mark_good()
+    await a.flush()
+    own_redis.stop()
+    made, _ = await a.acquire()  # made while Redis is away
+    assert made.id != known.id
+    made.set_cookie("sid", "secret", domain="shop.example")
+    made.mark_good()
+    for _ in range(20):
+        pinned, _ = await a.acquire(known.id)
+        pinned.mark_good()
+    made.retire("status_403")
+    assert retired == [made]
+
+    own_redis.start()
+    picks = []
+    send = a._eval
+
+    async def eval_then_look(script, args):  # another process picks between the replay's batches
+        reply = await send(script, args)
+        picks.append(await b.acquire(made.id))
+        return reply
+
+    a._eval = eval_then_look
+    reconnect_now(a)
+    await a.acquire()
+    assert len(picks) >= 3 and all(missing and got.id != made.id for got, missing in picks)
+    meta = RedisStore(own_redis.url, prefix=redis_prefix).client.hgetall(f"{a.base}:meta")
+    assert int(meta["created"]) - int(meta["retired"]) == b.usable_sessions_count == 2  # known + one of b's
+    assert retired == [made]
+    await a.close()
+    await b.close()
+
+
+@in_asyncio_task
+async def test_a_replay_sends_one_batch_at_a_time(own_redis, redis_prefix, monkeypatch):
+    from scrapy_sessionpool.stores import redis as redis_module
+
+    monkeypatch.setattr(redis_module, "BATCH", 5)
+    a = shared(own_redis, redis_prefix, max_pool_size=1, max_usage_count=1000)
+    session, _ = await a.acquire()
+    session.mark_good()
+    await a.flush()
+    own_redis.stop()
+    session, _ = await a.acquire(session.id)
+    session.set_cookie("token", "1", domain="shop.example")
+    for _ in range(4):
+        session.release()
+        session, _ = await a.acquire(session.id)
+    session.set_cookie("token", "2", domain="shop.example")  # batch 1: cookie=1 and 4 releases; batch 2: this
+    session.mark_good()
+    own_redis.start()
+    send, first = a._eval, [True]
+
+    async def first_batch_slow(script, args):
+        if script == "APPLY" and first[0]:
+            first[0] = False
+            await asyncio.sleep(0.2)
+        return await send(script, args)
+
+    a._eval = first_batch_slow
+    reconnect_now(a)
+
+    async def another_request():
+        while not a._online:
+            await asyncio.sleep(0.001)
+        return await a.acquire()  # would carry the next batch past the slow one
+
+    await asyncio.gather(a.acquire(), another_request())
+    await a.flush()
+    store = RedisStore(own_redis.url, prefix=redis_prefix)
+    assert [c["value"] for c in store.load("spider")["sessions"][0]["cookies"]] == ["2"]
+    await a.close()
+
+
+@in_asyncio_task
+async def test_during_a_replay_a_session_retired_offline_is_not_handed_out(own_redis, redis_prefix, monkeypatch):
+    from scrapy_sessionpool.stores import redis as redis_module
+
+    monkeypatch.setattr(redis_module, "BATCH", 5)
+    a = shared(own_redis, redis_prefix, max_pool_size=2, max_usage_count=1000)
+    blocked, _ = await a.acquire()
+    other, _ = await a.acquire()
+    blocked.release()
+    other.release()
+    await a.flush()
+    own_redis.stop()
+    for _ in range(10):  # two batches of other writes come first
+        session, _ = await a.acquire(other.id)
+        session.mark_good()
+    blocked.retire("status_403")  # the third batch
+    own_redis.start()
+    send = a._eval
+
+    async def batches_slow(script, args):  # picks without writes overtake the batch with the retirement
+        if script == "APPLY":
+            await asyncio.sleep(0.1)
+        return await send(script, args)
+
+    a._eval = batches_slow
+    reconnect_now(a)
+
+    async def another_request():
+        while not a._online:
+            await asyncio.sleep(0.001)
+        session, _ = await a.acquire()
+        return session
+
+    picked = await asyncio.gather(a.acquire(), *[another_request() for _ in range(8)])
+    assert blocked.id not in {s.id for s in picked[1:] if s is not None}
+    await a.close()
+
+
+@in_asyncio_task
+async def test_a_session_in_flight_when_redis_goes_away_is_counted_when_it_retires(own_redis, redis_prefix):
+    a, b = shared(own_redis, redis_prefix, max_pool_size=2), shared(own_redis, redis_prefix, max_pool_size=2)
+    retired = []
+    a._on_retired = retired.append
+    stale = []
+    for _ in range(2):  # sessions a knows and b retires: a's fallback must not prefer them
+        session, _ = await b.acquire()
+        session.release()
+        mirror, _ = await a.acquire(session.id)
+        mirror.mark_good()
+        stale.append(session)
+    await a.flush()
+    for session in stale:
+        session.retire("manual")
+    await b.flush()
+    in_flight, _ = await a.acquire()
+    own_redis.stop()
+    await a.acquire()  # goes offline
+    in_flight.retire("status_403")
+    assert retired == [in_flight]
+    own_redis.start()
+    reconnect_now(a)
+    await a.acquire()
+    assert retired == [in_flight]
+    state = RedisStore(own_redis.url, prefix=redis_prefix).load("spider")
+    assert in_flight.id not in {s["id"] for s in state["sessions"]}
+    await a.close()
+    await b.close()
+
+
+OPS = ("good", "good", "good", "bad", "release", "cookie", "cookie", "ud", "retire")
+
+
+@pytest.mark.parametrize("seed", range(12))
+@in_asyncio_task
+async def test_compacting_the_queue_leaves_redis_with_the_same_pool(redis_server, redis_prefix, seed):
+    from scrapy_sessionpool.stores.redis_queue import WriteQueue
+
+    rng = random.Random(seed)
+    plain = shared(redis_server, redis_prefix, max_usage_count=12, max_error_score=3)
+    compact = SharedPool(url=redis_server.url, key="compact", settings=plain.settings, prefix=redis_prefix)
+    sessions = [RemoteSession(plain, id=f"session_{seed}_{n}") for n in range(4)]
+    ops = [(s, "create", json.dumps({"created_at": 1.0, "usage": 0, "errors": "0", "proxy": "", "ua": "",
+                                     "ud": ""}), "") for s in sessions]
+    for _ in range(rng.randrange(20, 120)):
+        session, kind = rng.choice(sessions), rng.choice(OPS)
+        a = {"cookie": rng.choice(["f1", "f2"]), "ud": json.dumps({"n": rng.random()}), "retire": "manual"}
+        b = rng.choice(["", json.dumps({"value": str(rng.random())})]) if kind == "cookie" else ""
+        if kind == "retire" and rng.random() < 0.7:
+            kind = "good"
+        ops.append((session, kind, a.get(kind, ""), b))
+    queue = WriteQueue()
+    for op in ops:
+        queue.append(op)
+    queue.compact()
+    assert len(queue) < len(ops)
+    for pool, batch in ((plain, ops), (compact, list(queue))):
+        await pool._eval("APPLY", pool._apply_args(batch))
+
+    client = RedisStore(redis_server.url, prefix=redis_prefix).client
+
+    def pool_in_redis(pool):
+        def session(sid):
+            fields = client.hgetall(f"{pool.base}:s:{sid}")
+            return {k: v for k, v in fields.items() if k not in ("cv", "uv")}, client.hgetall(f"{pool.base}:c:{sid}")
+
+        return (client.zrange(f"{pool.base}:live", 0, -1), client.zrange(f"{pool.base}:ready", 0, -1),
+                client.hgetall(f"{pool.base}:meta"), client.hgetall(f"{pool.base}:proxies"),
+                [session(s.id) for s in sessions])
+
+    assert pool_in_redis(compact) == pool_in_redis(plain)
+    await plain.close()
+    await compact.close()
 
 
 @pytest.mark.parametrize(

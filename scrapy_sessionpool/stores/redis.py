@@ -3,9 +3,10 @@
 Picks, marks and cookie writes are atomic Lua scripts (``redis_scripts``).
 Writes are queued locally and sent in batches, inside the next pick's script
 (one round trip per pick), so a process always sees its own writes and every
-process sees a retirement before its next pick. When Redis
-cannot be reached, the pool goes on with the sessions it knows, queues its
-writes, and replays them once Redis answers again.
+process sees a retirement before its next pick; one batch is on its way at a
+time, so Redis applies the writes in order. When Redis cannot be reached, the
+pool goes on with the sessions it knows, queues its writes (compacted, see
+``redis_queue``), and replays them once Redis answers again.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..pool import STATE_VERSION, SessionPool
 from ..proxies import redact
 from ..session import SESSION_ID_RE, Session, SessionOptions
 from . import redis_scripts
+from .redis_queue import Op, WriteQueue
 
 if TYPE_CHECKING:
     from ..config import PoolSettings
@@ -183,15 +185,15 @@ class _RecordingJar(CookieJar):
 class RemoteSession(Session):
     """A process's copy of a session of a shared pool; its verbs are queued for Redis."""
 
-    __slots__ = ("_collapsed", "_cv", "_sent_user_data", "_shared", "_unsent", "_uv")
+    __slots__ = ("_cv", "_sent_user_data", "_settled", "_shared", "_unsent", "_uv")
 
     def __init__(self, shared: SharedPool, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._shared = shared
         self._cv = self._uv = -1
         self._sent_user_data = ""
-        self._unsent = False  # created while Redis was away, not sent yet
-        self._collapsed = False  # retired before it was sent: only its create and retire still matter
+        self._unsent = False  # made while Redis was away, not sent yet
+        self._settled = False  # retired while Redis was away: only the retirement still matters
 
     @property
     def cookie_jar(self) -> CookieJar:
@@ -214,10 +216,15 @@ class RemoteSession(Session):
             self._shared._queue(self, "release")
 
     def retire(self, reason: str = "manual") -> None:
+        if self._retired is not None:
+            return
+        online = self._shared._online
         # online, Redis decides the computed retirements itself; offline, this process decided them
-        if self._retired is None and (reason not in COMPUTED_REASONS or not self._shared._online):
+        if reason not in COMPUTED_REASONS or not online:
             self._shared._queue(self, "retire", reason)
         super().retire(reason)
+        if not online:
+            self._shared._retired_offline(self)
 
     def _cookie_changed(self, field: str, value: str) -> None:
         self._shared._queue(self, "cookie", field, value)
@@ -265,7 +272,10 @@ class SharedPool:
         self._on_created = on_created
         self._on_retired = on_retired
         self._mirrors: dict[str, RemoteSession] = {}
-        self._pending: list[tuple[RemoteSession, str, str, str]] = []
+        self._pending = WriteQueue()
+        self._sending = False  # a batch of writes is on its way (one at a time, so Redis applies them in order)
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._flushing = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._online = True
@@ -336,24 +346,25 @@ class SharedPool:
                 int(cfg.warm_up), cfg.reuse_strategy, repr(cfg.max_error_score), repr(cfg.error_score_decrement),
                 session_id or "", "session_" + secrets.token_urlsafe(16), agent,
                 len(self._paused), *self._paused, len(candidates), *candidates]
-        batch = self._take_batch()
+        batch = self._take_batch()  # none while another batch is on its way: the pick does not wait
         try:
             writes, pick = await self._eval("ACQUIRE", args + _ops(batch))
-            self._applied(batch, writes)
-            batch = []
-            return await self._picked(pick)
         except self._redis_errors as exc:
-            self._pending[:0] = batch
+            self._pending.put_back(batch)
             self._go_offline(exc)
             return self._acquire_locally(session_id)
+        finally:
+            self._batch_done(batch)
+        self._applied(batch, writes)
+        return await self._picked(pick)
 
     async def _picked(self, pick: list[Any]) -> tuple[Session | None, bool]:
         status, sid, usage, errors, cv, uv, live, retired = pick
         self.live_count, self.retired_count = int(live), int(retired)
         missing = status.startswith("missing")
-        if sid == "":
-            return None, missing
         session = self._mirrors.get(sid)
+        if sid == "" or sid in self._announced or (session is not None and session.is_retired):
+            return None, missing  # none, or one this process retired and Redis has not heard of it yet
         try:
             if session is None or session._cv != int(cv) or session._uv != int(uv):
                 fields, cookies = await self._fetch(sid)
@@ -418,16 +429,28 @@ class SharedPool:
         # cookies and retirements must reach the other processes before their next pick
         self._schedule_flush(0 if kind in ("cookie", "retire") else FLUSH_DELAY)
 
-    def _take_batch(self) -> list[tuple[RemoteSession, str, str, str]]:
-        batch, self._pending = self._pending[:BATCH], self._pending[BATCH:]
+    def _take_batch(self) -> list[Op]:
+        """The next writes to send, or none while a batch is on its way: one batch at a time, so
+        Redis applies them in order. The caller sends them, then calls ``_batch_done()``."""
+        if self._sending:
+            return []
+        batch = self._pending.take(BATCH)
+        if batch:
+            self._sending = True
+            self._idle.clear()
         return batch
 
-    def _apply_args(self, batch: list[tuple[RemoteSession, str, str, str]]) -> list[Any]:
+    def _batch_done(self, batch: list[Op]) -> None:
+        if batch:
+            self._sending = False
+            self._idle.set()
+
+    def _apply_args(self, batch: list[Op]) -> list[Any]:
         cfg = self.settings
         return [self.base, cfg.max_usage_count, repr(cfg.max_error_score), repr(cfg.error_score_decrement),
                 int(cfg.warm_up), cfg.reuse_strategy, *_ops(batch)]
 
-    def _applied(self, batch: list[tuple[RemoteSession, str, str, str]], replies: list[Any]) -> None:
+    def _applied(self, batch: list[Op], replies: list[Any]) -> None:
         for (session, kind, _, _), reply in zip(batch, replies):
             if reply[0] == "retired" or reply[0] == "gone":
                 self._mirrors.pop(session.id, None)
@@ -437,9 +460,11 @@ class SharedPool:
                 self._announced.discard(session.id)
                 if reply[0] == "retired" and self._on_retired is not None and not announced:
                     self._on_retired(session)
+            elif reply[0] == "tallied":
+                self._announced.discard(session.id)
             elif kind == "create":
                 session._unsent = False
-            elif kind in ("good", "bad"):
+            elif kind in ("good", "bad", "marks") and len(reply) >= 3:
                 session._usage_count, session._error_score = int(reply[1]), float(reply[2])
 
     def _schedule_flush(self, delay: float) -> None:
@@ -455,13 +480,20 @@ class SharedPool:
         self._tasks = {t for t in self._tasks if not t.done()}
         try:
             while self._pending and self._online:
+                if self._sending:
+                    await self._idle.wait()
+                    continue
                 batch = self._take_batch()
+                if not batch:  # every write taken was one Redis no longer needs
+                    continue
                 try:
                     replies = await self._eval("APPLY", self._apply_args(batch))
                 except self._redis_errors as exc:
-                    self._pending[:0] = batch
+                    self._pending.put_back(batch)
                     self._go_offline(exc)
                     return
+                finally:
+                    self._batch_done(batch)
                 self._applied(batch, replies)
         finally:
             self._flushing = False
@@ -496,24 +528,27 @@ class SharedPool:
         await self.touch()
         if self._pending:
             logger.warning("Redis at %s is still unreachable: %d write(s) queued since the outage are lost "
-                           "(what Redis held before it is intact)", redact(self.url), len(self._pending))
+                           "(Redis keeps every write it received)", redact(self.url), len(self._pending))
         await self._client.aclose() if hasattr(self._client, "aclose") else await self._client.close()
 
     # -- when Redis is away ------------------------------------------------------------
 
     def _go_offline(self, error: Exception) -> None:
-        if self._online:
-            logger.warning(
-                "Redis at %s is unreachable (%s): the session pool goes on with the %d session(s) this process "
-                "knows and will catch up when Redis answers again", redact(self.url), error, len(self._mirrors)
-            )
-        self._online = False
         self._last_attempt = time.monotonic()
+        if not self._online:  # another request's call failed too: one outage, one fallback pool
+            return
+        logger.warning(
+            "Redis at %s is unreachable (%s): the session pool goes on with the %d session(s) this process "
+            "knows and will catch up when Redis answers again", redact(self.url), error, len(self._mirrors)
+        )
+        self._online = False
+        self._compact_at = max(COMPACT_AT, 2 * len(self._pending))
         fallback = SessionPool(max_pool_size=self.settings.max_pool_size, session_options=self._options,
                                create_session_function=self._create_locally, reuse_strategy=self.settings.reuse_strategy,
                                clock=self._clock, warm_up=self.settings.warm_up,
                                seed=None if self._rng is None else self._rng.randrange(2**32))
-        for session in list(self._mirrors.values()):
+        # sessions with requests in flight first: their answers are still to come
+        for session in sorted(self._mirrors.values(), key=lambda session: not session._leases):
             if session.is_usable and len(fallback._live) < fallback.max_pool_size:
                 leases = session._leases
                 fallback.add_session(session)
@@ -521,30 +556,23 @@ class SharedPool:
                 fallback._refresh(session)
         for proxy in self._paused:
             fallback.pause_proxy(proxy or None)
-        fallback.add_listener("session_retired", lambda session: self._retired_offline(fallback, session))
         self._fallback = fallback
 
-    def _retired_offline(self, fallback: SessionPool, session: Session) -> None:
-        """Count a retirement now rather than at the replay; a session Redis never saw keeps only its
-        create and retire writes, so the queue grows with the sessions made, not with the requests."""
-        if fallback is not self._fallback or not isinstance(session, RemoteSession):
-            return  # a session of an earlier outage's fallback: Redis answers for it now
+    def _retired_offline(self, session: RemoteSession) -> None:
+        """Count a retirement now rather than at the replay; from now on the queue keeps only the
+        session's retirement (a tally, if Redis never saw the session)."""
         self._announced.add(session.id)
+        session._settled = True
+        session._jar = None  # its cookies go nowhere now
+        self._mirrors.pop(session.id, None)
         if self._on_retired is not None:
             self._on_retired(session)
-        if session._unsent:
-            session._collapsed = True
-            self._mirrors.pop(session.id, None)
-            session._jar = None  # its cookies go nowhere now
 
-    def _append(self, op: tuple[RemoteSession, str, str, str]) -> None:
+    def _append(self, op: Op) -> None:
         self._pending.append(op)
         if not self._online and len(self._pending) >= self._compact_at:
-            self._compact()
-
-    def _compact(self) -> None:
-        self._pending = [op for op in self._pending if not op[0]._collapsed or op[1] in ("create", "retire")]
-        self._compact_at = max(COMPACT_AT, 2 * len(self._pending))
+            self._pending.compact()
+            self._compact_at = max(COMPACT_AT, 2 * len(self._pending))
 
     def _create_locally(self, pool: SessionPool) -> Session:
         cfg = self.settings
@@ -594,7 +622,7 @@ class SharedPool:
         return self._online
 
 
-def _ops(batch: list[tuple[RemoteSession, str, str, str]]) -> list[str]:
+def _ops(batch: list[Op]) -> list[str]:
     """Queued writes as the scripts' ARGV: kind, session id, a, b for each."""
     return [value for session, kind, a, b in batch for value in (kind, session.id, a, b)]
 

@@ -41,16 +41,51 @@ local function refresh(id, usage, handed, max_usage, warm_up, strategy)
   end
 end
 
+-- One answer (code 'g' good, 'b' bad) or release ('r') of a live session; retires it when its
+-- counts say so. Returns the op's reply: {'ok' or 'retired', [reason,] usage, errors}.
+local function use(id, key, code, max_usage, max_error, decrement, warm_up, strategy)
+  if code == 'r' then
+    local handed = redis.call('HINCRBY', key, 'handed', -1)
+    local usage = tonumber(redis.call('HGET', key, 'usage'))
+    if handed < usage then handed = redis.call('HINCRBY', key, 'handed', usage - handed) end
+    refresh(id, usage, handed, max_usage, warm_up, strategy)
+    return {'ok', usage, redis.call('HGET', key, 'errors')}
+  end
+  local usage = redis.call('HINCRBY', key, 'usage', 1)
+  local handed = tonumber(redis.call('HGET', key, 'handed'))
+  if handed < usage then handed = redis.call('HINCRBY', key, 'handed', usage - handed) end
+  local errors = tonumber(redis.call('HGET', key, 'errors'))
+  if code == 'g' then errors = math.max(0, errors - decrement) else errors = errors + 1 end
+  redis.call('HSET', key, 'errors', tostring(errors))
+  if errors >= max_error then
+    retire(id)
+    return {'retired', 'error_score', usage, tostring(errors)}
+  elseif usage >= max_usage then
+    retire(id)
+    return {'retired', 'max_usage_count', usage, tostring(errors)}
+  end
+  if code == 'b' and strategy == 'use_until_failure' and redis.call('ZSCORE', ready, id) then
+    redis.call('ZADD', ready, redis.call('HINCRBY', meta, 'seq', 1), id)
+  end
+  refresh(id, usage, handed, max_usage, warm_up, strategy)
+  return {'ok', usage, tostring(errors)}
+end
+
 -- Apply queued writes: ops of 4 values each (kind, session id, a, b) from ARGV[first];
--- kinds: good, bad, release, retire (a = reason), cookie (a = field, b = JSON or "" to delete),
--- ud (a = JSON), create (a = JSON of the session's fields).
+-- kinds: good, bad, release, marks (a = their letters in order, e.g. "ggrb"), retire (a = reason),
+-- cookie (a = field, b = JSON or "" to delete), ud (a = JSON), create (a = JSON of the session's
+-- fields), tally (a = how many sessions a process made and retired while Redis was away).
 local function apply_ops(first, last, max_usage, max_error, decrement, warm_up, strategy)
   local replies = {}
   for i = first, last, 4 do
     local kind, id, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
     local key = base .. ':s:' .. id
     local reply = {'gone'}
-    if kind == 'create' then
+    if kind == 'tally' then
+      redis.call('HINCRBY', meta, 'created', tonumber(a))
+      redis.call('HINCRBY', meta, 'retired', tonumber(a))
+      reply = {'tallied'}
+    elseif kind == 'create' then
       if redis.call('EXISTS', key) == 0 then
         local f = cjson.decode(a)
         redis.call('HSET', key, 'created_at', f.created_at, 'usage', f.usage, 'handed', f.usage, 'errors', f.errors,
@@ -65,31 +100,13 @@ local function apply_ops(first, last, max_usage, max_error, decrement, warm_up, 
       if kind == 'retire' then
         retire(id)
         reply = {'retired', a}
-      elseif kind == 'release' then
-        local handed = redis.call('HINCRBY', key, 'handed', -1)
-        local usage = tonumber(redis.call('HGET', key, 'usage'))
-        if handed < usage then handed = redis.call('HINCRBY', key, 'handed', usage - handed) end
-        refresh(id, usage, handed, max_usage, warm_up, strategy)
+      elseif kind == 'good' or kind == 'bad' or kind == 'release' then
+        reply = use(id, key, string.sub(kind, 1, 1), max_usage, max_error, decrement, warm_up, strategy)
+      elseif kind == 'marks' then
         reply = {'ok'}
-      elseif kind == 'good' or kind == 'bad' then
-        local usage = redis.call('HINCRBY', key, 'usage', 1)
-        local handed = tonumber(redis.call('HGET', key, 'handed'))
-        if handed < usage then handed = redis.call('HINCRBY', key, 'handed', usage - handed) end
-        local errors = tonumber(redis.call('HGET', key, 'errors'))
-        if kind == 'good' then errors = math.max(0, errors - decrement) else errors = errors + 1 end
-        redis.call('HSET', key, 'errors', tostring(errors))
-        if errors >= max_error then
-          retire(id)
-          reply = {'retired', 'error_score', usage, tostring(errors)}
-        elseif usage >= max_usage then
-          retire(id)
-          reply = {'retired', 'max_usage_count', usage, tostring(errors)}
-        else
-          if kind == 'bad' and strategy == 'use_until_failure' and redis.call('ZSCORE', ready, id) then
-            redis.call('ZADD', ready, redis.call('HINCRBY', meta, 'seq', 1), id)
-          end
-          refresh(id, usage, handed, max_usage, warm_up, strategy)
-          reply = {'ok', usage, tostring(errors)}
+        for j = 1, #a do
+          reply = use(id, key, string.sub(a, j, j), max_usage, max_error, decrement, warm_up, strategy)
+          if reply[1] == 'retired' then break end
         end
       elseif kind == 'cookie' then
         if b == '' then redis.call('HDEL', base .. ':c:' .. id, a) else redis.call('HSET', base .. ':c:' .. id, a, b) end

@@ -1,0 +1,68 @@
+"""The write queue of a shared pool: what it sends, and how it shrinks while Redis is away.
+
+That compaction leaves Redis with the same pool is checked against a real Redis in
+``test_storage_redis.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scrapy_sessionpool.stores.redis_queue import WriteQueue
+
+
+@dataclass(eq=False)
+class S:
+    id: str
+    _settled: bool = False
+    _unsent: bool = False
+
+
+def kinds(ops):
+    return [(op[0].id, op[1], op[2], op[3]) for op in ops]
+
+
+def queue(*ops):
+    q = WriteQueue()
+    for op in ops:
+        q.append(op)
+    return q
+
+
+def test_take_keeps_order_and_drops_what_settled_sessions_no_longer_need():
+    live, known, unsent = S("a"), S("b", _settled=True), S("c", _settled=True, _unsent=True)
+    q = queue((live, "good", "", ""), (known, "good", "", ""), (unsent, "create", "{}", ""),
+              (known, "cookie", "f", "v"), (unsent, "good", "", ""), (known, "retire", "status_403", ""),
+              (unsent, "retire", "max_usage_count", ""), (live, "bad", "", ""))
+    assert kinds(q.take(7)) == [("a", "good", "", ""), ("b", "retire", "status_403", ""), ("c", "tally", "1", "")]
+    assert kinds(q) == [("a", "bad", "", "")] and len(q) == 1
+
+
+def test_put_back_restores_the_front_in_order():
+    a = S("a")
+    q = queue(*[(a, "good", str(i), "") for i in range(5)])
+    batch = q.take(3)
+    q.put_back(batch)
+    assert [op[2] for op in q] == ["0", "1", "2", "3", "4"]
+
+
+def test_compact_merges_each_sessions_marks_and_keeps_the_last_write_of_each_cookie():
+    a, b, gone = S("a"), S("b"), S("g", _settled=True)
+    q = queue((a, "create", "{}", ""), (a, "good", "", ""), (b, "bad", "", ""), (a, "cookie", "x", "1"),
+              (gone, "good", "", ""), (a, "good", "", ""), (a, "release", "", ""), (b, "good", "", ""),
+              (a, "cookie", "x", "2"), (a, "cookie", "y", "3"), (gone, "retire", "status_403", ""),
+              (a, "retire", "manual", ""), (a, "bad", "", ""), (b, "marks", "gg", ""))
+    q.compact()
+    assert kinds(q) == [
+        ("a", "create", "{}", ""),
+        ("a", "marks", "ggr", ""),  # cookie writes in between do not part a run (they commute)
+        ("b", "marks", "bggg", ""),
+        ("a", "cookie", "x", "2"),  # x=1 is gone: only the last write of a cookie matters
+        ("a", "cookie", "y", "3"),
+        ("g", "retire", "status_403", ""),
+        ("a", "retire", "manual", ""),
+        ("a", "marks", "b", ""),  # an answer after the retirement stays after it
+    ]
+    again = kinds(q)
+    q.compact()
+    assert kinds(q) == again
