@@ -16,6 +16,7 @@ import pytest_twisted
 from scrapy_sessionpool import Session, SessionPool, StateError
 from scrapy_sessionpool.config import PoolSettings
 from scrapy_sessionpool.stores.redis import RedisStore, RemoteSession, SharedPool
+from tests.clock import FakeClock
 from tests.crawling import make_crawler, stats
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,6 +115,30 @@ async def test_error_scores_retire_in_redis(redis_server, redis_prefix):
     fresh, _ = await a.acquire()
     assert fresh.id != session.id
     await a.close()
+
+
+@in_asyncio_task
+async def test_sessions_that_expire_in_redis_are_counted_by_the_process_whose_pick_retired_them(
+        redis_server, redis_prefix):
+    clock = FakeClock()
+    cfg = PoolSettings(max_pool_size=2, warm_up=False, max_age_secs=60)
+    a, b = (SharedPool(url=redis_server.url, key="spider", settings=cfg, prefix=redis_prefix, clock=clock,
+                       rng=random.Random(1)) for _ in range(2))
+    retired_a, retired_b = [], []
+    a._on_retired, b._on_retired = retired_a.append, retired_b.append
+    old, _ = await a.acquire()
+    old.release()
+    clock.advance(30)
+    young, _ = await b.acquire()
+    young.release()
+    await a.flush()
+    await b.flush()
+    clock.advance(40)  # old is 70 s old now, young 40 s
+    got, _ = await b.acquire()
+    assert got.id != old.id and retired_a == []
+    assert [(s.id, s.retired_reason) for s in retired_b] == [(old.id, "expired")]
+    await a.close()
+    await b.close()
 
 
 def test_counts_are_exact_under_concurrent_processes(redis_server, redis_prefix):

@@ -348,7 +348,7 @@ class SharedPool:
                 len(self._paused), *self._paused, len(candidates), *candidates]
         batch = self._take_batch()  # none while another batch is on its way: the pick does not wait
         try:
-            writes, pick = await self._eval("ACQUIRE", args + _ops(batch))
+            writes, pick, expired = await self._eval("ACQUIRE", args + _ops(batch))
         except self._redis_errors as exc:
             self._pending.put_back(batch)
             self._go_offline(exc)
@@ -356,7 +356,19 @@ class SharedPool:
         finally:
             self._batch_done(batch)
         self._applied(batch, writes)
+        self._expired(expired)
         return await self._picked(pick)
+
+    def _expired(self, ids: list[str]) -> None:
+        """Count the sessions a pick of this process retired for their age (Redis does it, not a write)."""
+        for sid in ids:
+            session = self._mirrors.pop(sid, None)
+            if session is None and SESSION_ID_RE.fullmatch(sid):  # one this process never used
+                session = RemoteSession(self, id=sid, options=self._options)
+            if session is not None and not session.is_retired:
+                session._retired = "expired"
+                if self._on_retired is not None:
+                    self._on_retired(session)
 
     async def _picked(self, pick: list[Any]) -> tuple[Session | None, bool]:
         status, sid, usage, errors, cv, uv, live, retired = pick

@@ -128,8 +128,9 @@ end
 #: ARGV: base, now, max_pool_size, max_usage, max_age, warm_up, strategy, max_error, decrement,
 #: pinned id or "", new id, user agent, n excluded proxies, ...excluded, n candidate proxies, ...candidates,
 #: then the queued writes (see apply_ops) to the end.
-#: Reply: {write replies, {status, id, usage, errors, cv, uv, live sessions, retired count}}; fetch a
-#: session's hashes only when its cv (cookies) or uv (user data) is new to the process.
+#: Reply: {write replies, {status, id, usage, errors, cv, uv, live sessions, retired count}, ids of the
+#: sessions this call retired for their age}; fetch a session's hashes only when its cv (cookies) or uv
+#: (user data) is new to the process.
 ACQUIRE = COMMON + r"""
 local now, max_pool = tonumber(ARGV[2]), tonumber(ARGV[3])
 local max_usage, max_age = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -147,7 +148,8 @@ for _ = 1, n do
 end
 local writes = apply_ops(i, #ARGV, max_usage, max_error, decrement, warm_up, strategy)
 
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', live, '-inf', now - max_age, 'LIMIT', 0, 100)) do
+local expired = redis.call('ZRANGEBYSCORE', live, '-inf', now - max_age, 'LIMIT', 0, 100)
+for _, id in ipairs(expired) do
   retire(id)
 end
 
@@ -165,7 +167,7 @@ local function hand_out(id, status)
   end
   refresh(id, usage, handed, max_usage, warm_up, strategy)
   local alive, retired = counts()
-  return {writes, {status, id, f[1], f[2], f[3] or '0', f[4] or '0', alive, retired}}
+  return {writes, {status, id, f[1], f[2], f[3] or '0', f[4] or '0', alive, retired}, expired}
 end
 
 local status = 'new'
@@ -202,7 +204,7 @@ for _, id in ipairs(picks) do
   end
 end
 local alive, retired = counts()
-return {writes, {status == 'missing' and 'missing_wait' or 'wait', '', '0', '0', '0', '0', alive, retired}}
+return {writes, {status == 'missing' and 'missing_wait' or 'wait', '', '0', '0', '0', '0', alive, retired}, expired}
 """
 
 #: Apply queued writes on their own (when no pick carries them).
