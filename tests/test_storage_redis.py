@@ -141,6 +141,95 @@ async def test_sessions_that_expire_in_redis_are_counted_by_the_process_whose_pi
     await b.close()
 
 
+@in_asyncio_task
+async def test_a_pick_while_writes_are_on_their_way_keeps_the_counts_this_process_made(redis_server, redis_prefix):
+    a = shared(redis_server, redis_prefix, max_pool_size=1, max_usage_count=1000, max_error_score=3,
+               error_score_decrement=1)
+    session, _ = await a.acquire()
+    session.mark_bad()
+    session, _ = await a.acquire(session.id)
+    session.mark_bad()
+    await a.flush()  # Redis: error score 2
+    first, _ = await a.acquire(session.id)
+    second, _ = await a.acquire(session.id)
+    send = a._eval
+
+    async def apply_slowly(script, args):
+        if script == "APPLY":
+            await asyncio.sleep(0.2)
+        return await send(script, args)
+
+    a._eval = apply_slowly
+    first.mark_good()  # error score 1 here; the flush takes the mark within 20 ms
+    await asyncio.sleep(0.05)
+    assert a._sending
+    again, _ = await a.acquire(session.id)  # goes without writes: Redis still says 2
+    assert again is session and session.error_score == 1
+    second.mark_bad()  # 2, not 3: the session stays usable, as it does in Redis
+    a._eval = send
+    await asyncio.sleep(0.3)
+    await a.flush()
+    assert not session.is_retired and session.error_score == 2
+    assert (await a.acquire(session.id))[0] is session
+    await a.close()
+
+
+@in_asyncio_task
+async def test_each_retirement_is_counted_once_by_the_process_that_saw_it(own_redis, redis_prefix, monkeypatch):
+    from scrapy_sessionpool.stores import redis as redis_module
+
+    monkeypatch.setattr(redis_module, "BATCH", 5)
+    clock = FakeClock()
+    cfg = PoolSettings(max_pool_size=2, warm_up=False, max_usage_count=1000, max_age_secs=60)
+    a = SharedPool(url=own_redis.url, key="spider", settings=cfg, prefix=redis_prefix, clock=clock,
+                   rng=random.Random(1))
+    created, retired = [], []
+    a._on_created, a._on_retired = created.append, retired.append
+    blocked, _ = await a.acquire()
+    other, _ = await a.acquire()
+    blocked.release()
+    other.release()
+    await a.flush()
+    own_redis.stop()
+    for _ in range(10):
+        session, _ = await a.acquire(other.id)
+        session.mark_good()
+    blocked.retire("status_403")  # counted now, while Redis is away
+    own_redis.start()
+    clock.advance(61)  # both are past their age when the replay's first pick retires them in Redis
+    reconnect_now(a)
+    late, _ = await a.acquire()
+    await a.flush()
+    late.mark_good()
+    clock.advance(61)
+    late.mark_good()  # an answer after its age: retired here, and by the next pick in Redis
+    await a.acquire()
+    await a.flush()
+    assert sorted(s.id for s in retired) == sorted([blocked.id, other.id, late.id])
+    assert [s.retired_reason for s in retired] == ["status_403", "expired", "expired"]
+    meta = RedisStore(own_redis.url, prefix=redis_prefix).client.hgetall(f"{a.base}:meta")
+    assert (int(meta["created"]), int(meta["retired"])) == (len(created), len(retired))
+    await a.close()
+
+
+@in_asyncio_task
+async def test_a_redis_out_of_memory_is_an_outage_not_lost_writes(redis_server, redis_prefix):
+    a = shared(redis_server, redis_prefix, max_pool_size=1)
+    session, _ = await a.acquire()
+    session.set_cookie("sid", "v1", domain="shop.example")
+    session.mark_good()
+    client = RedisStore(redis_server.url, prefix=redis_prefix).client
+    client.config_set("maxmemory", "1")
+    try:
+        again, _ = await a.acquire()  # the writes it carries are refused: the pool goes on locally
+        assert again is session and not a._online and len(a._pending) == 2
+    finally:
+        client.config_set("maxmemory", "0")
+    await a.close()  # replays them
+    assert client.hget(f"{a.base}:s:{session.id}", "usage") == "1"
+    assert list(client.hgetall(f"{a.base}:c:{session.id}")) == ["shop.example;/;sid"]
+
+
 def test_counts_are_exact_under_concurrent_processes(redis_server, redis_prefix):
     rounds, workers = 300, 4
     procs = [subprocess.Popen([sys.executable, str(ROOT / "tests" / "redis_worker.py"), redis_server.url,
@@ -440,20 +529,34 @@ async def test_a_session_in_flight_when_redis_goes_away_is_counted_when_it_retir
     await b.close()
 
 
-OPS = ("good", "good", "good", "bad", "release", "cookie", "cookie", "ud", "retire")
+OPS = ("good", "good", "good", "bad", "release", "release", "cookie", "cookie", "ud", "retire")
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("warm_up", [False, True])
+@pytest.mark.parametrize("strategy", ["random", "round_robin", "use_until_failure"])
 @in_asyncio_task
-async def test_compacting_the_queue_leaves_redis_with_the_same_pool(redis_server, redis_prefix, seed):
+async def test_compacting_the_queue_leaves_redis_with_the_same_pool(redis_server, redis_prefix, strategy, warm_up,
+                                                                    seed):
     from scrapy_sessionpool.stores.redis_queue import WriteQueue
 
     rng = random.Random(seed)
-    plain = shared(redis_server, redis_prefix, max_usage_count=12, max_error_score=3)
+    settings = {"max_pool_size": 10, "max_usage_count": 12, "max_error_score": 3, "warm_up": warm_up,
+                "reuse_strategy": strategy}
+    plain = shared(redis_server, redis_prefix, **settings)
     compact = SharedPool(url=redis_server.url, key="compact", settings=plain.settings, prefix=redis_prefix)
+    client = RedisStore(redis_server.url, prefix=redis_prefix).client
     sessions = [RemoteSession(plain, id=f"session_{seed}_{n}") for n in range(4)]
-    ops = [(s, "create", json.dumps({"created_at": 1.0, "usage": 0, "errors": "0", "proxy": "", "ua": "",
-                                     "ud": ""}), "") for s in sessions]
+    creates = [(s, "create", json.dumps({"created_at": 1.0, "usage": 0, "errors": "0", "proxy": "", "ua": "",
+                                         "ud": ""}), "") for s in sessions]
+    in_flight = {s.id: rng.randrange(3) for s in sessions}  # hand-outs still unanswered when the queue starts
+    for pool in (plain, compact):
+        await pool._eval("APPLY", pool._apply_args(creates))
+        for session in sessions:
+            client.hincrby(f"{pool.base}:s:{session.id}", "handed", in_flight[session.id])
+            if warm_up and in_flight[session.id]:
+                client.zrem(f"{pool.base}:ready", session.id)
+    ops = []
     for _ in range(rng.randrange(20, 120)):
         session, kind = rng.choice(sessions), rng.choice(OPS)
         a = {"cookie": rng.choice(["f1", "f2"]), "ud": json.dumps({"n": rng.random()}), "retire": "manual"}
@@ -464,12 +567,10 @@ async def test_compacting_the_queue_leaves_redis_with_the_same_pool(redis_server
     queue = WriteQueue()
     for op in ops:
         queue.append(op)
-    queue.compact()
+    queue.compact(merge_across=strategy == "random")
     assert len(queue) < len(ops)
     for pool, batch in ((plain, ops), (compact, list(queue))):
         await pool._eval("APPLY", pool._apply_args(batch))
-
-    client = RedisStore(redis_server.url, prefix=redis_prefix).client
 
     def pool_in_redis(pool):
         def session(sid):
@@ -480,7 +581,7 @@ async def test_compacting_the_queue_leaves_redis_with_the_same_pool(redis_server
                 client.hgetall(f"{pool.base}:meta"), client.hgetall(f"{pool.base}:proxies"),
                 [session(s.id) for s in sessions])
 
-    assert pool_in_redis(compact) == pool_in_redis(plain)
+    assert pool_in_redis(compact) == pool_in_redis(plain)  # the ready set in its pick order, too
     await plain.close()
     await compact.close()
 

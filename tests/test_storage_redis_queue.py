@@ -66,3 +66,19 @@ def test_compact_merges_each_sessions_marks_and_keeps_the_last_write_of_each_coo
     again = kinds(q)
     q.compact()
     assert kinds(q) == again
+
+
+def test_compact_keeps_the_last_user_data_and_drops_nothing_a_live_session_needs():
+    a = S("a")
+    q = queue(*[op for n in range(100) for op in ((a, "ud", f'{{"n": {n}}}', ""), (a, "good", "", ""))])
+    q.compact()
+    assert kinds(q) == [("a", "marks", "g" * 100, ""), ("a", "ud", '{"n": 99}', "")]
+
+
+def test_compact_without_merge_across_keeps_the_order_of_marks_between_sessions():
+    a, b = S("a"), S("b")
+    q = queue((a, "bad", "", ""), (a, "good", "", ""), (b, "bad", "", ""), (a, "bad", "", ""),
+              (a, "cookie", "x", "1"), (a, "release", "", ""))
+    q.compact(merge_across=False)  # the ordered strategies pick by the order of these marks
+    assert kinds(q) == [("a", "marks", "bg", ""), ("b", "marks", "b", ""), ("a", "marks", "b", ""),
+                        ("a", "cookie", "x", "1"), ("a", "marks", "r", "")]

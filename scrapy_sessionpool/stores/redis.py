@@ -41,8 +41,6 @@ RECONNECT_EVERY = 1.0
 BATCH = 500
 #: Offline, the write queue is compacted whenever it doubles, and not below this length.
 COMPACT_AT = 10_000
-#: Retirements that follow from a session's counters and age (Redis computes them itself when online).
-COMPUTED_REASONS = frozenset({"error_score", "max_usage_count", "expired"})
 #: How long a write waits for a pick to carry it before it is sent on its own.
 FLUSH_DELAY = 0.02
 
@@ -185,7 +183,7 @@ class _RecordingJar(CookieJar):
 class RemoteSession(Session):
     """A process's copy of a session of a shared pool; its verbs are queued for Redis."""
 
-    __slots__ = ("_cv", "_sent_user_data", "_settled", "_shared", "_unsent", "_uv")
+    __slots__ = ("_counted", "_cv", "_sent_user_data", "_settled", "_shared", "_unsent", "_uv")
 
     def __init__(self, shared: SharedPool, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -194,6 +192,7 @@ class RemoteSession(Session):
         self._sent_user_data = ""
         self._unsent = False  # made while Redis was away, not sent yet
         self._settled = False  # retired while Redis was away: only the retirement still matters
+        self._counted = False  # its retirement went to on_retired
 
     @property
     def cookie_jar(self) -> CookieJar:
@@ -218,12 +217,11 @@ class RemoteSession(Session):
     def retire(self, reason: str = "manual") -> None:
         if self._retired is not None:
             return
-        online = self._shared._online
-        # online, Redis decides the computed retirements itself; offline, this process decided them
-        if reason not in COMPUTED_REASONS or not online:
-            self._shared._queue(self, "retire", reason)
+        # sent even when Redis would reach the same verdict from the marks (then it answers "gone"):
+        # its counts may lag this process's, and a session retired here must not live on there
+        self._shared._queue(self, "retire", reason)
         super().retire(reason)
-        if not online:
+        if not self._shared._online:
             self._shared._retired_offline(self)
 
     def _cookie_changed(self, field: str, value: str) -> None:
@@ -255,7 +253,9 @@ class SharedPool:
         on_retired: Callable[[Session], Any] | None = None,
     ) -> None:
         redis = _import_redis()
-        self._redis_errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+        # errors after which Redis may well take the same writes later: handled as an outage
+        self._redis_errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError,
+                              redis.exceptions.ReadOnlyError, redis.exceptions.OutOfMemoryError)
         self._client = redis.asyncio.Redis.from_url(url, decode_responses=True, socket_timeout=5,
                                                     socket_connect_timeout=2)
         self._no_script = redis.exceptions.NoScriptError
@@ -347,6 +347,7 @@ class SharedPool:
                 session_id or "", "session_" + secrets.token_urlsafe(16), agent,
                 len(self._paused), *self._paused, len(candidates), *candidates]
         batch = self._take_batch()  # none while another batch is on its way: the pick does not wait
+        synced = not self._pending and (bool(batch) or not self._sending)  # Redis will have all our writes
         try:
             writes, pick, expired = await self._eval("ACQUIRE", args + _ops(batch))
         except self._redis_errors as exc:
@@ -357,20 +358,28 @@ class SharedPool:
             self._batch_done(batch)
         self._applied(batch, writes)
         self._expired(expired)
-        return await self._picked(pick)
+        return await self._picked(pick, synced)
 
     def _expired(self, ids: list[str]) -> None:
         """Count the sessions a pick of this process retired for their age (Redis does it, not a write)."""
         for sid in ids:
+            if sid in self._announced:  # retired and counted here while Redis was away
+                continue
             session = self._mirrors.pop(sid, None)
             if session is None and SESSION_ID_RE.fullmatch(sid):  # one this process never used
                 session = RemoteSession(self, id=sid, options=self._options)
-            if session is not None and not session.is_retired:
-                session._retired = "expired"
-                if self._on_retired is not None:
-                    self._on_retired(session)
+            if session is not None:
+                if session._retired is None:
+                    session._retired = "expired"
+                self._count_retired(session)
 
-    async def _picked(self, pick: list[Any]) -> tuple[Session | None, bool]:
+    def _count_retired(self, session: RemoteSession) -> None:
+        if not session._counted:
+            session._counted = True
+            if self._on_retired is not None:
+                self._on_retired(session)
+
+    async def _picked(self, pick: list[Any], synced: bool) -> tuple[Session | None, bool]:
         status, sid, usage, errors, cv, uv, live, retired = pick
         self.live_count, self.retired_count = int(live), int(retired)
         missing = status.startswith("missing")
@@ -378,12 +387,14 @@ class SharedPool:
         if sid == "" or sid in self._announced or (session is not None and session.is_retired):
             return None, missing  # none, or one this process retired and Redis has not heard of it yet
         try:
+            known = session is not None
             if session is None or session._cv != int(cv) or session._uv != int(uv):
                 fields, cookies = await self._fetch(sid)
                 if not fields:  # retired by another process a moment ago
                     return None, missing
                 session = self._mirror(sid, fields, cookies)
-            session._usage_count, session._error_score = int(usage), float(errors)
+            if synced or not known:  # else this process's copy counts marks Redis has not had yet
+                session._usage_count, session._error_score = int(usage), float(errors)
         except (StateError, ValueError) as exc:  # a hostile or broken value in Redis must not reach Scrapy
             logger.warning("Shared session %s has unusable data in Redis (%s): retiring it", sid, exc)
             if SESSION_ID_RE.fullmatch(sid):
@@ -466,12 +477,11 @@ class SharedPool:
         for (session, kind, _, _), reply in zip(batch, replies):
             if reply[0] == "retired" or reply[0] == "gone":
                 self._mirrors.pop(session.id, None)
+                self._announced.discard(session.id)
                 if not session.is_retired:
                     session._retired = reply[1] if reply[0] == "retired" else "gone"
-                announced = session.id in self._announced
-                self._announced.discard(session.id)
-                if reply[0] == "retired" and self._on_retired is not None and not announced:
-                    self._on_retired(session)
+                if reply[0] == "retired":  # "gone": retired by another process, or by an earlier write
+                    self._count_retired(session)
             elif reply[0] == "tallied":
                 self._announced.discard(session.id)
             elif kind == "create":
@@ -577,13 +587,12 @@ class SharedPool:
         session._settled = True
         session._jar = None  # its cookies go nowhere now
         self._mirrors.pop(session.id, None)
-        if self._on_retired is not None:
-            self._on_retired(session)
+        self._count_retired(session)
 
     def _append(self, op: Op) -> None:
         self._pending.append(op)
         if not self._online and len(self._pending) >= self._compact_at:
-            self._pending.compact()
+            self._pending.compact(merge_across=self.settings.reuse_strategy == "random")
             self._compact_at = max(COMPACT_AT, 2 * len(self._pending))
 
     def _create_locally(self, pool: SessionPool) -> Session:

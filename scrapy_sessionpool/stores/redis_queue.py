@@ -41,12 +41,16 @@ class WriteQueue:
         """Ops of a batch that did not reach Redis, back at the front, in their order."""
         self._ops[:0] = batch
 
-    def compact(self) -> None:
+    def compact(self, *, merge_across: bool = True) -> None:
         """Drop what settled sessions no longer need, merge each session's run of marks into one
-        ``marks`` op, and keep only the last write of each cookie."""
+        ``marks`` op, and keep only the last write of each cookie and of the user data.
+
+        ``merge_across=False`` merges only marks next to each other: with the ordered reuse
+        strategies, moving a session's marks past another session's changes the pick order.
+        """
         out: list[Op | None] = []
         marks_at: dict[str, int] = {}  # session id -> index of its open marks op
-        cookie_at: dict[tuple[str, str], int] = {}  # (session id, cookie field) -> index of its last write
+        last_at: dict[tuple[str, str], int] = {}  # (session id, cookie field or "ud") -> index of its last write
         for op in self._ops:
             session, kind, a, _ = op
             if session._settled and kind not in ("retire", "tally"):
@@ -54,6 +58,8 @@ class WriteQueue:
             code = a if kind == "marks" else MARK_CODES.get(kind)
             if code is not None:
                 at = marks_at.get(session.id)
+                if at is not None and not merge_across and at != len(out) - 1:
+                    at = None
                 if at is None:
                     marks_at[session.id] = len(out)
                     out.append((session, "marks", code, ""))
@@ -62,11 +68,12 @@ class WriteQueue:
                 continue
             if kind in ("create", "retire"):  # marks commute with cookie and user-data writes, not with these
                 marks_at.pop(session.id, None)
-            if kind == "cookie":
-                earlier = cookie_at.get((session.id, a))
+            if kind in ("cookie", "ud"):  # each write replaces the one before
+                field = (session.id, a if kind == "cookie" else "ud")
+                earlier = last_at.get(field)
                 if earlier is not None:
                     out[earlier] = None
-                cookie_at[(session.id, a)] = len(out)
+                last_at[field] = len(out)
             out.append(op)
         self._ops = [op for op in out if op is not None]
 
