@@ -370,10 +370,11 @@ async def test_an_outage_queues_per_session_not_per_request_and_counts_retiremen
     assert [c["value"] for c in after.cookies] == [max((c["value"] for c in after.cookies), key=int)]
 
     own_redis.stop()
-    after.mark_good()
+    after.mark_good()  # one write, or two if that use was its last
     await pool.flush()  # goes offline again
+    unsent = len(pool._pending)
     await pool.close()
-    assert "1 write(s) queued since the outage are lost" in caplog.text
+    assert unsent in (1, 2) and f"{unsent} write(s) queued since the outage are lost" in caplog.text
 
 
 @in_asyncio_task
