@@ -10,7 +10,7 @@ SCRAPY_MIN ?= 2.13.4
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: demo test test-latest test-min bench bench-core bench-store bench-crawl bench-pool-size bench-kill bench-soak clean
+.PHONY: demo test test-latest test-min bench bench-core bench-store bench-crawl bench-pool-size bench-kill bench-soak bench-outage clean
 
 test: test-latest test-min
 
@@ -35,7 +35,7 @@ $(VENV_MIN)/.installed: setup.cfg pyproject.toml
 	$(VENV_MIN)/bin/python -c "import scrapy; print('Scrapy', scrapy.__version__, 'in $(VENV_MIN)')"
 	touch $@
 
-bench: bench-core bench-store bench-crawl bench-pool-size bench-kill bench-soak
+bench: bench-core bench-store bench-crawl bench-pool-size bench-kill bench-soak bench-outage
 
 bench-core: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bench_core.py
@@ -54,6 +54,9 @@ bench-kill: $(VENV)/.installed
 
 bench-soak: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bench_soak.py
+
+bench-outage: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/bench_outage.py
 
 clean:
 	rm -rf $(VENV) $(VENV_MIN) build *.egg-info
