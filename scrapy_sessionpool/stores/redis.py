@@ -41,6 +41,8 @@ RECONNECT_EVERY = 1.0
 BATCH = 500
 #: Offline, the write queue is compacted whenever it doubles, and not below this length.
 COMPACT_AT = 10_000
+#: Retirements that follow from a session's counts and age: Redis decides them when it is reachable.
+COMPUTED_REASONS = frozenset({"error_score", "max_usage_count", "expired"})
 #: How long a write waits for a pick to carry it before it is sent on its own.
 FLUSH_DELAY = 0.02
 
@@ -217,11 +219,12 @@ class RemoteSession(Session):
     def retire(self, reason: str = "manual") -> None:
         if self._retired is not None:
             return
-        # sent even when Redis would reach the same verdict from the marks (then it answers "gone"):
-        # its counts may lag this process's, and a session retired here must not live on there
+        online = self._shared._online
+        if online and reason in COMPUTED_REASONS:
+            return  # Redis decides these from the marks of every process; its reply retires this copy
         self._shared._queue(self, "retire", reason)
         super().retire(reason)
-        if not self._shared._online:
+        if not online:  # this process decides alone until Redis is back
             self._shared._retired_offline(self)
 
     def _cookie_changed(self, field: str, value: str) -> None:
@@ -347,7 +350,6 @@ class SharedPool:
                 session_id or "", "session_" + secrets.token_urlsafe(16), agent,
                 len(self._paused), *self._paused, len(candidates), *candidates]
         batch = self._take_batch()  # none while another batch is on its way: the pick does not wait
-        synced = not self._pending and (bool(batch) or not self._sending)  # Redis will have all our writes
         try:
             writes, pick, expired = await self._eval("ACQUIRE", args + _ops(batch))
         except self._redis_errors as exc:
@@ -358,7 +360,7 @@ class SharedPool:
             self._batch_done(batch)
         self._applied(batch, writes)
         self._expired(expired)
-        return await self._picked(pick, synced)
+        return await self._picked(pick)
 
     def _expired(self, ids: list[str]) -> None:
         """Count the sessions a pick of this process retired for their age (Redis does it, not a write)."""
@@ -379,7 +381,7 @@ class SharedPool:
             if self._on_retired is not None:
                 self._on_retired(session)
 
-    async def _picked(self, pick: list[Any], synced: bool) -> tuple[Session | None, bool]:
+    async def _picked(self, pick: list[Any]) -> tuple[Session | None, bool]:
         status, sid, usage, errors, cv, uv, live, retired = pick
         self.live_count, self.retired_count = int(live), int(retired)
         missing = status.startswith("missing")
@@ -387,14 +389,12 @@ class SharedPool:
         if sid == "" or sid in self._announced or (session is not None and session.is_retired):
             return None, missing  # none, or one this process retired and Redis has not heard of it yet
         try:
-            known = session is not None
             if session is None or session._cv != int(cv) or session._uv != int(uv):
                 fields, cookies = await self._fetch(sid)
                 if not fields:  # retired by another process a moment ago
                     return None, missing
                 session = self._mirror(sid, fields, cookies)
-            if synced or not known:  # else this process's copy counts marks Redis has not had yet
-                session._usage_count, session._error_score = int(usage), float(errors)
+            session._usage_count, session._error_score = int(usage), float(errors)
         except (StateError, ValueError) as exc:  # a hostile or broken value in Redis must not reach Scrapy
             logger.warning("Shared session %s has unusable data in Redis (%s): retiring it", sid, exc)
             if SESSION_ID_RE.fullmatch(sid):
@@ -559,11 +559,14 @@ class SharedPool:
         self._last_attempt = time.monotonic()
         if not self._online:  # another request's call failed too: one outage, one fallback pool
             return
+        self._online = False
+        if self._fallback is not None:  # the replay failed: the same outage goes on
+            logger.debug("Redis at %s failed again during the replay (%s)", redact(self.url), error)
+            return
         logger.warning(
             "Redis at %s is unreachable (%s): the session pool goes on with the %d session(s) this process "
             "knows and will catch up when Redis answers again", redact(self.url), error, len(self._mirrors)
         )
-        self._online = False
         self._compact_at = max(COMPACT_AT, 2 * len(self._pending))
         fallback = SessionPool(max_pool_size=self.settings.max_pool_size, session_options=self._options,
                                create_session_function=self._create_locally, reuse_strategy=self.settings.reuse_strategy,
@@ -636,11 +639,14 @@ class SharedPool:
             await self._client.ping()
         except self._redis_errors:
             return False
-        logger.warning("Redis at %s answers again: replaying %d queued write(s)", redact(self.url), len(self._pending))
+        queued = len(self._pending)
         self._online = True
-        self._fallback = None
         await self.flush()
-        return self._online
+        if not self._online:  # it answers pings but still refuses writes (out of memory, read-only)
+            return False
+        logger.warning("Redis at %s answers again: %d queued write(s) replayed", redact(self.url), queued)
+        self._fallback = None
+        return True
 
 
 def _ops(batch: list[Op]) -> list[str]:
