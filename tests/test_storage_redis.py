@@ -203,6 +203,55 @@ async def test_each_retirement_is_counted_once_by_the_process_that_saw_it(own_re
 
 
 @in_asyncio_task
+async def test_a_replay_cut_short_leaves_out_what_redis_retired_meanwhile(redis_server, redis_prefix, monkeypatch):
+    import redis.exceptions
+
+    from scrapy_sessionpool.stores import redis as redis_module
+
+    a, b = (shared(redis_server, redis_prefix, max_pool_size=2, max_usage_count=6) for _ in range(2))
+    first, _ = await a.acquire()
+    second, _ = await a.acquire()
+    first.mark_good()
+    second.mark_good()
+    await a.flush()
+    link = {"up": False, "batches": 0}  # a's link to Redis only: b goes on
+    send, ping = a._eval, a._client.ping
+
+    async def eval_over_link(script, args):
+        if not link["up"] or (script == "APPLY" and link["batches"] == 0):
+            raise redis.exceptions.ConnectionError("link down")
+        link["batches"] -= script == "APPLY"
+        return await send(script, args)
+
+    async def ping_over_link():
+        if not link["up"]:
+            raise redis.exceptions.ConnectionError("link down")
+        return await ping()
+
+    a._eval, a._client.ping = eval_over_link, ping_over_link
+    (await a.acquire())[0].release()  # offline now
+    blocked, _ = await b.acquire(first.id)
+    blocked.retire("status_403")
+    await b.flush()
+    first.mark_good()
+    second.mark_good()
+    monkeypatch.setattr(redis_module, "BATCH", 1)
+    link.update(up=True, batches=2)  # the replay sends two batches, then the link drops again
+    reconnect_now(a)
+    await a.acquire()
+    assert not a._online and first.retired_reason == "gone"
+    link["up"] = False
+    handed = set()
+    for _ in range(12):
+        session, _ = await a.acquire()
+        handed.add(session.id)
+        session.mark_good()
+    assert first.id not in handed and second.id in handed
+    await a.close()
+    await b.close()
+
+
+@in_asyncio_task
 async def test_a_redis_out_of_memory_is_an_outage_not_lost_writes(redis_server, redis_prefix, caplog):
     a = shared(redis_server, redis_prefix, max_pool_size=1)
     session, _ = await a.acquire()
@@ -213,11 +262,9 @@ async def test_a_redis_out_of_memory_is_an_outage_not_lost_writes(redis_server, 
     try:
         again, _ = await a.acquire()  # the writes it carries are refused: the pool goes on locally
         assert again is session and not a._online and len(a._pending) == 2
-        fallback = a._fallback
         for _ in range(3):  # it answers pings but refuses the replay: still the same outage
             reconnect_now(a)
-            await a.acquire()
-            assert not a._online and a._fallback is fallback
+            assert (await a.acquire())[0] is session and not a._online
     finally:
         client.config_set("maxmemory", "0")
     warnings = [r.getMessage() for r in caplog.records if "Redis at" in r.getMessage()]

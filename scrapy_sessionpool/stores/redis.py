@@ -284,6 +284,7 @@ class SharedPool:
         self._online = True
         self._last_attempt = 0.0
         self._fallback: SessionPool | None = None
+        self._in_outage = False  # from the first failure to the end of a complete replay
         self._announced: set[str] = set()  # retired while offline, on_retired already called
         self._compact_at = COMPACT_AT
         self._paused: set[str] = set()
@@ -372,7 +373,7 @@ class SharedPool:
                 session = RemoteSession(self, id=sid, options=self._options)
             if session is not None:
                 if session._retired is None:
-                    session._retired = "expired"
+                    Session.retire(session, "expired")  # Redis did it: nothing to send
                 self._count_retired(session)
 
     def _count_retired(self, session: RemoteSession) -> None:
@@ -478,8 +479,8 @@ class SharedPool:
             if reply[0] == "retired" or reply[0] == "gone":
                 self._mirrors.pop(session.id, None)
                 self._announced.discard(session.id)
-                if not session.is_retired:
-                    session._retired = reply[1] if reply[0] == "retired" else "gone"
+                if not session.is_retired:  # Redis did it: nothing to send
+                    Session.retire(session, reply[1] if reply[0] == "retired" else "gone")
                 if reply[0] == "retired":  # "gone": retired by another process, or by an earlier write
                     self._count_retired(session)
             elif reply[0] == "tallied":
@@ -560,13 +561,14 @@ class SharedPool:
         if not self._online:  # another request's call failed too: one outage, one fallback pool
             return
         self._online = False
-        if self._fallback is not None:  # the replay failed: the same outage goes on
+        if self._in_outage:  # it answered a ping, then refused the replay: the same outage goes on
             logger.debug("Redis at %s failed again during the replay (%s)", redact(self.url), error)
-            return
-        logger.warning(
-            "Redis at %s is unreachable (%s): the session pool goes on with the %d session(s) this process "
-            "knows and will catch up when Redis answers again", redact(self.url), error, len(self._mirrors)
-        )
+        else:
+            self._in_outage = True
+            logger.warning(
+                "Redis at %s is unreachable (%s): the session pool goes on with the %d session(s) this process "
+                "knows and will catch up when Redis answers again", redact(self.url), error, len(self._mirrors)
+            )
         self._compact_at = max(COMPACT_AT, 2 * len(self._pending))
         fallback = SessionPool(max_pool_size=self.settings.max_pool_size, session_options=self._options,
                                create_session_function=self._create_locally, reuse_strategy=self.settings.reuse_strategy,
@@ -641,11 +643,12 @@ class SharedPool:
             return False
         queued = len(self._pending)
         self._online = True
+        self._fallback = None  # made anew, from what Redis told this process meanwhile, if the replay fails
         await self.flush()
         if not self._online:  # it answers pings but still refuses writes (out of memory, read-only)
             return False
         logger.warning("Redis at %s answers again: %d queued write(s) replayed", redact(self.url), queued)
-        self._fallback = None
+        self._in_outage = False
         return True
 
 
