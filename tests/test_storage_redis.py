@@ -376,6 +376,26 @@ def reconnect_now(pool):
     pool._last_attempt = float("-inf")  # do not wait for the next reconnect attempt
 
 
+def slow_batches(pool, delay, *, only_the_first=False):
+    """Make the pool's batches of writes (APPLY) reach Redis ``delay`` seconds late."""
+    send, slowed = pool._eval, []
+
+    async def eval_late(script, args):
+        if script == "APPLY" and not (only_the_first and slowed):
+            slowed.append(args)
+            await asyncio.sleep(delay)
+        return await send(script, args)
+
+    pool._eval = eval_late
+
+
+async def pick_once_online(pool):
+    """Another request's pick, as soon as the pool is back online (while its replay runs)."""
+    while not pool._online:
+        await asyncio.sleep(0.001)
+    return await pool.acquire()
+
+
 @in_asyncio_task
 async def test_an_outage_queues_per_session_not_per_request_and_counts_retirements_at_once(
         own_redis, redis_prefix, monkeypatch, caplog):
@@ -482,23 +502,9 @@ async def test_a_replay_sends_one_batch_at_a_time(own_redis, redis_prefix, monke
     session.set_cookie("token", "2", domain="shop.example")  # batch 1: cookie=1 and 4 releases; batch 2: this
     session.mark_good()
     own_redis.start()
-    send, first = a._eval, [True]
-
-    async def first_batch_slow(script, args):
-        if script == "APPLY" and first[0]:
-            first[0] = False
-            await asyncio.sleep(0.2)
-        return await send(script, args)
-
-    a._eval = first_batch_slow
+    slow_batches(a, 0.2, only_the_first=True)
     reconnect_now(a)
-
-    async def another_request():
-        while not a._online:
-            await asyncio.sleep(0.001)
-        return await a.acquire()  # would carry the next batch past the slow one
-
-    await asyncio.gather(a.acquire(), another_request())
+    await asyncio.gather(a.acquire(), pick_once_online(a))  # that pick would carry the next batch past the slow one
     await a.flush()
     store = RedisStore(own_redis.url, prefix=redis_prefix)
     assert [c["value"] for c in store.load("spider")["sessions"][0]["cookies"]] == ["2"]
@@ -522,24 +528,10 @@ async def test_during_a_replay_a_session_retired_offline_is_not_handed_out(own_r
         session.mark_good()
     blocked.retire("status_403")  # the third batch
     own_redis.start()
-    send = a._eval
-
-    async def batches_slow(script, args):  # picks without writes overtake the batch with the retirement
-        if script == "APPLY":
-            await asyncio.sleep(0.1)
-        return await send(script, args)
-
-    a._eval = batches_slow
+    slow_batches(a, 0.1)  # picks without writes overtake the batch with the retirement
     reconnect_now(a)
-
-    async def another_request():
-        while not a._online:
-            await asyncio.sleep(0.001)
-        session, _ = await a.acquire()
-        return session
-
-    picked = await asyncio.gather(a.acquire(), *[another_request() for _ in range(8)])
-    assert blocked.id not in {s.id for s in picked[1:] if s is not None}
+    picked = await asyncio.gather(a.acquire(), *[pick_once_online(a) for _ in range(8)])
+    assert blocked.id not in {session.id for session, _ in picked[1:] if session is not None}
     await a.close()
 
 

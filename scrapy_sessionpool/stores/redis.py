@@ -276,8 +276,7 @@ class SharedPool:
         self._on_retired = on_retired
         self._mirrors: dict[str, RemoteSession] = {}
         self._pending = WriteQueue()
-        self._sending = False  # a batch of writes is on its way (one at a time, so Redis applies them in order)
-        self._idle = asyncio.Event()
+        self._idle = asyncio.Event()  # cleared while a batch of writes is on its way (one at a time: in order)
         self._idle.set()
         self._flushing = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -456,17 +455,15 @@ class SharedPool:
     def _take_batch(self) -> list[Op]:
         """The next writes to send, or none while a batch is on its way: one batch at a time, so
         Redis applies them in order. The caller sends them, then calls ``_batch_done()``."""
-        if self._sending:
+        if not self._idle.is_set():
             return []
         batch = self._pending.take(BATCH)
         if batch:
-            self._sending = True
             self._idle.clear()
         return batch
 
     def _batch_done(self, batch: list[Op]) -> None:
         if batch:
-            self._sending = False
             self._idle.set()
 
     def _apply_args(self, batch: list[Op]) -> list[Any]:
@@ -503,7 +500,7 @@ class SharedPool:
         self._tasks = {t for t in self._tasks if not t.done()}
         try:
             while self._pending and self._online:
-                if self._sending:
+                if not self._idle.is_set():
                     await self._idle.wait()
                     continue
                 batch = self._take_batch()
