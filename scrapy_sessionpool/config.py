@@ -49,6 +49,10 @@ MAXIMA: dict[str, float] = {
     "proxy_backoff_base": WEEK,
     "proxy_backoff_max": WEEK,
     "proxy_throttle_delay": 3600,
+    "proxy_max_delay": 3600,
+    "suspect_wait": WEEK,
+    "max_wait": WEEK,
+    "max_challenge_refetches": 100,
     "redis_ttl": 366 * 86400,
 }
 
@@ -156,6 +160,33 @@ def _proxies(name: str, value: Any) -> tuple[str, ...]:
     return proxies
 
 
+#: Network errors that are block signals by default: the connection dropped (by the site, or a proxy
+#: tunnel), or a proxy that refuses connections. Timeouts and DNS errors stay plain errors.
+DEFAULT_BLOCK_EXCEPTIONS = (
+    "twisted.web.client.ResponseFailed",
+    "twisted.internet.error.ConnectionLost",
+    "twisted.internet.error.ConnectionDone",
+    "twisted.internet.error.ConnectionRefusedError",
+    "scrapy.core.downloader.handlers.http11.TunnelError",
+)
+
+
+def _exception_classes(name: str, value: Any) -> tuple[type[BaseException], ...]:
+    if value is None:
+        return ()
+    if isinstance(value, (str, type)):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise _fail(name, "a list of exception classes or their import paths", value)
+    classes = []
+    for item in value:
+        cls = _import_path(name, item)
+        if not (isinstance(cls, type) and issubclass(cls, BaseException)):
+            raise _fail(name, "a list of exception classes or their import paths", item)
+        classes.append(cls)
+    return tuple(classes)
+
+
 def _import_path(name: str, value: Any) -> Any:
     if not isinstance(value, str):
         if isinstance(value, type):
@@ -194,20 +225,28 @@ class PoolSettings:
     max_error_score: float = 3.0
     error_score_decrement: float = 0.5
     reuse_strategy: str = "random"
-    blocked_status_codes: frozenset[int] = frozenset({401, 403, 429})
+    blocked_status_codes: frozenset[int] = frozenset({401, 403, 429, 503})
     ban_patterns: tuple[re.Pattern[str], ...] = ()
+    challenge_patterns: tuple[re.Pattern[str], ...] = ()
+    block_redirect_patterns: tuple[re.Pattern[str], ...] = ()
+    block_exceptions: tuple[type[BaseException], ...] = ()
+    max_challenge_refetches: int = 3
     ban_policy: Any = None
     max_session_rotations: int = 10
     proxies: tuple[str, ...] = ()
     user_agents: tuple[str, ...] = ()
     persist_interval: float = 60.0
     log_interval: float = 60.0
-    proxy_block_threshold: int = 3
+    proxy_block_threshold: int = 2
     proxy_block_window: float = 60.0
-    proxy_backoff_base: float = 30.0
+    proxy_backoff_base: float = 5.0
     proxy_backoff_max: float = 600.0
     proxy_slots: bool = True
-    proxy_throttle_delay: float = 0.2
+    proxy_throttle_delay: float = 0.05
+    proxy_max_delay: float = 5.0
+    site_block_share: float = 0.5
+    suspect_wait: float = 5.0
+    max_wait: float = 600.0
     warm_up: bool = True
     seed: int | None = None
     persist_state: bool = True
@@ -251,9 +290,16 @@ class PoolSettings:
             # one session per concurrent request: sessions are reused, not made per request
             values["max_pool_size"] = _int("CONCURRENT_REQUESTS", get("CONCURRENT_REQUESTS", 16), 1)
         values["blocked_status_codes"] = _status_codes(
-            "SESSIONPOOL_BLOCKED_STATUS_CODES", get("SESSIONPOOL_BLOCKED_STATUS_CODES", [401, 403, 429])
+            "SESSIONPOOL_BLOCKED_STATUS_CODES", get("SESSIONPOOL_BLOCKED_STATUS_CODES", [401, 403, 429, 503])
         )
-        values["ban_patterns"] = _patterns("SESSIONPOOL_BAN_PATTERNS", get("SESSIONPOOL_BAN_PATTERNS"))
+        for key in ("ban_patterns", "challenge_patterns", "block_redirect_patterns"):
+            values[key] = _patterns(PREFIX + key.upper(), get(PREFIX + key.upper()))
+        values["block_exceptions"] = _exception_classes(
+            "SESSIONPOOL_BLOCK_EXCEPTIONS", get("SESSIONPOOL_BLOCK_EXCEPTIONS", DEFAULT_BLOCK_EXCEPTIONS)
+        )
+        values["max_challenge_refetches"] = _int(
+            "SESSIONPOOL_MAX_CHALLENGE_REFETCHES", get("SESSIONPOOL_MAX_CHALLENGE_REFETCHES", 3), 0
+        )
         values["ban_policy"] = _import_path(
             "SESSIONPOOL_BAN_POLICY", get("SESSIONPOOL_BAN_POLICY") or "scrapy_sessionpool.policy.BanPolicy"
         )
@@ -263,11 +309,16 @@ class PoolSettings:
         for key, default in (("persist_interval", 60), ("log_interval", 60)):
             values[key] = _number(PREFIX + key.upper(), get(PREFIX + key.upper(), default), 0, strict=True)
         values["proxy_block_threshold"] = _int(
-            "SESSIONPOOL_PROXY_BLOCK_THRESHOLD", get("SESSIONPOOL_PROXY_BLOCK_THRESHOLD", 3), 1
+            "SESSIONPOOL_PROXY_BLOCK_THRESHOLD", get("SESSIONPOOL_PROXY_BLOCK_THRESHOLD", 2), 1
         )
-        for key, default in (("proxy_block_window", 60), ("proxy_backoff_base", 30), ("proxy_backoff_max", 600),
-                             ("proxy_throttle_delay", 0.2)):
+        for key, default in (("proxy_block_window", 60), ("proxy_backoff_base", 5), ("proxy_backoff_max", 600),
+                             ("proxy_throttle_delay", 0.05), ("proxy_max_delay", 5), ("suspect_wait", 5),
+                             ("max_wait", 600)):
             values[key] = _number(PREFIX + key.upper(), get(PREFIX + key.upper(), default), 0, strict=True)
+        share = _number("SESSIONPOOL_SITE_BLOCK_SHARE", get("SESSIONPOOL_SITE_BLOCK_SHARE", 0.5), 0)
+        if share >= 1:
+            raise _fail("SESSIONPOOL_SITE_BLOCK_SHARE", "a share from 0 to below 1", share)
+        values["site_block_share"] = share
         if values["proxy_backoff_max"] < values["proxy_backoff_base"]:
             raise SettingsError(
                 "SESSIONPOOL_PROXY_BACKOFF_MAX: expected a number >= SESSIONPOOL_PROXY_BACKOFF_BASE, "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["PoolFullError", "SessionPoolError", "StateError"]
+__all__ = ["MetaError", "PoolFullError", "SessionPoolError", "StateError"]
 
 
 class SessionPoolError(Exception):
@@ -15,3 +15,7 @@ class StateError(SessionPoolError, ValueError):
 
 class PoolFullError(SessionPoolError):
     """A session was added to a pool that has no room left."""
+
+
+class MetaError(SessionPoolError, ValueError):
+    """A ``sessionpool_*`` request meta key has a wrong type or value."""

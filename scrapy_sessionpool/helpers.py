@@ -28,7 +28,14 @@ META_SESSION_ID = "sessionpool_session_id"
 META_POOL = "sessionpool_pool"
 META_ENABLED = "sessionpool_enabled"
 META_ROTATIONS = "sessionpool_rotations"
+META_CHALLENGES = "sessionpool_challenges"
+#: Scrapy's redirect bookkeeping, reset when a blocked request goes back to its first URL.
+REDIRECT_KEYS = ("redirect_urls", "redirect_reasons", "redirect_times", "redirect_ttl")
 # Private flags: what the middleware itself put on a request, to undo it on a retry copy.
+FLAG_PICKED = "_sessionpool_picked"  # the middleware chose the session (the request was not pinned to it)
+FLAG_NOT_BEFORE = "_sessionpool_not_before"  # a challenge re-fetch waits until this time
+FLAG_REQUEUED = "_sessionpool_requeued"  # handed back to the scheduler while the crawl closes
+FLAG_SENT_AT = "_sessionpool_sent_at"  # when the first request of a redirect chain left
 FLAG_COOKIES = "_sessionpool_cookies"
 FLAG_COOKIE_HEADER = "_sessionpool_cookie_header"
 FLAG_PROXY = "_sessionpool_proxy"
@@ -48,9 +55,7 @@ def get_manager(crawler: Crawler | Spider) -> PoolManager:
     manager = _MANAGERS.get(crawler)
     if manager is None:
         settings = PoolSettings.from_settings(crawler.settings)
-        manager = PoolManager(
-            settings, stats=stats_writer(crawler), download_delay=crawler.settings.getfloat("DOWNLOAD_DELAY")
-        )
+        manager = PoolManager(settings, stats=stats_writer(crawler))
         _MANAGERS[crawler] = manager
     return manager
 
@@ -103,12 +108,14 @@ def retry_with_new_session(
     return rotate(response.request, _crawler(crawler), reason)
 
 
-def rotate(request: Request, crawler: Crawler, reason: str) -> Request | None:
-    """Retry ``request`` on another session; None when its rotations are used up."""
+def rotate(request: Request, crawler: Crawler, reason: str, *, keep_session: bool = False) -> Request | None:
+    """Retry ``request`` on another session (on the same one with ``keep_session``, for a request
+    pinned to a session that was not to blame); None when its rotations are used up. A request that
+    reached the block through redirects goes back to its first URL."""
     manager = get_manager(crawler)
     rotations = request.meta.get(META_ROTATIONS, 0)
     if not isinstance(rotations, int) or isinstance(rotations, bool) or rotations < 0:
-        from .middleware import MetaError
+        from .exceptions import MetaError
 
         raise MetaError(f"Request meta {META_ROTATIONS!r}: expected a count (an integer >= 0), got {rotations!r}")
     if rotations >= manager.settings.max_session_rotations:
@@ -128,5 +135,20 @@ def rotate(request: Request, crawler: Crawler, reason: str) -> Request | None:
     else:
         meta["retry_times"] = retry_times
     meta[META_ROTATIONS] = rotations + 1
-    meta.pop(META_SESSION_ID, None)
+    meta.pop(META_CHALLENGES, None)
+    meta.pop(FLAG_SENT_AT, None)
+    if not keep_session:
+        meta.pop(META_SESSION_ID, None)
+        meta.pop(FLAG_PICKED, None)
+    return restart(new)
+
+
+def restart(request: Request) -> Request:
+    """``request`` back at the first URL of its redirect chain (a chain belongs to one session)."""
+    origin = request.meta.get("redirect_urls")
+    if not origin:
+        return request
+    new = request.replace(url=origin[0], dont_filter=True)
+    for key in (*REDIRECT_KEYS, FLAG_SENT_AT):
+        new.meta.pop(key, None)
     return new

@@ -11,20 +11,48 @@ import random
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .blame import Blame, Decision, Judge
 from .config import PoolSettings
 from .exceptions import StateError
+from .pacing import Pacer
 from .pool import SessionPool
 from .proxies import NoHealthyProxy, ProxyManager, redact
 from .session import Session
 from .verdict import Verdict, VerdictKind
 
-__all__ = ["PoolManager"]
+__all__ = ["Outcome", "PoolManager"]
+
+#: Sessions offered for one request when the first one's exit makes it wait.
+PICKS = 4
+#: The longest a challenge page's own delay (a meta refresh) is waited out before the re-fetch.
+MAX_CHALLENGE_DELAY = 30.0
 
 logger = logging.getLogger(__name__)
 
 Stats = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What becomes of a request once its answer is judged.
+
+    ``retry``: the request goes again instead of reaching the spider; ``same_session``: the session
+    was not to blame, so a request pinned to it may keep it; ``challenge``: it is a re-fetch of a
+    challenge page, after ``delay`` seconds, of ``url`` (None: the same URL).
+    """
+
+    retry: bool = False
+    same_session: bool = False
+    challenge: bool = False
+    url: str | None = None
+    delay: float = 0.0
+    reason: str = ""
+
+
+_DELIVER = Outcome()
 
 
 class StateSource(Protocol):
@@ -50,7 +78,6 @@ class PoolManager:
         *,
         clock: Callable[[], float] = time.time,
         stats: Stats = _no_stats,
-        download_delay: float = 0.0,
         state_source: StateSource | None = None,
     ) -> None:
         self.settings = settings
@@ -60,20 +87,23 @@ class PoolManager:
         self.state_source = state_source
         #: Builds a pool that lives elsewhere (Redis) instead of a local one: f(name, settings).
         self.pool_factory: Callable[[str | None, PoolSettings], Any] | None = None
-        self.proxies = ProxyManager(
-            block_threshold=settings.proxy_block_threshold,
-            block_window=settings.proxy_block_window,
-            backoff_base=settings.proxy_backoff_base,
-            backoff_max=settings.proxy_backoff_max,
-            base_delay=download_delay,
-            throttle_delay=settings.proxy_throttle_delay,
+        self.proxies = ProxyManager(clock=clock, rng=self._rng)
+        self.judge = Judge(
             clock=clock,
             rng=self._rng,
+            exit_sessions=settings.proxy_block_threshold,
+            window=settings.proxy_block_window,
+            site_share=settings.site_block_share,
+            suspect_wait=settings.suspect_wait,
+            backoff_base=settings.proxy_backoff_base,
+            backoff_max=settings.proxy_backoff_max,
         )
+        self.pacer = Pacer(clock=clock, min_delay=settings.proxy_throttle_delay, max_delay=settings.proxy_max_delay)
         self._pools: dict[str | None, SessionPool] = {}
         self._blocks: deque[float] = deque()
         self.created = 0
         self.retired: Counter[str] = Counter()
+        self.blamed: Counter[str] = Counter()
 
     # -- pools ------------------------------------------------------------------
 
@@ -150,8 +180,9 @@ class PoolManager:
 
     # -- handing out ------------------------------------------------------------
 
-    def acquire(self, name: str | None = None, session_id: str | None = None) -> Any:
-        """A session for a request, or None when the request must wait (exits cooling, pool busy).
+    def acquire(self, name: str | None = None, session_id: str | None = None, site: str | None = None) -> Any:
+        """A session for a request (to ``site``), or None when the request must wait (exits cooling,
+        pool busy). Unpinned, it is the one whose exit's turn comes first, of a few the pool offers.
 
         A pinned ``session_id`` that no longer exists gets a fresh session (and a stat).
         A shared pool answers with a coroutine that gives the same.
@@ -163,26 +194,64 @@ class PoolManager:
         if session_id is not None:
             session = pool.get_session(session_id)
             if session is not None:
-                return self._unless_cooling(session)
+                return self._unless_unfit(session)
             self._pinned_missing(session_id)
         try:
-            return pool.get_session()
+            session = pool.get_session()
+            if session is None or site is None or not self.pacer.wait(site, session.proxy_url):
+                return session
+            return self._soonest(pool, session, site)
         except NoHealthyProxy:
             return None
+
+    def _soonest(self, pool: SessionPool, session: Session, site: str) -> Session:
+        """Of ``session`` and a few more, the one whose exit's turn comes first (the others go back):
+        requests do not queue up behind a slowed exit while others are free."""
+        best, best_wait = session, self.pacer.wait(site, session.proxy_url)
+        for _ in range(PICKS - 1):
+            other = pool.get_session()
+            if other is None:
+                break
+            wait = self.pacer.wait(site, other.proxy_url)
+            if wait < best_wait:
+                best.release()
+                best, best_wait = other, wait
+            else:
+                other.release()
+            if not best_wait:
+                break
+        return best
 
     async def _acquire_shared(self, pool: Any, session_id: str | None) -> Session | None:
         session, missing = await pool.acquire(session_id)
         if missing:
             self._pinned_missing(session_id)
         elif session is not None and session_id is not None:
-            return self._unless_cooling(session)
+            return self._unless_unfit(session)
         return session
 
-    def _unless_cooling(self, session: Session) -> Session | None:
-        if self.proxies.is_cooling(session.proxy_url):  # a request pinned to a cooling exit waits
+    def _unless_unfit(self, session: Session) -> Session | None:
+        if not self.fit(session):  # a request pinned to a session sitting out, or to a cooling exit, waits
             session.release()
             return None
         return session
+
+    def alive(self, name: str | None, session_id: str) -> bool:
+        """Is the session still in its pool (a request pinned to it will get it, now or later)?"""
+        return self.pool(name).find(session_id) is not None
+
+    def fit(self, session: Session) -> bool:
+        """May a request go out with this session now (usable, not sitting out, its exit not cooling)?"""
+        return session.is_usable and not session.is_sitting_out and not self.proxies.is_cooling(session.proxy_url)
+
+    def turn(self, site: str, session: Session) -> float | None:
+        """Reserve the turn of a request to ``site`` with ``session``: seconds until it may go, or
+        None while the exit or the site is being probed (ask again shortly)."""
+        return self.pacer.turn(site, session.proxy_url)
+
+    def untake(self, site: str, session: Session) -> None:
+        """A request that took its turn does not go after all (its session became unfit meanwhile)."""
+        self.pacer.answered(site, session.proxy_url)
 
     def _pinned_missing(self, session_id: str | None) -> None:
         self.stat("pinned_missing")
@@ -190,7 +259,7 @@ class PoolManager:
 
     def wait_hint(self) -> float:
         """How long a request that could not get a session should wait before asking again."""
-        return min(max(self.proxies.seconds_until_due(), 0.05), 1.0)
+        return min(max(self.proxies.seconds_until_due(), 0.05), 0.5)
 
     def _resume_due(self) -> None:
         due = self.proxies.due()
@@ -206,44 +275,117 @@ class PoolManager:
 
     # -- verdicts ---------------------------------------------------------------
 
-    def judge(self, session: Session, verdict: Verdict) -> bool:
-        """Apply a verdict to the session (and its proxy); True when the request should rotate."""
+    def settle(
+        self, session: Session, verdict: Verdict, *, site: str, sent_at: float, challenges: int = 0
+    ) -> Outcome:
+        """Apply a verdict on one answer (``challenges``: re-fetches of this request so far) and say
+        what becomes of the request."""
         kind = verdict.kind
+        if session.is_retired and kind not in (VerdictKind.GOOD, VerdictKind.BAD, VerdictKind.NEUTRAL):
+            self.pacer.answered(site, session.proxy_url)  # more of a session already retired: nothing new
+            return Outcome(True, False, reason=verdict.reason)
         if kind is VerdictKind.GOOD:
-            session.mark_good()
-            self.proxies.success(session.proxy_url)
-            self.stat("marked_good")
-            return False
+            self._good(session, site, sent_at)
+            return _DELIVER
         if kind is VerdictKind.BAD:
             session.mark_bad()
+            self.pacer.answered(site, session.proxy_url)
             self.stat("marked_bad")
-            return False
+            return _DELIVER
         if kind is VerdictKind.NEUTRAL:
             session.release()
-            return False
-        self._note_block()
-        already = self.proxies.is_cooling(session.proxy_url)
-        if kind is VerdictKind.SESSION_BLOCKED and not (already or self._exit_suspected(session)):
-            session.retire(verdict.reason)
-            return True
-        # the exit is blocked, not the session: keep the session, pause its proxy
-        if kind is VerdictKind.PROXY_BLOCKED:
-            self.proxies.cool_down(session.proxy_url, verdict.retry_after, rate_limited=True)
+            self.pacer.answered(site, session.proxy_url)
+            return _DELIVER
+        if kind is VerdictKind.CHALLENGE:
+            if challenges < self.settings.max_challenge_refetches:
+                session.release()
+                self.pacer.answered(site, session.proxy_url)
+                self.stat("challenges")
+                return Outcome(True, True, True, verdict.url, min(max(verdict.delay, 0.0), MAX_CHALLENGE_DELAY),
+                               verdict.reason)
+            verdict = Verdict.blocked(verdict.reason)  # the same session could not get past it
+        self._note_block(verdict.reason)
+        if kind is VerdictKind.SESSION_BLOCKED:
+            decision = Decision(Blame.SESSION, evidence="the ban policy blames the session")
+        else:
+            decision = self.judge.blocked(session, session.proxy_url, site, sent_at, verdict.retry_after,
+                                          exits=self._exits_of(session),
+                                          exit_is_blocked=kind is VerdictKind.PROXY_BLOCKED)
+        return self._apply(session, decision, site, verdict.reason)
+
+    def _good(self, session: Session, site: str, sent_at: float) -> None:
+        proxy = session.proxy_url
+        news = self.judge.good(session, proxy, site, sent_at)
+        session.mark_good()
+        self.stat("marked_good")
+        self.pacer.answered(site, proxy)
+        self.pacer.good(site, proxy)
+        if news.session_cleared:  # it sat out its wait and is fine: it was not to blame
+            session.clear_suspicion()
+            self.stat("blame/cleared")
+        if news.exit_closed:
+            self.pacer.probe_exit(site, proxy, False)
+            logger.debug("Exit %s works again for %s", redact(proxy) or "direct", site)
+        if news.site_closed:
+            self.pacer.probe_site(site, False)
+            logger.info("Site %s answers well again", site)
+
+    def _apply(self, session: Session, decision: Decision, site: str, reason: str) -> Outcome:
+        blame = decision.blame
+        proxy = session.proxy_url
+        self.pacer.answered(site, proxy)
+        if blame is not Blame.KNOWN:
+            self.blamed[blame.value] += 1
+            self.stat(f"blame/{blame.value}")
+            logger.debug("Blame %s for %s on %s via %s (%s): %s", blame.value, reason, site,
+                         redact(proxy) or "direct", session.id, decision.evidence)
+        if blame is Blame.SESSION:
+            session.retire(reason)
+            return Outcome(True, False, reason=reason)
+        now = self._clock()
+        if blame is Blame.PENDING:
+            if decision.slow_down:
+                self.pacer.slow_exit(site, proxy, since=session.suspected_at)
+            session.suspect(now + decision.wait, strikes=decision.strikes)
+        else:
+            until = now + max(decision.wait, self.judge.suspect_wait(None, 1))
+            for sid in decision.suspects:  # kept, and tested again one by one once the exit works
+                suspect = session if sid == session.id else self._find(sid)
+                if suspect is not None:
+                    suspect.suspect(max(until, suspect.sits_out_until), strikes=max(suspect.strikes, 1))
+        if blame is Blame.EXIT:
+            if decision.slow_down:
+                self.pacer.slow_exit(site, proxy, since=decision.began)
+            self.pacer.probe_exit(site, proxy)
+            if decision.wait > 0 and self.proxies.cool_down(proxy, decision.wait):
+                self._pause(proxy, reason)
+        elif blame is Blame.SITE:
+            for exit_url in decision.lifted:  # the site's breaker takes over from theirs
+                self.pacer.probe_exit(site, exit_url, False)
+                if self.proxies.lift(exit_url):
+                    for pool in self._pools.values():
+                        pool.resume_proxy(exit_url)
+            self.pacer.slow_site(site, decision.wait, slow_down=decision.slow_down, since=decision.began)
+            self.pacer.probe_site(site)
+            logger.info("Site %s is suspected (%s): %s, then one request at a time; sessions and exits are kept",
+                        site, reason, f"paused for {decision.wait:.1f} s" if decision.wait else "probed now")
+            self._stats_gauge()
         session.release()
-        if not already:  # more answers of a block already known: one log line, one stat
-            self._pause(session.proxy_url, verdict.reason)
-        return True
+        return Outcome(True, True, reason=reason)
 
-    def _exit_suspected(self, session: Session) -> bool:
-        """Is the exit to blame for this session block rather than the session?
+    def _exits_of(self, session: Session) -> int:
+        """How many exits the session's pool leaves through (its proxies, or the one direct connection)."""
+        for name, pool in self._pools.items():
+            if pool.find(session.id) is session:
+                return len(self.settings.for_pool(name).proxies) or 1
+        return len(self.settings.proxies) or 1
 
-        Only blocks of sessions on their very first use count: a site that
-        blocks sessions for their behaviour lets them work a while first,
-        while a blocked IP refuses even brand-new sessions. Several such
-        blocks in a row on one exit (no good answer through it in between)
-        cool the exit down.
-        """
-        return session.usage_count == 0 and self.proxies.session_blocked(session.proxy_url, session.id)
+    def _find(self, session_id: str) -> Session | None:
+        for pool in self._pools.values():
+            session = pool.find(session_id)
+            if session is not None:
+                return session
+        return None
 
     def _pause(self, proxy: str | None, reason: str) -> None:
         self.stat("proxy_blocks")
@@ -251,14 +393,16 @@ class PoolManager:
         logger.info(
             "Proxy %s cools down for %.1f s (%s); its sessions are kept",
             redact(proxy) or "direct",
-            self.proxies.health(proxy).cooling_until - self._clock(),
+            self.proxies.cooling_until(proxy) - self._clock(),
             reason,
         )
         for pool in self._pools.values():
             pool.pause_proxy(proxy)
         self._stats_gauge()
 
-    def _note_block(self) -> None:
+    def _note_block(self, reason: str) -> None:
+        self.stat("blocks")
+        self.stat(f"blocks/{reason}")
         now = self._clock()
         self._blocks.append(now)
         while self._blocks and self._blocks[0] <= now - 60:
@@ -278,4 +422,5 @@ class PoolManager:
             "retired_by_reason": dict(self.retired),
             "blocks_per_minute": len(self._blocks),
             "proxies_in_backoff": len(self.proxies.cooling),
+            "blamed": {b.value: self.blamed[b.value] for b in (Blame.SESSION, Blame.EXIT, Blame.SITE)},
         }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import logging
 import re
+import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
@@ -21,17 +22,23 @@ from scrapy.http.cookies import WrappedRequest, WrappedResponse
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 
-from .exceptions import SessionPoolError
+from .exceptions import MetaError
 from .helpers import (
     FLAG_COOKIE_HEADER,
     FLAG_COOKIES,
+    FLAG_NOT_BEFORE,
+    FLAG_PICKED,
     FLAG_PROXY,
+    FLAG_REQUEUED,
     FLAG_SLOT,
     FLAG_USER_AGENT,
+    META_CHALLENGES,
     META_ENABLED,
     META_POOL,
     META_SESSION_ID,
+    FLAG_SENT_AT,
     get_manager,
+    restart,
     rotate,
 )
 from .policy import build_policy
@@ -42,6 +49,7 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from scrapy.http import Response
 
+    from .manager import Outcome
     from .session import Session
 
 __all__ = ["MetaError", "SessionPoolMiddleware"]
@@ -49,10 +57,26 @@ __all__ = ["MetaError", "SessionPoolMiddleware"]
 logger = logging.getLogger(__name__)
 
 _POOL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+#: A waiting request looks at least this often whether the crawl is closing.
+POLL = 0.25
 
 
-class MetaError(SessionPoolError, ValueError):
-    """A ``sessionpool_*`` request meta key has a wrong type or value."""
+def crawl_is_closing(crawler: Crawler) -> bool:
+    """Has the crawl begun to close (``CLOSESPIDER_*``, a signal, ``engine.close_spider``)?
+
+    Scrapy sends no signal before it waits for the requests in progress, so this reads the
+    engine's state: ``running`` turns False on a shutdown, the slot's ``closing`` is set by
+    every close.
+    """
+    engine = crawler.engine
+    if engine is None or not engine.running:
+        return True
+    slot = getattr(engine, "_slot", None)
+    return slot is None or getattr(slot, "closing", None) is not None
+
+
+class _Closing(Exception):
+    """The crawl is closing while the request waits."""
 
 
 class SessionPoolMiddleware:
@@ -62,11 +86,8 @@ class SessionPoolMiddleware:
         if not self.manager.settings.enabled:
             raise NotConfigured("SESSIONPOOL_ENABLED is False")
         self.policy = build_policy(crawler, self.manager.settings.ban_policy)
-        self._in_flight: WeakKeyDictionary[Request, Session] = WeakKeyDictionary()
+        self._in_flight: WeakKeyDictionary[Request, tuple[Session, float]] = WeakKeyDictionary()
         self._default_user_agent = (crawler.settings.get("USER_AGENT") or "").encode()
-        self._base_delay = crawler.settings.getfloat("DOWNLOAD_DELAY")
-        self._autothrottle = crawler.settings.getbool("AUTOTHROTTLE_ENABLED")
-        self._slot_delays: dict[str, float] = {}
         crawler.signals.connect(self._spider_closed, signal=signals.spider_closed)
 
     @classmethod
@@ -75,7 +96,7 @@ class SessionPoolMiddleware:
 
     # -- request path -----------------------------------------------------------
 
-    def process_request(self, request: Request, spider: Spider | None = None) -> Coroutine[Any, Any, None] | None:
+    def process_request(self, request: Request, spider: Spider | None = None) -> Coroutine[Any, Any, Any] | None:
         meta = request.meta
         enabled = meta.get(META_ENABLED, True)
         if enabled is not True:
@@ -90,34 +111,122 @@ class SessionPoolMiddleware:
         session_id = meta.get(META_SESSION_ID)
         if session_id is not None and not isinstance(session_id, str):
             raise MetaError(f"Request meta {META_SESSION_ID!r}: expected a session id string, got {session_id!r}")
-        session = self.manager.acquire(pool_name, session_id)
-        if session is None or inspect.isawaitable(session):
-            return self._apply_later(request, session, pool_name, session_id)
-        self._apply(request, session)
-        return None
+        if session_id is not None and "redirect_urls" in meta and not self.manager.alive(pool_name, session_id):
+            self.manager.stat("redirects_restarted")  # the chain's session is gone: start it over with another
+            new = restart(request)
+            new.meta.pop(META_SESSION_ID, None)
+            new.meta.pop(FLAG_PICKED, None)
+            return new
+        site = urlparse_cached(request).hostname or ""
+        session = None if FLAG_NOT_BEFORE in meta else self.manager.acquire(pool_name, session_id, site)
+        if session is not None and not inspect.isawaitable(session):
+            turn = self.manager.turn(site, session)
+            if turn is not None and turn <= 0:
+                self._apply(request, session, session_id is None)
+                return None
+            return self._wait(request, session, pool_name, session_id, turn)
+        return self._wait(request, session, pool_name, session_id)
 
-    async def _apply_later(
-        self, request: Request, pending: Any, pool_name: str | None, session_id: str | None
-    ) -> None:
-        """Wait for a session: a shared pool's answer, or the end of a cool-down or of a busy spell."""
+    async def _wait(
+        self, request: Request, pending: Any, pool_name: str | None, session_id: str | None, turn: float | None = None
+    ) -> Request | None:
+        """Wait for a session and for its turn: a shared pool's answer, a challenge's delay, the end
+        of a cool-down, a busy spell or a paced exit. Ends when the crawl closes, and after
+        ``SESSIONPOOL_MAX_WAIT`` seconds."""
+        manager = self.manager
+        meta = request.meta
+        deadline = time.monotonic() + manager.settings.max_wait
+        site = urlparse_cached(request).hostname or ""
+        session: Session | None = None
+        try:
+            not_before = meta.pop(FLAG_NOT_BEFORE, None)
+            if not_before is not None:
+                await self._sleep_until(not_before, deadline)
+            session = await pending if inspect.isawaitable(pending) else pending
+            waited = False
+            while True:
+                if session is None:
+                    if not waited:
+                        manager.stat("waits")
+                        waited = True
+                    await self._sleep(manager.wait_hint(), deadline)
+                    result = manager.acquire(pool_name, session_id, site)
+                    session = await result if inspect.isawaitable(result) else result
+                    continue
+                if turn is None:
+                    turn = manager.turn(site, session)
+                if turn is None:  # a probe of the exit or site is out: its answer comes first
+                    await self._sleep(POLL, deadline)
+                    if not manager.fit(session):
+                        session.release()
+                        session = None
+                    continue
+                if turn > 0:
+                    await self._sleep_until(time.time() + turn, deadline)
+                turn = None
+                if not manager.fit(session):  # its exit began to cool down, or it must sit out, meanwhile
+                    manager.untake(site, session)
+                    session.release()
+                    session = None
+                    continue
+                self._apply(request, session, session_id is None)
+                return None
+        except _Closing:
+            if session is not None:
+                session.release()
+            return self._end_at_close(request)
+        except TimeoutError:
+            if session is not None:
+                session.release()
+            manager.stat("waits/timed_out")
+            logger.warning("Gave up on %s: no session was free for it within SESSIONPOOL_MAX_WAIT (%g s)",
+                           request, manager.settings.max_wait)
+            raise IgnoreRequest("sessionpool: no session within SESSIONPOOL_MAX_WAIT") from None
+
+    async def _sleep_until(self, when: float, deadline: float) -> None:
+        while (left := when - time.time()) > 0:
+            await self._sleep(min(left, POLL), deadline)
+
+    async def _sleep(self, seconds: float, deadline: float) -> None:
+        """Sleep on the reactor, in steps that notice a closing crawl and the deadline."""
         from twisted.internet import reactor
         from twisted.internet.task import deferLater
 
-        session = await pending if pending is not None else None
-        if session is None:
-            self.manager.stat("waits")
-        while session is None:
-            await maybe_deferred_to_future(deferLater(reactor, self.manager.wait_hint(), lambda: None))
-            result = self.manager.acquire(pool_name, session_id)
-            session = await result if inspect.isawaitable(result) else result
-        self._apply(request, session)
+        end = time.monotonic() + seconds
+        while True:
+            if crawl_is_closing(self.crawler):
+                raise _Closing
+            now = time.monotonic()
+            if now >= deadline:
+                raise TimeoutError
+            if now >= end:
+                return
+            step = min(end - now, POLL, deadline - now)
+            await maybe_deferred_to_future(deferLater(reactor, step, lambda: None))
 
-    def _apply(self, request: Request, session: Session) -> None:
+    def _end_at_close(self, request: Request) -> Request:
+        """A request still waiting when the crawl closes goes back to the scheduler (kept by ``JOBDIR``
+        and scrapy-redis queues); the second time, it ends as ``IgnoreRequest``."""
+        self.manager.stat("waits/closed")
+        if request.meta.get(FLAG_REQUEUED):
+            raise IgnoreRequest("sessionpool: the crawl is closing")
+        copy = request.replace(dont_filter=True)
+        copy.meta[FLAG_REQUEUED] = True
+        return copy
+
+    def _apply(self, request: Request, session: Session, picked: bool) -> None:
         """Give ``request`` the session's cookies, proxy, User-Agent and download slot."""
         meta = request.meta
         headers = request.headers
-        self._in_flight[request] = session
+        now = time.time()
+        if "redirect_urls" in meta and FLAG_SENT_AT in meta:  # a redirect is judged with the request it follows
+            sent_at = meta[FLAG_SENT_AT]
+        else:
+            sent_at = meta[FLAG_SENT_AT] = now
+        self._in_flight[request] = (session, sent_at)
         meta[META_SESSION_ID] = session.id
+        if picked:
+            meta[FLAG_PICKED] = True
 
         if meta.pop(FLAG_COOKIE_HEADER, False):
             headers.pop(b"Cookie", None)  # a retry or redirect copy: built for another URL or session
@@ -154,52 +263,57 @@ class SessionPoolMiddleware:
     # -- response path ----------------------------------------------------------
 
     def process_response(self, request: Request, response: Response, spider: Spider | None = None) -> Request | Response:
-        session = self._in_flight.pop(request, None)
-        if session is None:
+        entry = self._in_flight.pop(request, None)
+        if entry is None:
             return response
+        session, sent_at = entry
         if request.meta.get(FLAG_COOKIES):
             session.cookie_jar.extract_cookies(WrappedResponse(response), WrappedRequest(request))
         verdict = self.policy.response_verdict(request, response)
-        if not self.manager.judge(session, verdict):
-            self._pace(request, session)
+        outcome = self.manager.settle(session, verdict, site=urlparse_cached(request).hostname or "", sent_at=sent_at,
+                                      challenges=request.meta.get(META_CHALLENGES, 0))
+        if not outcome.retry:
             return response
-        self._pace(request, session)
-        new = rotate(request, self.crawler, verdict.reason)
+        new = self._again(request, outcome)
         if new is not None:
             return new
         self.manager.stat("rotations_exhausted")
         logger.warning(
             "Gave up on %s: blocked (%s) on %d session(s) in a row (SESSIONPOOL_MAX_SESSION_ROTATIONS)",
             request,
-            verdict.reason,
+            outcome.reason,
             self.manager.settings.max_session_rotations + 1,
         )
-        raise IgnoreRequest(f"sessionpool: rotations exhausted ({verdict.reason})")
+        raise IgnoreRequest(f"sessionpool: rotations exhausted ({outcome.reason})")
 
-    def process_exception(self, request: Request, exception: Exception, spider: Spider | None = None) -> None:
-        session = self._in_flight.pop(request, None)
-        if session is not None:
-            self.manager.judge(session, self.policy.exception_verdict(request, exception))
-        return None
+    def process_exception(self, request: Request, exception: Exception, spider: Spider | None = None) -> Request | None:
+        entry = self._in_flight.pop(request, None)
+        if entry is None:
+            return None
+        session, sent_at = entry
+        verdict = self.policy.exception_verdict(request, exception)
+        outcome = self.manager.settle(session, verdict, site=urlparse_cached(request).hostname or "", sent_at=sent_at)
+        return self._again(request, outcome) if outcome.retry else None
 
-    def _pace(self, request: Request, session: Session) -> None:
-        """Carry the exit's throttle delay over to its download slot (never below ``DOWNLOAD_DELAY``).
-
-        With AutoThrottle on, this only ever raises a slot's delay: AutoThrottle eases it off.
-        """
-        key = request.meta.get("download_slot") if request.meta.get(FLAG_SLOT) else None
-        if key is None:
-            return
-        delay = max(self._base_delay, self.manager.proxies.delay(session.proxy_url))
-        if self._slot_delays.get(key, self._base_delay) == delay:
-            return
-        slot = self.crawler.engine.downloader.slots.get(key) if self.crawler.engine else None
-        if slot is not None:
-            slot.delay = max(slot.delay, delay) if self._autothrottle else delay
-            self._slot_delays[key] = delay
+    def _again(self, request: Request, outcome: Outcome) -> Request | None:
+        """The request once more: a challenge re-fetch with the same session, or a rotation."""
+        meta = request.meta
+        if outcome.challenge:
+            url = outcome.url or request.url
+            new = request.replace(url=url, dont_filter=True)
+            new.meta.pop(FLAG_SENT_AT, None)
+            new.meta[META_CHALLENGES] = meta.get(META_CHALLENGES, 0) + 1
+            if url != request.url:  # a refresh to another page: a redirect, for rotations to undo
+                new.meta["redirect_urls"] = [*meta.get("redirect_urls", ()), request.url]
+            if outcome.delay:
+                new.meta[FLAG_NOT_BEFORE] = time.time() + outcome.delay
+            return new
+        # a request pinned by the spider keeps a session that was not to blame
+        return rotate(request, self.crawler, outcome.reason,
+                      keep_session=outcome.same_session and not meta.get(FLAG_PICKED))
 
     def _spider_closed(self, spider: Spider) -> None:
-        for session in list(self._in_flight.values()):
+        for session, _ in list(self._in_flight.values()):
             session.release()
         self._in_flight.clear()
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import email.utils
 import math
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import IgnoreRequest
-from scrapy.http import Response, TextResponse
+from scrapy.http import HtmlResponse, Response, TextResponse
 from scrapy.utils.misc import load_object
+from scrapy.utils.response import get_meta_refresh
 
 from .verdict import Verdict
 
@@ -43,19 +45,29 @@ def parse_retry_after(value: bytes | str | None, now: float | None = None) -> fl
 
 
 class BanPolicy:
-    """The default policy, built from settings.
+    """The default policy, built from settings. It says *what* an answer is; who is to blame
+    for a block (the session, its exit, the site) is the judge's call (:mod:`.blame`).
 
-    * 429 or 503 with ``Retry-After`` -> the exit (proxy or own IP) is rate
-      limited: cool it down, keep its sessions;
-    * a status in ``SESSIONPOOL_BLOCKED_STATUS_CODES`` -> the session is blocked;
-    * a page matching one of ``SESSIONPOOL_BAN_PATTERNS`` -> the session is blocked;
-    * any other 5xx, and the network errors of ``RETRY_EXCEPTIONS`` -> bad;
-    * anything else (including redirects and 404) -> good.
+    * a page matching ``SESSIONPOOL_CHALLENGE_PATTERNS``, or a page that sets a cookie and
+      refreshes to itself (``<meta http-equiv="refresh">``) -> a challenge: fetched again
+      with the same session;
+    * a redirect whose ``Location`` matches ``SESSIONPOOL_BLOCK_REDIRECT_PATTERNS`` -> a block;
+      another redirect -> neutral (the page it leads to is judged);
+    * a status in ``SESSIONPOOL_BLOCKED_STATUS_CODES`` (401, 403, 429, 503) -> a block,
+      with the site's ``Retry-After`` if it sent one;
+    * any other 5xx -> bad;
+    * a page matching ``SESSIONPOOL_BAN_PATTERNS`` -> a block;
+    * anything else (404 included) -> good;
+    * a download error: one of ``SESSIONPOOL_BLOCK_EXCEPTIONS`` (a dropped connection) -> a
+      block; another of ``RETRY_EXCEPTIONS`` -> bad.
     """
 
     def __init__(self, settings: PoolSettings, network_errors: tuple[type[BaseException], ...] = ()) -> None:
         self.blocked_status_codes = settings.blocked_status_codes
         self.ban_patterns = settings.ban_patterns
+        self.challenge_patterns = settings.challenge_patterns
+        self.block_redirect_patterns = settings.block_redirect_patterns
+        self.block_exceptions = settings.block_exceptions
         self.network_errors = network_errors or (OSError, TimeoutError)
 
     @classmethod
@@ -69,28 +81,57 @@ class BanPolicy:
 
     def response_verdict(self, request: Request, response: Response) -> Verdict:
         status = response.status
-        if status in (429, 503):
-            retry_after = parse_retry_after(response.headers.get(b"Retry-After"))
-            if retry_after is not None:
-                return Verdict.proxy_blocked(f"status_{status}", retry_after)
+        text = response.text if isinstance(response, TextResponse) else None
+        if text is not None and (challenge := self._challenge(request, response, text)) is not None:
+            return challenge
+        if 300 <= status < 400 and (location := response.headers.get(b"Location")):
+            if any(p.search(location.decode("latin-1")) for p in self.block_redirect_patterns):
+                return Verdict.blocked("redirect")
+            return Verdict.neutral("redirect")  # the page it leads to is judged instead
         if status in self.blocked_status_codes:
-            return Verdict.session_blocked(f"status_{status}")
+            return Verdict.blocked(f"status_{status}", parse_retry_after(response.headers.get(b"Retry-After")))
         if status >= 500:
             return Verdict.bad(f"status_{status}")
-        if self.ban_patterns and isinstance(response, TextResponse) and self._matches(response):
-            return Verdict.session_blocked("ban_pattern")
+        if text is not None and self.ban_patterns and any(p.search(text) for p in self.ban_patterns):
+            return Verdict.blocked("ban_pattern")
         return Verdict.good()
 
-    def _matches(self, response: TextResponse) -> bool:
-        text = response.text
-        return any(p.search(text) for p in self.ban_patterns)
+    def _challenge(self, request: Request, response: Response, text: str) -> Verdict | None:
+        if self.challenge_patterns and any(p.search(text) for p in self.challenge_patterns):
+            interval, url = _meta_refresh(response)
+            return Verdict.challenge("challenge", url, interval or 0.0)
+        if response.status == 200 and b"Set-Cookie" in response.headers:
+            interval, url = _meta_refresh(response)
+            if interval is not None and (url is None or _same_page(url, request.url)):
+                return Verdict.challenge("challenge", None, interval)
+        return None
 
     def exception_verdict(self, request: Request, exception: BaseException) -> Verdict:
         if isinstance(exception, IgnoreRequest):
             return Verdict.neutral("ignored")
+        if self.block_exceptions and isinstance(exception, self.block_exceptions):
+            return Verdict.blocked(type(exception).__name__)
         if isinstance(exception, self.network_errors):
             return Verdict.bad(type(exception).__name__)
         return Verdict.neutral(type(exception).__name__)
+
+
+_BARE_REFRESH = re.compile(rb"""<meta[^>]+http-equiv\s*=\s*["']?refresh["']?[^>]*content\s*=\s*["']?\s*(\d+(?:\.\d+)?)\s*["'>;]""", re.I)
+
+
+def _meta_refresh(response: Response) -> tuple[float | None, str | None]:
+    """The ``<meta http-equiv="refresh">`` of an HTML page: its delay and URL (Scrapy's own parser, cached;
+    a refresh without a URL, which it skips, reloads the page itself)."""
+    if not isinstance(response, HtmlResponse):
+        return None, None
+    interval, url = get_meta_refresh(response)
+    if interval is None and (bare := _BARE_REFRESH.search(response.body[:8192])):
+        return float(bare[1]), response.url
+    return interval, url
+
+
+def _same_page(url: str, other: str) -> bool:
+    return url.split("#", 1)[0] == other.split("#", 1)[0]
 
 
 def build_policy(crawler: Crawler, policy_class: Any) -> Any:

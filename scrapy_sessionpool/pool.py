@@ -84,6 +84,8 @@ class SessionPool:
         self._by_proxy: dict[str | None, set[str]] = {}
         self._paused_proxies: set[str | None] = set()
         self._expiry: list[tuple[float, str]] = []
+        self._asleep: list[tuple[float, str]] = []  # sessions sitting out, by the end of their wait
+        self._sitting: set[str] = set()  # ... and their ids (they leave room for fresh sessions meanwhile)
         self._retired_count = 0
         self._listeners: dict[str, list[Listener]] = {e: [] for e in EVENTS}
 
@@ -157,11 +159,13 @@ class SessionPool:
         ``None``.
         """
         self._purge_expired()
+        if self._asleep:
+            self._wake_due()
         if session_id is not None:
             session = self._live.get(session_id)
             if session is None or not session.is_usable:
                 return None
-        elif len(self._live) < self._max_pool_size:
+        elif len(self._live) - len(self._sitting) < self._max_pool_size:
             session = self._create()
         elif self._ready:
             session = self._ready.pick()
@@ -213,6 +217,9 @@ class SessionPool:
         self._live[session.id] = session
         self._by_proxy.setdefault(session.proxy_url, set()).add(session.id)
         heapq.heappush(self._expiry, (session.expires_at, session.id))
+        if session._sits_out_until > self._clock():
+            heapq.heappush(self._asleep, (session._sits_out_until, session.id))
+            self._sitting.add(session.id)
         if len(self._expiry) > 2 * len(self._live) + 64:
             self._expiry = [(s.expires_at, sid) for sid, s in self._live.items()]
             heapq.heapify(self._expiry)
@@ -224,10 +231,12 @@ class SessionPool:
 
     def _is_ready(self, session: Session) -> bool:
         used, leases = session._usage_count, session._leases
+        if leases and (session._suspected_at is not None or (self._warm_up and not used)):
+            return False  # a new or suspect session serves one request until its answer
         return (
             used + leases < session.max_usage_count
-            and not (self._warm_up and leases and not used)
             and session.proxy_url not in self._paused_proxies
+            and not (session._sits_out_until and session._sits_out_until > self._clock())
         )
 
     def _refresh(self, session: Session) -> None:
@@ -241,14 +250,36 @@ class SessionPool:
     def _session_used(self, session: Session, bad: bool) -> None:
         if self._live.get(session.id) is not session:
             return
+        if not session._sits_out_until:
+            self._sitting.discard(session.id)
         self._refresh(session)
         if bad:
             self._ready.failed(session)
+
+    def _session_sits_out(self, session: Session) -> None:
+        if self._live.get(session.id) is not session:
+            return
+        self._ready.discard(session)
+        heapq.heappush(self._asleep, (session._sits_out_until, session.id))
+        self._sitting.add(session.id)
+        if len(self._asleep) > 2 * len(self._live) + 64:
+            self._asleep = [(s._sits_out_until, sid) for sid, s in self._live.items() if sid in self._sitting]
+            heapq.heapify(self._asleep)
+
+    def _wake_due(self) -> None:
+        heap, now = self._asleep, self._clock()
+        while heap and heap[0][0] <= now:
+            _, sid = heapq.heappop(heap)
+            session = self._live.get(sid)
+            if session is not None and session._sits_out_until <= now:  # not sent to sit out longer since
+                self._sitting.discard(sid)
+                self._refresh(session)
 
     def _session_retired(self, session: Session) -> None:
         if self._live.get(session.id) is not session:
             return
         del self._live[session.id]
+        self._sitting.discard(session.id)
         self._ready.discard(session)
         ids = self._by_proxy[session.proxy_url]
         ids.discard(session.id)

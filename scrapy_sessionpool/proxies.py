@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import random
 import re
-from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
-__all__ = ["NoHealthyProxy", "ProxyHealth", "ProxyManager", "proxy_label", "redact"]
+__all__ = ["NoHealthyProxy", "ProxyManager", "proxy_label", "redact"]
 
 #: What a proxy URL may look like: ``http(s)://[user:pass@]host[:port]``.
 PROXY_URL_RE = re.compile(r"https?://([^@/\s]+@)?[^@/\s:]+(:\d{1,5})?/?")
@@ -39,62 +37,18 @@ class NoHealthyProxy(Exception):
     """Every proxy a new session could take is cooling down."""
 
 
-@dataclass
-class ProxyHealth:
-    """What is known of one exit: recent blocks, backoff, pacing delay."""
-
-    url: str | None
-    cooling_until: float = 0.0
-    consecutive_blocks: int = 0
-    delay: float = 0.0
-    recent_blocks: deque[tuple[float, str]] = field(default_factory=deque)
-
-
 class ProxyManager:
-    """Proxy health shared by a crawler's pools.
+    """Which exits are cooling down (shared by a crawler's pools), and which one a new session takes.
 
-    :param block_threshold: blocks of this many different sessions of one
-        proxy within ``block_window`` seconds, with no good answer through it
-        in between, mean the proxy is blocked (a site that blocks sessions one
-        by one keeps answering the others well).
-    :param backoff_base, backoff_max: exponential backoff (with jitter) when
-        the site gives no ``Retry-After``.
-    :param base_delay: the delay every exit has anyway (``DOWNLOAD_DELAY``).
-    :param throttle_delay: the least delay an exit gets after a rate block.
-        Each rate block doubles the exit's delay (from at least ``base_delay``),
-        each good answer eases it off by 2%: the exit settles just under the
-        site's limit, as with additive-increase/multiplicative-decrease.
+    How long an exit cools down is the judge's decision (:mod:`.blame`); this only keeps the
+    schedule, so that the pools stop handing out an exit's sessions and hand them out again.
     """
 
-    def __init__(
-        self,
-        *,
-        block_threshold: int = 3,
-        block_window: float = 60.0,
-        backoff_base: float = 30.0,
-        backoff_max: float = 600.0,
-        base_delay: float = 0.0,
-        throttle_delay: float = 0.2,
-        clock: Callable[[], float],
-        rng: random.Random | None = None,
-    ) -> None:
-        self._threshold = block_threshold
-        self._window = block_window
-        self._base = backoff_base
-        self._max = backoff_max
-        self._base_delay = base_delay
-        self._throttle_delay = throttle_delay
+    def __init__(self, *, clock: Callable[[], float], rng: random.Random | None = None) -> None:
         self._clock = clock
         self._rng = rng or random.Random()
-        self._health: dict[str | None, ProxyHealth] = {}
-        self._cooling: set[str | None] = set()
+        self._until: dict[str | None, float] = {}  # cooling exits -> end of their cool-down
         self._next_due = float("inf")
-
-    def health(self, proxy_url: str | None) -> ProxyHealth:
-        health = self._health.get(proxy_url)
-        if health is None:
-            health = self._health[proxy_url] = ProxyHealth(proxy_url)
-        return health
 
     # -- picking ----------------------------------------------------------------
 
@@ -103,7 +57,7 @@ class ProxyManager:
         best: list[str | None] = []
         fewest = None
         for proxy in candidates:
-            if proxy in self._cooling:
+            if proxy in self._until:
                 continue
             count = live_sessions(proxy)
             if fewest is None or count < fewest:
@@ -115,75 +69,42 @@ class ProxyManager:
         return best[0] if len(best) == 1 else self._rng.choice(best)
 
     def is_cooling(self, proxy_url: str | None) -> bool:
-        return proxy_url in self._cooling
+        return proxy_url in self._until
 
     @property
     def cooling(self) -> frozenset[str | None]:
-        return frozenset(self._cooling)
+        return frozenset(self._until)
 
-    # -- verdicts ---------------------------------------------------------------
+    def cooling_until(self, proxy_url: str | None) -> float:
+        return self._until.get(proxy_url, 0.0)
 
-    def session_blocked(self, proxy_url: str | None, session_id: str) -> bool:
-        """Record a session block; True when blocks of several sessions show the proxy is blocked."""
-        now = self._clock()
-        health = self.health(proxy_url)
-        recent = health.recent_blocks
-        recent.append((now, session_id))
-        while recent and recent[0][0] <= now - self._window:
-            recent.popleft()
-        if len({sid for _, sid in recent}) >= self._threshold:
-            recent.clear()
-            self.cool_down(proxy_url)
-            return True
-        return False
+    # -- cool-downs ---------------------------------------------------------------
 
-    def cool_down(self, proxy_url: str | None, retry_after: float | None = None, *, rate_limited: bool = False) -> float:
-        """Stop handing out ``proxy_url``'s sessions for a while; return for how long."""
-        now = self._clock()
-        health = self.health(proxy_url)
-        if now < health.cooling_until:
-            # more answers of the same block, from requests that were already in flight
-            if retry_after is not None:
-                health.cooling_until = max(health.cooling_until, now + min(max(retry_after, 0.0), self._max))
-                self._next_due = min(self._next_due, health.cooling_until)
-            return health.cooling_until - now
-        health.consecutive_blocks += 1
-        if retry_after is not None:
-            pause = min(max(retry_after, 0.0), self._max)
-        else:
-            ceiling = min(self._max, self._base * 2 ** (health.consecutive_blocks - 1))
-            pause = self._rng.uniform(ceiling / 2, ceiling)
-        if rate_limited:
-            health.delay = max(self._throttle_delay, 2 * max(health.delay, self._base_delay))
-        health.cooling_until = max(health.cooling_until, now + pause)
-        self._cooling.add(proxy_url)
-        self._next_due = min(self._next_due, health.cooling_until)
-        return pause
+    def cool_down(self, proxy_url: str | None, seconds: float) -> bool:
+        """Cool ``proxy_url`` down for ``seconds`` (a cool-down under way is only ever lengthened);
+        True when it was not cooling before."""
+        until = self._clock() + max(seconds, 0.0)
+        new = proxy_url not in self._until
+        self._until[proxy_url] = max(self._until.get(proxy_url, 0.0), until)
+        self._next_due = min(self._next_due, self._until[proxy_url])
+        return new
 
-    def success(self, proxy_url: str | None) -> None:
-        """A good answer through ``proxy_url``: reset its backoff, ease its delay a little."""
-        health = self._health.get(proxy_url)
-        if health is None:
-            return
-        health.consecutive_blocks = 0
-        health.recent_blocks.clear()
-        if health.delay:
-            health.delay *= 0.98
-            if health.delay <= self._base_delay:
-                health.delay = 0.0
-
-    def delay(self, proxy_url: str | None) -> float:
-        health = self._health.get(proxy_url)
-        return health.delay if health is not None else 0.0
+    def lift(self, proxy_url: str | None) -> bool:
+        """End a cool-down now; True when there was one."""
+        if self._until.pop(proxy_url, None) is None:
+            return False
+        self._next_due = min(self._until.values(), default=float("inf"))
+        return True
 
     def due(self) -> list[str | None]:
         """Proxies whose cool-down is over; they are healthy again from now on."""
         now = self._clock()
         if now < self._next_due:
             return []
-        ready = [p for p in self._cooling if self._health[p].cooling_until <= now]
-        self._cooling.difference_update(ready)
-        self._next_due = min((self._health[p].cooling_until for p in self._cooling), default=float("inf"))
+        ready = [p for p, until in self._until.items() if until <= now]
+        for proxy in ready:
+            del self._until[proxy]
+        self._next_due = min(self._until.values(), default=float("inf"))
         return ready
 
     def seconds_until_due(self) -> float:

@@ -109,6 +109,9 @@ class Session:
         "_owner",
         "_proxy_url",
         "_retired",
+        "_sits_out_until",
+        "_strikes",
+        "_suspected_at",
         "_usage_count",
         "_user_agent",
         "_user_data",
@@ -144,6 +147,9 @@ class Session:
         self._user_data = user_data
         self._jar: CookieJar | None = None
         self._retired: str | None = None
+        self._suspected_at: float | None = None
+        self._sits_out_until = 0.0
+        self._strikes = 0
         self._leases = 0
         self._owner: SessionPool | None = None
 
@@ -248,6 +254,21 @@ class Session:
         return self._error_score
 
     @property
+    def suspected_at(self) -> float | None:
+        """When a block made the session suspect (its next request decides), or None."""
+        return self._suspected_at
+
+    @property
+    def sits_out_until(self) -> float:
+        """The session is not handed out before this time (0: it is not sitting out)."""
+        return self._sits_out_until
+
+    @property
+    def strikes(self) -> int:
+        """Blocks in a row since the session became suspect."""
+        return self._strikes
+
+    @property
     def retired_reason(self) -> str | None:
         """Why the session was retired, or None while it is not."""
         return self._retired
@@ -271,6 +292,14 @@ class Session:
         return self._retired is not None
 
     @property
+    def is_suspect(self) -> bool:
+        return self._suspected_at is not None
+
+    @property
+    def is_sitting_out(self) -> bool:
+        return self._sits_out_until > self._clock()
+
+    @property
     def is_usable(self) -> bool:
         return self._unusable_reason() is None
 
@@ -289,6 +318,9 @@ class Session:
 
     def mark_good(self) -> None:
         """A successful use: usage +1, error score down by the decrement (never below 0)."""
+        if self._retired is not None:
+            self._leases = max(self._leases - 1, 0)
+            return
         self._usage_count += 1
         if self._error_score > 0:
             self._error_score = max(0.0, self._error_score - self._options.error_score_decrement)
@@ -296,6 +328,9 @@ class Session:
 
     def mark_bad(self) -> None:
         """A failed use: usage +1, error score +1. Retires the session once it is unusable."""
+        if self._retired is not None:
+            self._leases = max(self._leases - 1, 0)
+            return
         self._usage_count += 1
         self._error_score += 1
         self._after_use(bad=True)
@@ -314,6 +349,25 @@ class Session:
         self._retired = reason
         if self._owner is not None:
             self._owner._session_retired(self)
+
+    def suspect(self, until: float, *, strikes: int | None = None) -> None:
+        """A block the judge cannot blame yet: sit out until ``until``; the next request decides."""
+        if self._retired is not None:
+            return
+        if self._suspected_at is None:
+            self._suspected_at = self._clock()
+        self._strikes = self._strikes + 1 if strikes is None else strikes
+        self._sits_out_until = until
+        if self._owner is not None:
+            self._owner._session_sits_out(self)
+
+    def clear_suspicion(self) -> None:
+        """The session was not to blame: it is handed out as before, at once."""
+        if self._suspected_at is None and not self._sits_out_until:
+            return
+        self._suspected_at, self._sits_out_until, self._strikes = None, 0.0, 0
+        if self._owner is not None and self._retired is None:
+            self._owner._session_used(self, False)
 
     def retire_on_blocked_status_codes(
         self, status: int, blocked_status_codes: Iterable[int] | None = None
@@ -351,8 +405,9 @@ class Session:
         encoded here)."""
         user_data = json.dumps(self._user_data, allow_nan=False) if self._user_data else None
         cookies = jar_cookies(self._jar) if self._jar is not None else ()
+        suspicion = (self._suspected_at, self._sits_out_until, self._strikes) if self._suspected_at is not None else None
         return (self._id, self._created_at, self._usage_count, self._error_score, self._proxy_url,
-                self._user_agent, user_data, cookies, self._retired)
+                self._user_agent, user_data, cookies, self._retired, suspicion)
 
     @classmethod
     def from_state(
@@ -399,6 +454,7 @@ class Session:
         cookies = state.get("cookies", [])
         if not isinstance(cookies, list):
             raise StateError(f"{where}.cookies: expected a list")
+        suspicion = _suspicion_from_state(state.get("suspicion"), where)
 
         session = cls(
             id=sid,
@@ -414,14 +470,30 @@ class Session:
         for i, cookie_state in enumerate(cookies):
             session.cookie_jar.set_cookie(cookie_from_state(cookie_state, f"{where}.cookies[{i}]"))
         session._retired = state.get("retired")
+        if suspicion is not None:
+            session._suspected_at, session._sits_out_until, session._strikes = suspicion
         return session
+
+
+def _suspicion_from_state(value: Any, where: str) -> tuple[float, float, int] | None:
+    if value is None:
+        return None
+    if (
+        not isinstance(value, dict)
+        or not all(_is_number(value.get(k)) and abs(value[k]) < 1e12 for k in ("since", "until"))
+        or not isinstance(value.get("strikes"), int)
+        or isinstance(value["strikes"], bool)
+        or not 0 <= value["strikes"] < 1000
+    ):
+        raise StateError(f"{where}.suspicion: expected {{since, until: timestamps, strikes: a count}} or null")
+    return float(value["since"]), float(value["until"]), value["strikes"]
 
 
 def state_from_snapshot(snapshot: tuple[Any, ...]) -> dict[str, Any]:
     """The JSON-safe state dict of a :meth:`Session.snapshot`."""
-    sid, created_at, usage, score, proxy, agent, user_data, cookies, retired = snapshot
+    sid, created_at, usage, score, proxy, agent, user_data, cookies, retired, suspicion = snapshot
     now = time.time()
-    return {
+    state = {
         "id": sid,
         "created_at": created_at,
         "usage_count": usage,
@@ -432,3 +504,6 @@ def state_from_snapshot(snapshot: tuple[Any, ...]) -> dict[str, Any]:
         "cookies": [cookie_to_state(c) for c in cookies if c.expires is None or c.expires > now],
         "retired": retired,
     }
+    if suspicion is not None:
+        state["suspicion"] = {"since": suspicion[0], "until": suspicion[1], "strikes": suspicion[2]}
+    return state

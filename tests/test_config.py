@@ -17,7 +17,12 @@ def test_defaults():
     assert cfg.max_pool_size == 16  # CONCURRENT_REQUESTS
     assert cfg.session_options == {"max_age_secs": 3000, "max_usage_count": 50, "max_error_score": 3,
                                    "error_score_decrement": 0.5}
-    assert cfg.blocked_status_codes == {401, 403, 429}
+    assert cfg.blocked_status_codes == {401, 403, 429, 503}
+    assert cfg.challenge_patterns == cfg.block_redirect_patterns == ()
+    assert cfg.max_challenge_refetches == 3 and cfg.proxy_block_threshold == 2 and cfg.site_block_share == 0.5
+    assert (cfg.suspect_wait, cfg.proxy_max_delay, cfg.proxy_backoff_base, cfg.max_wait) == (5, 5, 5, 600)
+    assert {c.__name__ for c in cfg.block_exceptions} == {
+        "ResponseFailed", "ConnectionLost", "ConnectionDone", "ConnectionRefusedError", "TunnelError"}
     assert cfg.reuse_strategy == "random" and cfg.max_session_rotations == 10
     assert cfg.persist_interval == 60 and cfg.log_interval == 60
     assert cfg.ban_policy is BanPolicy and cfg.proxies == () and cfg.user_agents == ()
@@ -99,6 +104,15 @@ BAD = [
     ("MAX_SESSION_ROTATIONS", 10**6, "SESSIONPOOL_MAX_SESSION_ROTATIONS: expected an integer from 0 to 1,000"),
     ("LOG_INTERVAL", 10**7, "SESSIONPOOL_LOG_INTERVAL: expected a number > 0 and <= 604,800, got 10000000"),
     ("PROXY_THROTTLE_DELAY", -1, "SESSIONPOOL_PROXY_THROTTLE_DELAY: expected a number > 0 and <= 3,600, got -1"),
+    ("CHALLENGE_PATTERNS", ["[x"], "SESSIONPOOL_CHALLENGE_PATTERNS: '[x' is not a valid regular expression"),
+    ("BLOCK_REDIRECT_PATTERNS", 5, "SESSIONPOOL_BLOCK_REDIRECT_PATTERNS: expected a list of regular expressions"),
+    ("BLOCK_EXCEPTIONS", ["builtins.str"], "SESSIONPOOL_BLOCK_EXCEPTIONS: expected a list of exception classes"),
+    ("BLOCK_EXCEPTIONS", ["no.such.Error"], "SESSIONPOOL_BLOCK_EXCEPTIONS: cannot import 'no.such.Error'"),
+    ("MAX_CHALLENGE_REFETCHES", -1, "SESSIONPOOL_MAX_CHALLENGE_REFETCHES: expected an integer from 0 to 100, got -1"),
+    ("PROXY_MAX_DELAY", 0, "SESSIONPOOL_PROXY_MAX_DELAY: expected a number > 0 and <= 3,600, got 0"),
+    ("SITE_BLOCK_SHARE", 1, "SESSIONPOOL_SITE_BLOCK_SHARE: expected a share from 0 to below 1, got 1.0"),
+    ("SUSPECT_WAIT", -5, "SESSIONPOOL_SUSPECT_WAIT: expected a number > 0 and <= 604,800, got -5"),
+    ("MAX_WAIT", "forever", "SESSIONPOOL_MAX_WAIT: expected a number, got 'forever'"),
     ("PERSIST_STATE", "sometimes", "SESSIONPOOL_PERSIST_STATE: expected True or False, got 'sometimes'"),
     ("PERSIST_STATE_STORE", 5, "SESSIONPOOL_PERSIST_STATE_STORE: expected a directory path, 'redis', or a redis://"),
     ("PERSIST_STATE_STORE", "", "SESSIONPOOL_PERSIST_STATE_STORE: expected a directory path, 'redis', or a redis://"),

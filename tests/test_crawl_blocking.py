@@ -14,7 +14,7 @@ from tests.support.site import GuardedSite
 @pytest_twisted.inlineCallbacks
 def test_blocked_sessions_are_retired_and_their_requests_retried_until_fetched():
     with GuardedSite(budget=3, block="mixed") as site:
-        crawler = make_crawler(settings={"SESSIONPOOL_MAX_POOL_SIZE": 4,
+        crawler = make_crawler(settings={"SESSIONPOOL_MAX_POOL_SIZE": 4, "SESSIONPOOL_SUSPECT_WAIT": 0.2,
                                          "SESSIONPOOL_BAN_PATTERNS": ["solve the captcha"]})
         yield crawler.crawl(urls=[site.url(f"/items/{i}") for i in range(40)])
         responses = crawler.spider.responses

@@ -26,59 +26,135 @@ def test_new_sessions_spread_over_proxies_and_keep_a_user_agent():
     assert all(s.user_agent in ("UA1", "UA2") for s in sessions)
 
 
+SITE = "shop.example"
+
+
+def settle(m, session, verdict, sent_at=None, **kwargs):
+    return m.settle(session, verdict, site=SITE, sent_at=m._clock() if sent_at is None else sent_at, **kwargs)
+
+
 def test_good_and_bad_verdicts_mark_the_session():
     m, stats = make()
     s = m.acquire()
-    assert m.judge(s, Verdict.good()) is False
-    assert m.judge(s, Verdict.bad("status_500")) is False
+    assert settle(m, s, Verdict.good()).retry is False
+    assert settle(m, s, Verdict.bad("status_500")).retry is False
     assert (s.usage_count, s.error_score) == (2, 1)
     assert stats["marked_good"] == 1 and stats["marked_bad"] == 1
 
 
-def test_session_block_retires_and_rotates():
+def test_a_policy_sure_of_a_session_block_retires_and_rotates():
     m, stats = make()
     s = m.acquire()
-    assert m.judge(s, Verdict.session_blocked("status_403")) is True
+    outcome = settle(m, s, Verdict.session_blocked("status_403"))
+    assert outcome.retry and not outcome.same_session
     assert s.retired_reason == "status_403"
-    assert stats["retired"] == 1 and stats["retired/status_403"] == 1 and stats["created"] == 1
+    assert stats["retired"] == 1 and stats["retired/status_403"] == 1 and stats["blame/session"] == 1
 
 
-def test_a_proxy_block_keeps_the_session_and_pauses_its_proxy_until_the_cool_down_ends():
+def test_a_first_block_makes_the_session_sit_out_and_its_next_block_retires_it():
+    clock = FakeClock()
+    m, stats = make(clock, max_pool_size=2, warm_up=False)
+    s, other = m.acquire(), m.acquire()
+    settle(m, other, Verdict.good())
+    outcome = settle(m, s, Verdict.blocked("status_429", retry_after=5))
+    assert outcome.retry and outcome.same_session and not s.is_retired  # a first Retry-After is honoured
+    assert s.is_sitting_out and stats["blame/pending"] == 1
+    assert m.acquire(session_id=s.id) is None  # a request pinned to it waits out the Retry-After
+    fresh = m.acquire()  # it leaves room for a fresh session meanwhile
+    assert fresh not in (s, other) and stats["created"] == 3
+    assert {m.acquire() for _ in range(6)} == {other, fresh}
+    clock.advance(5)
+    assert m.acquire(session_id=s.id) is s
+    settle(m, other, Verdict.good())  # the exit works for the other session meanwhile
+    settle(m, s, Verdict.blocked("status_429", retry_after=5))
+    assert s.retired_reason == "status_429" and stats["blame/session"] == 1
+
+
+def test_a_suspect_session_cleared_by_a_good_answer_slows_its_exit_down():
+    clock = FakeClock()
+    m, stats = make(clock, max_pool_size=2, warm_up=False)
+    s = m.acquire()
+    settle(m, s, Verdict.blocked("status_403"))
+    clock.advance(m.settings.suspect_wait)
+    assert m.acquire(session_id=s.id) is s
+    settle(m, s, Verdict.good())
+    assert not s.is_suspect and stats["blame/cleared"] == 1
+    assert m.pacer.exit_delay(SITE, None) > 0
+
+
+def test_a_policy_sure_of_an_exit_block_keeps_the_session_and_pauses_its_proxy():
     clock = FakeClock()
     m, stats = make(clock, proxies=("http://a:1", "http://b:2"), warm_up=False)
     sessions = [m.acquire() for _ in range(4)]
     on_a = next(s for s in sessions if s.proxy_url == "http://a:1")
-    assert m.judge(on_a, Verdict.proxy_blocked("status_503", retry_after=10)) is True
+    outcome = settle(m, on_a, Verdict.proxy_blocked("status_503", retry_after=10))
+    assert outcome.retry and outcome.same_session
     assert on_a.is_usable and not on_a.is_retired
     assert {m.acquire().proxy_url for _ in range(20)} == {"http://b:2"}
-    assert stats["proxies_in_backoff"] == 1 and stats["proxy_blocks/status_503"] == 1
+    assert stats["proxies_in_backoff"] == 1 and stats["proxy_blocks/status_503"] == 1 and stats["blame/exit"] == 1
     assert m.acquire(session_id=on_a.id) is None  # a request pinned to it waits
     clock.advance(10)
     assert m.acquire(session_id=on_a.id) is on_a
     assert "http://a:1" in {m.acquire().proxy_url for _ in range(40)}
 
 
-def test_brand_new_sessions_blocked_in_a_row_cool_their_exit_down():
-    m, stats = make(proxy_block_threshold=2, max_pool_size=3, warm_up=False)
-    a, b, c = (m.acquire() for _ in range(3))
-    m.judge(a, Verdict.session_blocked("status_403"))
-    m.judge(b, Verdict.session_blocked("status_403"))
-    assert a.is_retired and not b.is_retired and not c.is_retired
-    assert stats["proxy_blocks"] == 1
-    m.judge(c, Verdict.session_blocked("status_403"))
-    assert not c.is_retired  # its exit is cooling down: the session is not to blame
-    assert m.acquire() is None  # the only exit is cooling down: requests wait
+def test_sessions_of_one_exit_blocked_in_a_row_suspect_the_exit_and_are_kept():
+    clock = FakeClock()
+    m, stats = make(clock, proxies=("http://a:1", "http://b:2"), max_pool_size=8, warm_up=False)
+    sessions = [m.acquire() for _ in range(8)]
+    on_a = [s for s in sessions if s.proxy_url == "http://a:1"]
+    for s in sessions:
+        settle(m, s, Verdict.good())
+    clock.advance(1)
+    first, second, third, fourth = on_a
+    for s in (first, second):
+        settle(m, s, Verdict.blocked("status_403"))
+    assert not any(s.is_retired for s in on_a) and first.is_suspect and second.is_suspect  # kept, to be tested
+    assert stats["blame/exit"] == 1 and stats["blame/pending"] == 1
+    # without Retry-After the exit is probed first: one request at a time, no cool-down yet
+    assert not m.proxies.is_cooling("http://a:1")
+    assert m.turn(SITE, third) == 0 and m.turn(SITE, fourth) is None
+    clock.advance(1)
+    settle(m, third, Verdict.blocked("status_403"))  # one probe blocked: it may be that session's own ban
+    assert not m.proxies.is_cooling("http://a:1") and third.is_suspect
+    settle(m, fourth, Verdict.blocked("status_403"))  # two in a row: the exit is blocked
+    assert stats["blame/exit"] == 2 and m.proxies.is_cooling("http://a:1")
+    assert not any(s.is_retired for s in on_a)
 
 
-def test_sessions_blocked_after_working_a_while_are_blamed_themselves():
-    m, stats = make(proxy_block_threshold=2, max_pool_size=3, warm_up=False)
-    sessions = [m.acquire() for _ in range(3)]
+def test_blocks_on_most_exits_slow_the_site_and_keep_sessions_and_exits():
+    clock = FakeClock()
+    m, stats = make(clock, proxies=("http://a:1", "http://b:2"), max_pool_size=4, warm_up=False)
+    sessions = [m.acquire() for _ in range(4)]
     for s in sessions:
-        m.judge(s, Verdict.good())
-    for s in sessions:
-        m.acquire(session_id=s.id)
-        m.judge(s, Verdict.session_blocked("status_403"))
-    assert all(s.is_retired for s in sessions) and "proxy_blocks" not in stats
+        settle(m, s, Verdict.blocked("status_503", retry_after=3))
+    assert stats["blame/site"] == 1 and stats["blame/session"] == 0 and stats["blame/exit"] == 1
+    assert not m.proxies.cooling and not any(s.is_retired for s in sessions)
+    assert m.pacer.paused_until(SITE) == clock.now + 3 and m.pacer.site_delay(SITE) > 0
+
+
+def test_answers_of_a_known_block_change_nothing():
+    clock = FakeClock()
+    m, stats = make(clock, proxies=("http://a:1", "http://b:2"), warm_up=False)
+    sessions = [m.acquire() for _ in range(4)]
+    on_a = [s for s in sessions if s.proxy_url == "http://a:1"]
+    sent = clock.now
+    clock.advance(0.1)
+    for s in on_a:
+        settle(m, s, Verdict.proxy_blocked("status_503", retry_after=10), sent_at=sent)
+    for s in on_a:  # more answers of requests that were in flight
+        settle(m, s, Verdict.blocked("status_503", retry_after=10), sent_at=sent)
+    assert stats["proxy_blocks"] == 1 and stats["blame/exit"] == 1 and all(s.is_usable for s in on_a)
+
+
+def test_a_challenge_is_fetched_again_with_the_same_session_then_counts_as_a_block():
+    m, stats = make(warm_up=False)
+    s = m.acquire()
+    outcome = settle(m, s, Verdict.challenge(delay=2.0), challenges=0)
+    assert outcome.retry and outcome.challenge and outcome.same_session and outcome.delay == 2.0
+    assert stats["challenges"] == 1 and "blocks" not in stats
+    outcome = settle(m, s, Verdict.challenge(), challenges=m.settings.max_challenge_refetches)
+    assert outcome.retry and not outcome.challenge and stats["blocks/challenge"] == 1
 
 
 def test_pinned_session_that_is_gone_gets_a_fresh_one_and_a_stat():
@@ -122,20 +198,12 @@ def test_restore_from_the_state_source_and_reject_a_bad_state():
 def test_summary_counts_blocks_per_minute():
     clock = FakeClock()
     m, _ = make(clock)
-    m.judge(m.acquire(), Verdict.session_blocked("ban_pattern"))
+    settle(m, m.acquire(), Verdict.session_blocked("ban_pattern"))
     clock.advance(30)
-    m.judge(m.acquire(), Verdict.session_blocked("ban_pattern"))
+    settle(m, m.acquire(), Verdict.session_blocked("ban_pattern"))
     assert m.summary()["blocks_per_minute"] == 2
     clock.advance(31)
     summary = m.summary()
     assert summary["blocks_per_minute"] == 1
     assert summary["retired_by_reason"] == {"ban_pattern": 2} and summary["created"] == 2
-
-
-def test_answers_of_a_known_exit_block_are_counted_once():
-    m, stats = make(proxies=("http://a:1", "http://b:2"), warm_up=False)
-    sessions = [m.acquire() for _ in range(4)]
-    on_a = [s for s in sessions if s.proxy_url == "http://a:1"]
-    for s in on_a:
-        m.judge(s, Verdict.proxy_blocked("status_503", retry_after=10))
-    assert stats["proxy_blocks"] == 1 and all(s.is_usable for s in on_a)
+    assert summary["blamed"] == {"session": 2, "exit": 0, "site": 0}

@@ -5,7 +5,8 @@ from scrapy import Request
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import HtmlResponse, Response
 from scrapy.settings import Settings
-from twisted.internet.error import ConnectionRefusedError, TimeoutError
+from twisted.internet.error import ConnectionLost, ConnectionRefusedError, DNSLookupError, TimeoutError
+from twisted.web._newclient import ResponseNeverReceived
 
 from scrapy_sessionpool.config import PoolSettings
 from scrapy_sessionpool.policy import BanPolicy, parse_retry_after
@@ -16,7 +17,7 @@ REQUEST = Request("http://shop.example/items/1")
 
 def policy(**settings):
     cfg = PoolSettings.from_settings(Settings({f"SESSIONPOOL_{k}": v for k, v in settings.items()}))
-    return BanPolicy(cfg, (ConnectionRefusedError, TimeoutError))
+    return BanPolicy(cfg, (ConnectionRefusedError, TimeoutError, DNSLookupError))
 
 
 def verdict(status=200, body=b"<html>ok</html>", headers=None, **settings):
@@ -28,15 +29,17 @@ def verdict(status=200, body=b"<html>ok</html>", headers=None, **settings):
     ("status", "headers", "kind", "reason"),
     [
         (200, None, VerdictKind.GOOD, ""),
-        (302, {"Location": "/x"}, VerdictKind.GOOD, ""),
+        (302, {"Location": "/x"}, VerdictKind.NEUTRAL, "redirect"),
+        (304, None, VerdictKind.GOOD, ""),
         (404, None, VerdictKind.GOOD, ""),
-        (403, None, VerdictKind.SESSION_BLOCKED, "status_403"),
-        (401, None, VerdictKind.SESSION_BLOCKED, "status_401"),
-        (429, None, VerdictKind.SESSION_BLOCKED, "status_429"),
-        (429, {"Retry-After": "7"}, VerdictKind.PROXY_BLOCKED, "status_429"),
-        (503, {"Retry-After": "7"}, VerdictKind.PROXY_BLOCKED, "status_503"),
-        (503, None, VerdictKind.BAD, "status_503"),
+        (403, None, VerdictKind.BLOCKED, "status_403"),
+        (401, None, VerdictKind.BLOCKED, "status_401"),
+        (429, None, VerdictKind.BLOCKED, "status_429"),
+        (429, {"Retry-After": "7"}, VerdictKind.BLOCKED, "status_429"),
+        (503, {"Retry-After": "7"}, VerdictKind.BLOCKED, "status_503"),
+        (503, None, VerdictKind.BLOCKED, "status_503"),
         (500, None, VerdictKind.BAD, "status_500"),
+        (502, None, VerdictKind.BAD, "status_502"),
     ],
 )
 def test_status_verdicts(status, headers, kind, reason):
@@ -46,18 +49,40 @@ def test_status_verdicts(status, headers, kind, reason):
 
 def test_retry_after_is_carried():
     assert verdict(503, headers={"Retry-After": "7"}).retry_after == 7
+    assert verdict(403, headers={"Retry-After": "3"}).retry_after == 3
+    assert verdict(429).retry_after is None
+
+
+def test_redirects_to_a_block_page_are_blocks_when_configured():
+    assert verdict(302, headers={"Location": "/login?next=/x"}).kind is VerdictKind.NEUTRAL
+    v = verdict(302, headers={"Location": "/login?next=/x"}, BLOCK_REDIRECT_PATTERNS=[r"/login\b"])
+    assert (v.kind, v.reason) == (VerdictKind.BLOCKED, "redirect")
+
+
+def test_challenge_patterns_win_over_status_and_ban_patterns():
+    page = b'<html><head><meta http-equiv="refresh" content="2"></head>Checking your browser</html>'
+    v = verdict(503, page, CHALLENGE_PATTERNS=["Checking your browser"], BAN_PATTERNS=["browser"])
+    assert (v.kind, v.delay, v.url) == (VerdictKind.CHALLENGE, 2.0, REQUEST.url)
+
+
+def test_a_page_that_sets_a_cookie_and_refreshes_to_itself_is_a_challenge():
+    page = b'<html><head><meta http-equiv="refresh" content="0;url=/items/1"></head>One moment</html>'
+    assert verdict(200, page, headers={"Set-Cookie": "pass=1"}).kind is VerdictKind.CHALLENGE
+    assert verdict(200, page).kind is VerdictKind.GOOD  # no cookie: a plain meta refresh
+    elsewhere = b'<html><head><meta http-equiv="refresh" content="0;url=/other"></head></html>'
+    assert verdict(200, elsewhere, headers={"Set-Cookie": "pass=1"}).kind is VerdictKind.GOOD
 
 
 def test_blocked_status_codes_are_configurable():
     assert verdict(403, BLOCKED_STATUS_CODES=[418]).kind is VerdictKind.GOOD
-    assert verdict(418, BLOCKED_STATUS_CODES=[418]).kind is VerdictKind.SESSION_BLOCKED
+    assert verdict(418, BLOCKED_STATUS_CODES=[418]).kind is VerdictKind.BLOCKED
 
 
 def test_ban_patterns_mark_a_200_page_as_a_block():
     page = b"<html><title>Captcha</title>Please solve the captcha</html>"
     assert verdict(200, page).kind is VerdictKind.GOOD
     v = verdict(200, page, BAN_PATTERNS=["solve the captcha"])
-    assert (v.kind, v.reason) == (VerdictKind.SESSION_BLOCKED, "ban_pattern")
+    assert (v.kind, v.reason) == (VerdictKind.BLOCKED, "ban_pattern")
 
 
 def test_ban_patterns_skip_binary_responses():
@@ -67,11 +92,18 @@ def test_ban_patterns_skip_binary_responses():
 
 @pytest.mark.parametrize(
     ("exception", "kind"),
-    [(TimeoutError(), VerdictKind.BAD), (ConnectionRefusedError(), VerdictKind.BAD),
-     (IgnoreRequest(), VerdictKind.NEUTRAL), (ValueError(), VerdictKind.NEUTRAL)],
+    [(TimeoutError(), VerdictKind.BAD), (DNSLookupError(), VerdictKind.BAD),
+     (ConnectionRefusedError(), VerdictKind.BLOCKED), (ResponseNeverReceived([]), VerdictKind.BLOCKED),
+     (ConnectionLost(), VerdictKind.BLOCKED), (IgnoreRequest(), VerdictKind.NEUTRAL), (ValueError(), VerdictKind.NEUTRAL)],
 )
 def test_exception_verdicts(exception, kind):
     assert policy().exception_verdict(REQUEST, exception).kind is kind
+
+
+def test_block_exceptions_are_configurable():
+    assert policy(BLOCK_EXCEPTIONS=[]).exception_verdict(REQUEST, ConnectionLost()).kind is VerdictKind.NEUTRAL
+    v = policy(BLOCK_EXCEPTIONS=["twisted.internet.error.TimeoutError"]).exception_verdict(REQUEST, TimeoutError())
+    assert (v.kind, v.reason) == (VerdictKind.BLOCKED, "TimeoutError")
 
 
 def test_parse_retry_after():
