@@ -7,8 +7,10 @@ other sessions and exits see, as a circuit breaker does:
 * a block on a session, while its exit works for the others, makes the session **suspect**:
   it sits out the site's ``Retry-After`` (or a short wait), and its first request after that
   decides. Blocked again, while other sessions of its exit got good answers meanwhile and the
-  exit is not itself suspected -> the **session** is to blame: retire it. A good answer clears
-  it. A session blocked ``max_strikes`` times in a row is retired whatever the others see.
+  exit is not itself suspected, it is condemned, and the next answer of another session through
+  the same exit is the control: good -> the **session** is to blame: retire it; blocked -> its
+  exit is (it stays suspect). A good answer of its own clears it. A session blocked
+  ``max_strikes`` times in a row is retired whatever the others see.
 * several distinct sessions of one exit blocked in a row (no good answer through the exit sent
   after the first of them; a suspect's own repeat does not count) -> the **exit** is
   suspected: with ``Retry-After`` it cools down for that long, else it goes on one request at a
@@ -17,6 +19,9 @@ other sessions and exits see, as a circuit breaker does:
   (suspect, so each is tested again once the exit works).
 * that, on most of a site's exits at once, or on the only exit -> the **site**: the same, for
   the whole site (every exit together), and no exit is cooled down.
+* a brand-new session refused on its very first request, while its exit's established sessions
+  get good answers, never was an identity: it is dropped. Several in a row -> the exit refuses
+  **new sessions** (a cap per IP): no new session is made on it for a while (a backoff).
 
 Blocks of requests sent before a decision took effect (in flight then) are part of that
 decision and change nothing. Pure: no Scrapy, no Twisted; time comes from an injected clock.
@@ -36,6 +41,8 @@ __all__ = ["Blame", "Decision", "GoodNews", "Judge", "Suspect"]
 _NEVER = math.inf
 #: Exits suspected within this many seconds of each other are blocked "at once" (a site event).
 AT_ONCE = 5.0
+#: A breaker suspected again this soon after it closed goes on with the same event (paused, not slowed).
+SETTLE = 2.0
 
 
 class Blame(Enum):
@@ -43,6 +50,7 @@ class Blame(Enum):
     EXIT = "exit"  # the exit: probe it, or cool it down for ``wait``; keep its sessions
     SITE = "site"  # the site: probe it, or pause it for ``wait``; keep sessions and exits
     PENDING = "pending"  # not known yet: the session sits out ``wait``, its next request decides
+    NEWCOMER = "newcomer"  # a new session refused at once while its exit's others work: drop it
     KNOWN = "known"  # part of a block already decided (the request was in flight): nothing new
 
 
@@ -61,6 +69,9 @@ class Suspect(Protocol):
     @property
     def strikes(self) -> int: ...
 
+    @property
+    def usage_count(self) -> int: ...
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -69,7 +80,8 @@ class Decision:
     ``wait``: how long the session sits out (PENDING), the exit cools down or the site pauses
     (EXIT, SITE; 0: no pause, a probe). ``strikes``: the session's blocks in a row (PENDING).
     ``suspects``: sessions blocked in the same event, which sit out and are tested again once
-    the exit works; ``lifted``: exits whose breakers a site decision takes over (their
+    the exit works; ``newcomers``: an EXIT decision that the exit refuses new sessions, for
+    ``wait`` seconds, and these sessions (refused on their first request) are dropped; ``lifted``: exits whose breakers a site decision takes over (their
     cool-downs and probes end); ``slow_down``: the
     exit (or the site) throttles at the rate it was sending at, slow it down (not after a blocked
     probe: probes go one at a time). ``evidence`` is for the DEBUG line.
@@ -81,17 +93,20 @@ class Decision:
     suspects: tuple[str, ...] = ()
     lifted: tuple[str | None, ...] = ()
     slow_down: bool = False
+    newcomers: tuple[str, ...] = ()
     began: float | None = None  # when the event's first block came
     evidence: str = ""
 
 
 @dataclass(frozen=True)
 class GoodNews:
-    """What one good answer proved: the suspect session is fine, the exit's or the site's probe passed."""
+    """What one good answer proved: the suspect session is fine, the exit's or the site's probe passed,
+    and which condemned sessions of its exit are guilty (id, the signal of their block)."""
 
     session_cleared: bool = False
     exit_closed: bool = False
     site_closed: bool = False
+    guilty: tuple[tuple[str, str], ...] = ()
 
 
 _NOTHING = GoodNews()
@@ -104,6 +119,7 @@ class _Breaker:
     probing: bool = False
     known_until: float = -_NEVER  # blocks of requests sent before this belong to the last decision
     blamed_at: float = -_NEVER
+    closed_at: float = -_NEVER
     consecutive: int = 0  # pauses with no good answer in between (for the backoff)
 
 
@@ -118,6 +134,9 @@ class _Exit(_Breaker):
     good_sid: str = ""
     good_other: float = -_NEVER  # send time of the latest good answer of another session than good_sid
     seen: float = -_NEVER  # the last answer of any kind
+    condemned: dict[str, tuple[float, str]] = field(default_factory=dict)  # id -> (its test's send time, signal)
+    newcomers: dict[str, float] = field(default_factory=dict)  # new sessions refused in a row (id -> when)
+    newcomer_pauses: int = 0  # refusals of new sessions with no new session accepted in between
 
     def good_from_another(self, session_id: str) -> float:
         return self.good if self.good_sid != session_id else self.good_other
@@ -152,7 +171,7 @@ class Judge:
         window: float = 60.0,
         site_share: float = 0.5,
         suspect_wait: float = 5.0,
-        max_strikes: int = 3,
+        max_strikes: int = 5,
         backoff_base: float = 5.0,
         backoff_max: float = 600.0,
     ) -> None:
@@ -185,18 +204,26 @@ class Judge:
         if ev.run:  # the exit worked after those blocks
             ev.run = {sid: t for sid, t in ev.run.items() if t > sent_at}
         sid = session.id
+        if session.usage_count == 0 and ev.newcomers:  # a new session was let in
+            ev.newcomers.clear()
+            ev.newcomer_pauses = 0
         if sent_at >= ev.good:
             if sid != ev.good_sid:
                 ev.good_other = ev.good
             ev.good, ev.good_sid = sent_at, sid
         elif sid != ev.good_sid:
             ev.good_other = max(ev.good_other, sent_at)
-        exit_closed = _close(ev, sent_at)
-        site_closed = _close(place, sent_at)
+        exit_closed = _close(ev, sent_at, ev.seen)
+        site_closed = _close(place, sent_at, ev.seen)
         cleared = session.suspected_at is not None and sent_at >= session.sits_out_until
-        if not (cleared or exit_closed or site_closed):
+        guilty: tuple[tuple[str, str], ...] = ()
+        if ev.condemned:  # the control: the exit works for another session
+            guilty = tuple((other, signal) for other, (t, signal) in ev.condemned.items() if other != sid and sent_at >= t)
+            for other, _ in guilty:
+                del ev.condemned[other]
+        if not (cleared or exit_closed or site_closed or guilty):
             return _NOTHING
-        return GoodNews(cleared, exit_closed, site_closed)
+        return GoodNews(cleared, exit_closed, site_closed, guilty)
 
     def blocked(
         self,
@@ -206,6 +233,7 @@ class Judge:
         sent_at: float,
         retry_after: float | None = None,
         *,
+        signal: str = "blocked",
         exits: int = 1,
         exit_is_blocked: bool = False,
     ) -> Decision:
@@ -218,18 +246,27 @@ class Judge:
         now = self._clock()
         place, ev = self._place(site, exit_url)
         ev.seen = now
-        if sent_at < place.known_until:
-            return Decision(Blame.KNOWN, evidence="sent before the site's last decision took effect")
-        if sent_at < ev.known_until:
-            return Decision(Blame.KNOWN, evidence="sent before the exit's last decision took effect")
         sid = session.id
         suspected_at = session.suspected_at
+        # in flight when a decision on its exit (or site) was taken: nothing new of them, but the session
+        # was blocked, so it is suspect too (and no clean probe)
+        if sent_at < place.known_until:
+            return Decision(Blame.KNOWN, suspects=(sid,), evidence="sent before the site's last decision took effect")
+        if sent_at < ev.known_until:
+            return Decision(Blame.KNOWN, suspects=(sid,), evidence="sent before the exit's last decision took effect")
         if suspected_at is not None and sent_at < session.sits_out_until and not exit_is_blocked:
             return Decision(Blame.KNOWN, evidence="sent before the session's wait ended")
         self._forget(ev, now)
+        newcomer = session.usage_count == 0 and suspected_at is None and not exit_is_blocked
+        if newcomer:
+            refused = self._newcomer(ev, sid, now, retry_after)
+            if refused is not None:
+                return refused
         ev.recent[sid] = now
         if suspected_at is None or exit_is_blocked:  # a suspect's block is its own test, not the exit's
             ev.run[sid] = now
+            if ev.condemned:  # the control failed: the exit blocks the others too
+                ev.condemned = {other: c for other, c in ev.condemned.items() if c[0] > sent_at}
         probing = place if place.probing else ev if ev.probing else None
         if exit_is_blocked or len(ev.run) >= self._exit_sessions:
             if probing is not None:  # the probes failed too: pause, then probe again
@@ -254,10 +291,29 @@ class Judge:
         strikes = session.strikes + 1
         evidence = (f"block {strikes} in a row; since its first, other sessions of the exit: "
                     f"{'good answers' if others_good else 'no good answer'}, {others_blocked} blocked")
-        if strikes >= self._max_strikes or (others_good and not (ev.probing or place.probing)):
+        if strikes >= self._max_strikes:
+            ev.condemned.pop(sid, None)
             return Decision(Blame.SESSION, strikes=strikes, evidence=evidence)
+        if others_good and not (ev.probing or place.probing):
+            ev.condemned[sid] = (sent_at, signal)
+            evidence += "; condemned, unless the next answer through the exit is blocked too"
         return Decision(Blame.PENDING, self._session_wait(retry_after, strikes), strikes,
                         slow_down=others_blocked > 0, evidence=evidence)
+
+    def _newcomer(self, ev: _Exit, sid: str, now: float, retry_after: float | None) -> Decision | None:
+        """A brand-new session refused on its first request, while the exit's established sessions get
+        good answers: drop it; several in a row mean a cap on new sessions."""
+        if ev.good <= now - self._window:
+            return None  # nothing says the exit works for the others: an ordinary block
+        ev.newcomers[sid] = now
+        if len(ev.newcomers) < self._exit_sessions:
+            return Decision(Blame.NEWCOMER, newcomers=(sid,), evidence="a new session refused on its first request")
+        ev.newcomer_pauses += 1
+        pause = self._pause(retry_after, ev.newcomer_pauses)
+        refused = tuple(ev.newcomers)
+        ev.newcomers.clear()
+        return Decision(Blame.EXIT, pause, newcomers=refused,
+                        evidence=f"{len(refused)} new sessions refused in a row while established ones got good answers")
 
     def _open(
         self, place: _Site, ev: _Exit, breaker: _Breaker, retry_after: float | None, now: float, why: str,
@@ -265,6 +321,8 @@ class Judge:
     ) -> Decision:
         """Suspect the exit (or the whole site, when ``breaker`` is the site): probe it at once on a
         first suspicion without ``Retry-After``, else pause it, then probe it."""
+        if now - breaker.closed_at < SETTLE:  # closed a moment ago: the same event goes on, its rate is not a new one
+            first = False
         breaker.blamed_at = now
         began = min((t for e in (place.exits.values() if breaker is place else (ev,)) for t in e.run.values()),
                     default=now)
@@ -286,6 +344,12 @@ class Judge:
         suspects = tuple(ev.run)
         ev.run.clear()
         return Decision(Blame.EXIT, pause, suspects=suspects, slow_down=first, began=began, evidence=why)
+
+    def forget(self, session_id: str) -> None:
+        """The session left the pool: it is no longer awaiting a control."""
+        for place in self._sites.values():
+            for ev in place.exits.values():
+                ev.condemned.pop(session_id, None)
 
     def _forget(self, ev: _Exit, now: float) -> None:
         since = now - self._window
@@ -309,12 +373,12 @@ class Judge:
         return self._rng.uniform(ceiling / 2, ceiling)
 
 
-def _close(breaker: _Breaker, sent_at: float) -> bool:
+def _close(breaker: _Breaker, sent_at: float, now: float) -> bool:
     """A good answer to a request sent after the breaker's last decision closes it."""
     if sent_at < breaker.known_until:
         return False
     breaker.consecutive = 0
     if breaker.probing:
-        breaker.probing = False
+        breaker.probing, breaker.closed_at = False, now
         return True
     return False

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["MetaError", "PoolFullError", "SessionPoolError", "StateError"]
+__all__ = ["MetaError", "NoHealthyProxy", "PoolFullError", "SessionPoolError", "StateError"]
 
 
 class SessionPoolError(Exception):
@@ -19,3 +19,7 @@ class PoolFullError(SessionPoolError):
 
 class MetaError(SessionPoolError, ValueError):
     """A ``sessionpool_*`` request meta key has a wrong type or value."""
+
+
+class NoHealthyProxy(SessionPoolError):
+    """No exit may take a new session now (every one is cooling down, or refuses new sessions)."""

@@ -16,10 +16,10 @@ from typing import Any, Protocol
 
 from .blame import Blame, Decision, Judge
 from .config import PoolSettings
-from .exceptions import StateError
 from .pacing import Pacer
 from .pool import SessionPool
-from .proxies import NoHealthyProxy, ProxyManager, redact
+from .exceptions import NoHealthyProxy, StateError
+from .proxies import ProxyManager, redact
 from .session import Session
 from .verdict import Verdict, VerdictKind
 
@@ -173,6 +173,7 @@ class PoolManager:
         self.stat("created")
 
     def session_retired(self, session: Session) -> None:
+        self.judge.forget(session.id)
         reason = session.retired_reason or "unknown"
         self.retired[reason] += 1
         self.stat("retired")
@@ -180,9 +181,12 @@ class PoolManager:
 
     # -- handing out ------------------------------------------------------------
 
-    def acquire(self, name: str | None = None, session_id: str | None = None, site: str | None = None) -> Any:
+    def acquire(
+        self, name: str | None = None, session_id: str | None = None, site: str | None = None, *, chained: bool = False
+    ) -> Any:
         """A session for a request (to ``site``), or None when the request must wait (exits cooling,
         pool busy). Unpinned, it is the one whose exit's turn comes first, of a few the pool offers.
+        ``chained``: the request continues a redirect chain of ``session_id``, which goes on at once.
 
         A pinned ``session_id`` that no longer exists gets a fresh session (and a stat).
         A shared pool answers with a coroutine that gives the same.
@@ -194,7 +198,7 @@ class PoolManager:
         if session_id is not None:
             session = pool.get_session(session_id)
             if session is not None:
-                return self._unless_unfit(session)
+                return session if chained else self._unless_unfit(session)
             self._pinned_missing(session_id)
         try:
             session = pool.get_session()
@@ -294,7 +298,8 @@ class PoolManager:
             return _DELIVER
         if kind is VerdictKind.NEUTRAL:
             session.release()
-            self.pacer.answered(site, session.proxy_url)
+            if verdict.reason != "redirect":  # a redirect's answer is the page it leads to: a probe is still out
+                self.pacer.answered(site, session.proxy_url)
             return _DELIVER
         if kind is VerdictKind.CHALLENGE:
             if challenges < self.settings.max_challenge_refetches:
@@ -309,7 +314,7 @@ class PoolManager:
             decision = Decision(Blame.SESSION, evidence="the ban policy blames the session")
         else:
             decision = self.judge.blocked(session, session.proxy_url, site, sent_at, verdict.retry_after,
-                                          exits=self._exits_of(session),
+                                          signal=verdict.reason, exits=self._exits_of(session),
                                           exit_is_blocked=kind is VerdictKind.PROXY_BLOCKED)
         return self._apply(session, decision, site, verdict.reason)
 
@@ -323,6 +328,14 @@ class PoolManager:
         if news.session_cleared:  # it sat out its wait and is fine: it was not to blame
             session.clear_suspicion()
             self.stat("blame/cleared")
+        for sid, signal in news.guilty:  # the control passed: the exit works, those sessions do not
+            if (guilty := self._find(sid)) is not None:
+                self.blamed["session"] += 1
+                self.stat("blame/session")
+                logger.debug("Blame session for %s on %s via %s (%s): blocked again after its wait, while "
+                             "another session got a good answer through the same exit", signal, site,
+                             redact(proxy) or "direct", sid)
+                guilty.retire(signal)
         if news.exit_closed:
             self.pacer.probe_exit(site, proxy, False)
             logger.debug("Exit %s works again for %s", redact(proxy) or "direct", site)
@@ -334,7 +347,7 @@ class PoolManager:
         blame = decision.blame
         proxy = session.proxy_url
         self.pacer.answered(site, proxy)
-        if blame is not Blame.KNOWN:
+        if blame not in (Blame.KNOWN, Blame.NEWCOMER):
             self.blamed[blame.value] += 1
             self.stat(f"blame/{blame.value}")
             logger.debug("Blame %s for %s on %s via %s (%s): %s", blame.value, reason, site,
@@ -343,6 +356,16 @@ class PoolManager:
             session.retire(reason)
             return Outcome(True, False, reason=reason)
         now = self._clock()
+        if decision.newcomers:  # new sessions refused: drop them; a cap on new sessions: make none there a while
+            if decision.wait:
+                self.proxies.refuse_new(proxy, decision.wait)
+                logger.info("Proxy %s refuses new sessions: none is made there for %.1f s; its sessions go on",
+                            redact(proxy) or "direct", decision.wait)
+            for sid in decision.newcomers:
+                newcomer = session if sid == session.id else self._find(sid)
+                if newcomer is not None:
+                    newcomer.retire("new_session_refused")
+            return Outcome(True, False, reason=reason)
         if blame is Blame.PENDING:
             if decision.slow_down:
                 self.pacer.slow_exit(site, proxy, since=session.suspected_at)

@@ -88,6 +88,7 @@ class SessionPoolMiddleware:
         self.policy = build_policy(crawler, self.manager.settings.ban_policy)
         self._in_flight: WeakKeyDictionary[Request, tuple[Session, float]] = WeakKeyDictionary()
         self._default_user_agent = (crawler.settings.get("USER_AGENT") or "").encode()
+        self._redirect_priority = crawler.settings.getint("REDIRECT_PRIORITY_ADJUST")
         crawler.signals.connect(self._spider_closed, signal=signals.spider_closed)
 
     @classmethod
@@ -118,6 +119,12 @@ class SessionPoolMiddleware:
             new.meta.pop(FLAG_PICKED, None)
             return new
         site = urlparse_cached(request).hostname or ""
+        if session_id is not None and FLAG_SENT_AT in meta and "redirect_urls" in meta:  # a redirect goes on at once
+            chained = self.manager.acquire(pool_name, session_id, site, chained=True)
+            if chained is not None and not inspect.isawaitable(chained):
+                self._apply(request, chained, False)
+                return None
+            return self._wait(request, chained, pool_name, session_id)
         session = None if FLAG_NOT_BEFORE in meta else self.manager.acquire(pool_name, session_id, site)
         if session is not None and not inspect.isawaitable(session):
             turn = self.manager.turn(site, session)
@@ -300,7 +307,8 @@ class SessionPoolMiddleware:
         meta = request.meta
         if outcome.challenge:
             url = outcome.url or request.url
-            new = request.replace(url=url, dont_filter=True)
+            # a continuation, like a meta refresh: first in the queue, as Scrapy's redirects
+            new = request.replace(url=url, dont_filter=True, priority=request.priority + self._redirect_priority)
             new.meta.pop(FLAG_SENT_AT, None)
             new.meta[META_CHALLENGES] = meta.get(META_CHALLENGES, 0) + 1
             if url != request.url:  # a refresh to another page: a redirect, for rotations to undo

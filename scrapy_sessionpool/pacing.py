@@ -60,8 +60,8 @@ class _Gate:
         return min(max_delay, max(min_delay, 1.0 / rate))
 
     def cut(self, now: float, began: float, min_delay: float, max_delay: float) -> None:
-        sending = _rate(self.sends, now, began)
         current = 1.0 / self.delay(now, min_delay, max_delay) if self.peak else 0.0
+        sending = _rate(self.sends, now, began)
         peak = min(sending, current) if sending and current else sending or current or 1.0 / min_delay
         good = _count_before(self.goods, began)
         if good >= GOOD_ENOUGH:  # it was refused at no more than what the site let through

@@ -51,8 +51,9 @@ class BanPolicy:
     * a page matching ``SESSIONPOOL_CHALLENGE_PATTERNS``, or a page that sets a cookie and
       refreshes to itself (``<meta http-equiv="refresh">``) -> a challenge: fetched again
       with the same session;
-    * a redirect whose ``Location`` matches ``SESSIONPOOL_BLOCK_REDIRECT_PATTERNS`` -> a block;
-      another redirect -> neutral (the page it leads to is judged);
+    * a redirect whose ``Location`` matches ``SESSIONPOOL_BLOCK_REDIRECT_PATTERNS``, or leads to
+      a page that an earlier redirect led to and that was a ban page -> a block; another redirect
+      -> neutral (the page it leads to is judged);
     * a status in ``SESSIONPOOL_BLOCKED_STATUS_CODES`` (401, 403, 429, 503) -> a block,
       with the site's ``Retry-After`` if it sent one;
     * any other 5xx -> bad;
@@ -69,6 +70,7 @@ class BanPolicy:
         self.block_redirect_patterns = settings.block_redirect_patterns
         self.block_exceptions = settings.block_exceptions
         self.network_errors = network_errors or (OSError, TimeoutError)
+        self._block_pages: set[str] = set()  # pages (no query) that redirects led to and that were ban pages
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> BanPolicy:
@@ -85,7 +87,10 @@ class BanPolicy:
         if text is not None and (challenge := self._challenge(request, response, text)) is not None:
             return challenge
         if 300 <= status < 400 and (location := response.headers.get(b"Location")):
-            if any(p.search(location.decode("latin-1")) for p in self.block_redirect_patterns):
+            target = location.decode("latin-1")
+            if any(p.search(target) for p in self.block_redirect_patterns) or (
+                self._block_pages and _page_of(response.urljoin(target)) in self._block_pages
+            ):
                 return Verdict.blocked("redirect")
             return Verdict.neutral("redirect")  # the page it leads to is judged instead
         if status in self.blocked_status_codes:
@@ -93,6 +98,8 @@ class BanPolicy:
         if status >= 500:
             return Verdict.bad(f"status_{status}")
         if text is not None and self.ban_patterns and any(p.search(text) for p in self.ban_patterns):
+            if request.meta.get("redirect_urls") and len(self._block_pages) < MAX_BLOCK_PAGES:
+                self._block_pages.add(_page_of(response.url))  # redirects there are blocks from now on
             return Verdict.blocked("ban_pattern")
         return Verdict.good()
 
@@ -116,6 +123,9 @@ class BanPolicy:
         return Verdict.neutral(type(exception).__name__)
 
 
+#: Block pages learnt from redirects, at most.
+MAX_BLOCK_PAGES = 64
+
 _BARE_REFRESH = re.compile(rb"""<meta[^>]+http-equiv\s*=\s*["']?refresh["']?[^>]*content\s*=\s*["']?\s*(\d+(?:\.\d+)?)\s*["'>;]""", re.I)
 
 
@@ -128,6 +138,11 @@ def _meta_refresh(response: Response) -> tuple[float | None, str | None]:
     if interval is None and (bare := _BARE_REFRESH.search(response.body[:8192])):
         return float(bare[1]), response.url
     return interval, url
+
+
+def _page_of(url: str) -> str:
+    """A URL without its query and fragment."""
+    return url.split("#", 1)[0].split("?", 1)[0]
 
 
 def _same_page(url: str, other: str) -> bool:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from .exceptions import PoolFullError, StateError
+from .exceptions import NoHealthyProxy, PoolFullError, StateError
 from .session import Clock, Session, SessionOptions, state_from_snapshot
 from .strategies import make_strategy
 
@@ -165,8 +165,13 @@ class SessionPool:
             session = self._live.get(session_id)
             if session is None or not session.is_usable:
                 return None
-        elif len(self._live) - len(self._sitting) < self._max_pool_size:
-            session = self._create()
+        elif len(self._live) - min(len(self._sitting), self._max_pool_size) < self._max_pool_size:
+            try:
+                session = self._create()
+            except NoHealthyProxy:
+                if not self._ready:
+                    raise
+                session = self._ready.pick()  # no exit takes a new session now: reuse one
         elif self._ready:
             session = self._ready.pick()
         else:

@@ -10,6 +10,8 @@ import random
 import re
 from collections.abc import Callable, Iterable
 
+from .exceptions import NoHealthyProxy
+
 __all__ = ["NoHealthyProxy", "ProxyManager", "proxy_label", "redact"]
 
 #: What a proxy URL may look like: ``http(s)://[user:pass@]host[:port]``.
@@ -33,10 +35,6 @@ def proxy_label(proxy_url: str | None) -> str:
     return rest.rsplit("@", 1)[-1].rstrip("/")
 
 
-class NoHealthyProxy(Exception):
-    """Every proxy a new session could take is cooling down."""
-
-
 class ProxyManager:
     """Which exits are cooling down (shared by a crawler's pools), and which one a new session takes.
 
@@ -48,6 +46,7 @@ class ProxyManager:
         self._clock = clock
         self._rng = rng or random.Random()
         self._until: dict[str | None, float] = {}  # cooling exits -> end of their cool-down
+        self._no_new: dict[str | None, float] = {}  # exits that refuse new sessions -> until when
         self._next_due = float("inf")
 
     # -- picking ----------------------------------------------------------------
@@ -56,8 +55,9 @@ class ProxyManager:
         """The healthy candidate with the fewest live sessions (ties broken at random)."""
         best: list[str | None] = []
         fewest = None
+        now = self._clock() if self._no_new else 0.0
         for proxy in candidates:
-            if proxy in self._until:
+            if proxy in self._until or (self._no_new and self._no_new.get(proxy, 0.0) > now):
                 continue
             count = live_sessions(proxy)
             if fewest is None or count < fewest:
@@ -65,7 +65,7 @@ class ProxyManager:
             elif count == fewest:
                 best.append(proxy)
         if not best:
-            raise NoHealthyProxy("every proxy is cooling down")
+            raise NoHealthyProxy("every proxy is cooling down or refuses new sessions")
         return best[0] if len(best) == 1 else self._rng.choice(best)
 
     def is_cooling(self, proxy_url: str | None) -> bool:
@@ -88,6 +88,15 @@ class ProxyManager:
         self._until[proxy_url] = max(self._until.get(proxy_url, 0.0), until)
         self._next_due = min(self._next_due, self._until[proxy_url])
         return new
+
+    def refuse_new(self, proxy_url: str | None, seconds: float) -> None:
+        """Make no new session on ``proxy_url`` for ``seconds`` (it refuses new sessions; its own work)."""
+        now = self._clock()
+        self._no_new = {p: t for p, t in self._no_new.items() if t > now}
+        self._no_new[proxy_url] = max(self._no_new.get(proxy_url, 0.0), now + max(seconds, 0.0))
+
+    def refuses_new(self, proxy_url: str | None) -> bool:
+        return self._no_new.get(proxy_url, 0.0) > self._clock()
 
     def lift(self, proxy_url: str | None) -> bool:
         """End a cool-down now; True when there was one."""

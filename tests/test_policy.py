@@ -59,6 +59,20 @@ def test_redirects_to_a_block_page_are_blocks_when_configured():
     assert (v.kind, v.reason) == (VerdictKind.BLOCKED, "redirect")
 
 
+def test_a_redirect_to_a_page_that_was_a_ban_page_is_a_block():
+    p = policy(BAN_PATTERNS=["solve the captcha"])
+    redirect = HtmlResponse(REQUEST.url, status=302, headers={"Location": "/denied?from=1"}, request=REQUEST)
+    assert p.response_verdict(REQUEST, redirect).kind is VerdictKind.NEUTRAL
+    followed = Request("http://shop.example/denied?from=1", meta={"redirect_urls": [REQUEST.url]})
+    page = HtmlResponse(followed.url, body=b"<p>Please solve the captcha</p>", request=followed)
+    assert p.response_verdict(followed, page).kind is VerdictKind.BLOCKED
+    again = HtmlResponse(REQUEST.url, status=302, headers={"Location": "/denied?from=2"}, request=REQUEST)
+    assert (p.response_verdict(REQUEST, again).kind, p.response_verdict(REQUEST, again).reason) == (
+        VerdictKind.BLOCKED, "redirect")
+    elsewhere = HtmlResponse(REQUEST.url, status=302, headers={"Location": "/items/2"}, request=REQUEST)
+    assert p.response_verdict(REQUEST, elsewhere).kind is VerdictKind.NEUTRAL
+
+
 def test_challenge_patterns_win_over_status_and_ban_patterns():
     page = b'<html><head><meta http-equiv="refresh" content="2"></head>Checking your browser</html>'
     v = verdict(503, page, CHALLENGE_PATTERNS=["Checking your browser"], BAN_PATTERNS=["browser"])

@@ -601,7 +601,7 @@ class SharedPool:
         cfg = self.settings
         proxies = [p for p in (cfg.proxies or (None,)) if (p or "") not in self._paused]
         if not proxies:
-            from ..proxies import NoHealthyProxy
+            from ..exceptions import NoHealthyProxy
 
             raise NoHealthyProxy("every proxy is cooling down")
         proxy = min(proxies, key=pool.sessions_count_by_proxy)
@@ -618,7 +618,7 @@ class SharedPool:
 
     def _acquire_locally(self, session_id: str | None) -> tuple[Session | None, bool]:
         assert self._fallback is not None
-        from ..proxies import NoHealthyProxy
+        from ..exceptions import NoHealthyProxy
 
         if session_id is not None:
             session = self._fallback.get_session(session_id)

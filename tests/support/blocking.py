@@ -5,8 +5,9 @@ HTTP test site (``blocksite.py``) and the simulated crawls of the judge's unit t
 Each :class:`Cell` is one combination:
 
 * ``key``, what a block is on: ``session`` (the session cookie, for good), ``session_ip`` (the
-  same, and a cookie that comes back through another exit than the one it was born on is
-  banned), ``exit`` (the exit IP, for ``ban_secs``), ``site`` (every request, for ``ban_secs``);
+  same, and a cookie that comes back from another IP than the one it was born on is banned; the
+  exits are rotating proxies, whose IP changes every ``rotate_every`` requests), ``exit`` (the
+  exit IP, for ``ban_secs``), ``site`` (every request, for ``ban_secs``);
 * ``signal``, how a refused request is answered: ``403``, ``429``, ``429_retry_after``, ``503``,
   ``503_retry_after``, ``ban_page`` (200 with a captcha), ``redirect`` (302 to a captcha page),
   ``drop`` (the connection is closed without an answer);
@@ -73,6 +74,18 @@ class Cell:
 
 MATRIX = tuple(Cell(key, signal, trigger) for key, trigger in PAIRS for signal in SIGNALS)
 
+#: Per-trigger (and per-key) parameters that make the trigger fire within a crawl of 1,000 items.
+CELL_DEFAULTS: dict[str, dict[str, object]] = {
+    "ip_reputation": {"reputation": 2},
+    "new_sessions": {"new_session_cap": 4},
+    "session_ip": {"rotate_every": 150},
+}
+
+
+def cell_options(cell: Cell) -> dict[str, object]:
+    """The model parameters of ``cell`` (``CELL_DEFAULTS`` of its trigger and key)."""
+    return {**CELL_DEFAULTS.get(cell.trigger, {}), **CELL_DEFAULTS.get(cell.key, {})}
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -103,6 +116,8 @@ class _Exit:
     banned_until: float = 0.0
     used: int = 0  # requests since its last ban (the exit's budget)
     budget: int = 0
+    hits_total: int = 0
+    generation: int = 0  # a rotating proxy's current IP
 
 
 class BlockModel:
@@ -127,6 +142,7 @@ class BlockModel:
         site_rate: float = 30.0,
         reputation: int = 4,
         new_session_cap: int = 8,
+        rotate_every: int | None = None,
         ban_secs: float = 5.0,
         retry_after: int = 5,
         challenge: bool = True,
@@ -145,6 +161,7 @@ class BlockModel:
         self.site_rate = site_rate
         self.reputation = reputation
         self.new_session_cap = new_session_cap
+        self.rotate_every = rotate_every
         self.ban_secs = ban_secs
         self.retry_after = retry_after
         self.challenge = challenge
@@ -206,6 +223,11 @@ class BlockModel:
         if ex is None:
             ex = self._exits[exit_name] = _Exit(budget=self._rng.randint(*self.exit_budget))
         key, trigger = self.cell.key, self.cell.trigger
+        ex.hits_total += 1
+        if self.rotate_every and ex.hits_total % self.rotate_every == 0:
+            ex.generation += 1
+            self.counts["ip_rotations"] += 1
+        ip = f"{exit_name}#{ex.generation}"
         _trim(ex.hits, now - 1.0)
         ex.hits.append(now)  # refused requests count too: a client that ignores the block stays blocked
         _trim(self._site_hits, now - 1.0)
@@ -219,7 +241,7 @@ class BlockModel:
         session = self._sessions.get(sid) if sid else None
         if session is not None:
             self.sessions_seen.add(sid)
-            if key == "session_ip" and session.born_on != exit_name and not session.banned:
+            if key == "session_ip" and session.born_on != ip and not session.banned:
                 self._ban_session(sid, session, ex, now)
             if session.banned:
                 return self._refuse(None)
@@ -232,7 +254,7 @@ class BlockModel:
                 return self._refuse(ex.issued[0] + 60.0 - now)
             ex.issued.append(now)
             sid = secrets.token_hex(8)
-            session = self._sessions[sid] = _Session(self._rng.randint(*self.budget), exit_name)
+            session = self._sessions[sid] = _Session(self._rng.randint(*self.budget), ip)
             headers.append(("Set-Cookie", f"sid={sid}; Path=/; HttpOnly"))
             self.counts["sessions_issued"] += 1
         if self.challenge and cookies.get("pass") not in self._passes:

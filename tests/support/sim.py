@@ -26,11 +26,13 @@ from scrapy_sessionpool.config import PoolSettings
 from scrapy_sessionpool.manager import PoolManager
 from scrapy_sessionpool.policy import BanPolicy
 from tests.clock import FakeClock
-from tests.support.blocking import BAN_TEXT, CHALLENGE_TEXT, BlockModel, Cell
+from tests.support.blocking import BAN_TEXT, CHALLENGE_TEXT, BlockModel, Cell, cell_options
 
 SITE = "shop.test"
 POLL = 0.25
 RETRY_TIMES = 2
+REDIRECT_PRIORITY = 2  # Scrapy's REDIRECT_PRIORITY_ADJUST
+RETRY_PRIORITY = -1  # RETRY_PRIORITY_ADJUST
 #: The settings the benchmark calls the add-on defaults: a ban pattern and a challenge pattern.
 DEFAULTS = {"SESSIONPOOL_BAN_PATTERNS": [BAN_TEXT], "SESSIONPOOL_CHALLENGE_PATTERNS": [CHALLENGE_TEXT]}
 
@@ -48,6 +50,7 @@ class _Req:
     origin: str | None = None  # the first URL of a redirect chain
     not_before: float = 0.0
     sent_at: float | None = None  # when the first request of a redirect chain left
+    priority: int = 0
 
 
 @dataclass
@@ -61,7 +64,7 @@ class Result:
     seconds: float
     stats: dict[str, int]
     site: dict[str, Any]
-    innocent_retired: int  # sessions retired that the site had not banned
+    innocent_retired: int  # sessions retired that had worked and that the site had not banned
     banned_kept: int  # sessions the site banned that were still in the pool (not suspect) at the end
     lost: list[str] = field(default_factory=list)  # requests given up
 
@@ -88,7 +91,7 @@ class Simulation:
         **model: Any,
     ) -> None:
         self.clock = FakeClock(0.0)
-        self.model = BlockModel(cell, clock=self.clock, seed=seed, **model)
+        self.model = BlockModel(cell, clock=self.clock, seed=seed, **{**cell_options(cell), **model})
         names = [f"proxy{i}" for i in range(proxies)]
         self.exit_names = {f"http://10.0.0.{i + 1}:3128": name for i, name in enumerate(names)}
         raw = {"SESSIONPOOL_ENABLED": True, "SESSIONPOOL_SEED": seed, "CONCURRENT_REQUESTS": concurrency,
@@ -102,7 +105,7 @@ class Simulation:
         self.max_seconds = max_seconds
         self._events: list[tuple[float, int, Generator[float, None, None]]] = []
         self._seq = itertools.count()
-        self._queue: list[_Req] = []
+        self._queue: list[tuple[int, int, _Req]] = []  # Scrapy's scheduler: by priority, newest first
         self._seen: set[str] = set()
         self._active = 0
         self._jars: dict[str, dict[str, str]] = {}
@@ -110,6 +113,7 @@ class Simulation:
         self.retired: dict[str, str] = {}  # session id -> reason
         self.sids: dict[str, str] = {}  # session id -> the site's sid cookie
         self.lost: list[str] = []
+        self.used: set[str] = set()  # sessions that got a good answer (identities, not failed creations)
         self.manager.pool().add_listener("session_retired", lambda s: self.retired.__setitem__(s.id, s.retired_reason))
 
     def _stat(self, key: str, count: int = 1, gauge: bool = False) -> None:
@@ -122,6 +126,7 @@ class Simulation:
 
     def run(self) -> Result:
         self._schedule_request(_Req("/"))
+        # Scrapy's queue is LIFO: depth first
         while self._events and self.clock.now < self.max_seconds:
             at, _, flow = heapq.heappop(self._events)
             self.clock.now = max(self.clock.now, at)
@@ -134,13 +139,13 @@ class Simulation:
             if req.path in self._seen:
                 return
             self._seen.add(req.path)
-        self._queue.append(req)
+        heapq.heappush(self._queue, (-req.priority, -next(self._seq), req))
         self._fill()
 
     def _fill(self) -> None:
         while self._queue and self._active < self.concurrency:
             self._active += 1
-            self._start(self._flow(self._queue.pop(0)))
+            self._start(self._flow(heapq.heappop(self._queue)[2]))
 
     def _start(self, flow: Generator[float, None, None]) -> None:
         self._step(flow)
@@ -160,7 +165,65 @@ class Simulation:
         if req.origin is not None and req.pin is not None and not m.alive(None, req.pin):
             self._schedule_request(_Req(req.origin, None, False, req.rotations), True)  # restart the chain
             return
-        session = m.acquire(None, req.pin, SITE)
+        chained = req.sent_at is not None and req.pin is not None  # a redirect goes on at once, with its session
+        session = m.acquire(None, req.pin, SITE, chained=chained)
+        if session is None or not chained:
+            session = yield from self._turn(session, req)
+        picked = req.pin is None or req.picked
+        sent_at = self.clock.now if req.sent_at is None else req.sent_at
+        self.requests += 1
+        exit_name = self.exit_names.get(session.proxy_url or "", "direct")
+        answer = self.model.answer(req.path, dict(self._jars.get(session.id, {})), exit_name)
+        yield self.latency + answer.delay
+        for name, value in answer.headers:
+            if name == "Set-Cookie":
+                cookie, _, _ = value.partition(";")
+                key, _, val = cookie.partition("=")
+                self._jars.setdefault(session.id, {})[key] = val
+                if key == "sid":
+                    self.sids[session.id] = val
+        url = f"http://{SITE}{req.path}"
+        request = Request(url, meta={"redirect_urls": [f"http://{SITE}{req.origin}"]} if req.origin else None)
+        if answer.status == 0:
+            verdict = self.policy.exception_verdict(request, ResponseNeverReceived([]))
+        else:
+            response = HtmlResponse(url, status=answer.status, headers=list(answer.headers),
+                                    body=answer.body.encode(), request=request)
+            verdict = self.policy.response_verdict(request, response)
+        if verdict.kind.value == "good":
+            self.used.add(session.id)
+        outcome = m.settle(session, verdict, site=SITE, sent_at=sent_at, challenges=req.challenges)
+        if outcome.retry:
+            if outcome.challenge:
+                self._schedule_request(_Req(req.path, session.id, picked, req.rotations, req.challenges + 1,
+                                            req.retries, req.origin, self.clock.now + outcome.delay,
+                                            priority=req.priority + REDIRECT_PRIORITY), True)
+            elif req.rotations >= m.settings.max_session_rotations:
+                self.lost.append(req.origin or req.path)
+                self.stats["rotations_exhausted"] += 1
+            else:
+                keep = outcome.same_session and not picked
+                self._schedule_request(_Req(req.origin or req.path, session.id if keep else None, False,
+                                            req.rotations + 1, priority=req.priority + RETRY_PRIORITY), True)
+            return
+        if answer.status in (301, 302):
+            location = dict(answer.headers)["Location"]
+            self._schedule_request(_Req(location, session.id, picked, req.rotations, 0, req.retries,
+                                        req.origin or req.path, sent_at=sent_at,
+                                        priority=req.priority + REDIRECT_PRIORITY), True)
+        elif answer.status >= 500:
+            if req.retries < RETRY_TIMES:
+                self._schedule_request(_Req(req.path, session.id, picked, req.rotations, 0, req.retries + 1,
+                                            req.origin, priority=req.priority + RETRY_PRIORITY), True)
+            else:
+                self.lost.append(req.path)
+        elif answer.status == 200:
+            for link in _LINK.findall(answer.body):
+                self._schedule_request(_Req(link))
+
+    def _turn(self, session: Any, req: _Req) -> Generator[float, None, Any]:
+        """Wait for a session and its turn, as the middleware's ``_wait`` does."""
+        m = self.manager
         while True:
             if session is None:
                 yield m.wait_hint()
@@ -180,59 +243,12 @@ class Simulation:
                 session.release()
                 session = None
                 continue
-            break
-        picked = req.pin is None or req.picked
-        sent_at = self.clock.now if req.sent_at is None else req.sent_at
-        self.requests += 1
-        exit_name = self.exit_names.get(session.proxy_url or "", "direct")
-        answer = self.model.answer(req.path, dict(self._jars.get(session.id, {})), exit_name)
-        yield self.latency + answer.delay
-        for name, value in answer.headers:
-            if name == "Set-Cookie":
-                cookie, _, _ = value.partition(";")
-                key, _, val = cookie.partition("=")
-                self._jars.setdefault(session.id, {})[key] = val
-                if key == "sid":
-                    self.sids[session.id] = val
-        url = f"http://{SITE}{req.path}"
-        request = Request(url)
-        if answer.status == 0:
-            verdict = self.policy.exception_verdict(request, ResponseNeverReceived([]))
-        else:
-            response = HtmlResponse(url, status=answer.status, headers=list(answer.headers),
-                                    body=answer.body.encode(), request=request)
-            verdict = self.policy.response_verdict(request, response)
-        outcome = m.settle(session, verdict, site=SITE, sent_at=sent_at, challenges=req.challenges)
-        if outcome.retry:
-            if outcome.challenge:
-                self._schedule_request(_Req(req.path, session.id, picked, req.rotations, req.challenges + 1,
-                                            req.retries, req.origin, self.clock.now + outcome.delay), True)
-            elif req.rotations >= m.settings.max_session_rotations:
-                self.lost.append(req.origin or req.path)
-                self.stats["rotations_exhausted"] += 1
-            else:
-                keep = outcome.same_session and not picked
-                self._schedule_request(_Req(req.origin or req.path, session.id if keep else None, False,
-                                            req.rotations + 1), True)
-            return
-        if answer.status in (301, 302):
-            location = dict(answer.headers)["Location"]
-            self._schedule_request(_Req(location, session.id, picked, req.rotations, 0, req.retries,
-                                        req.origin or req.path, sent_at=sent_at), True)
-        elif answer.status >= 500:
-            if req.retries < RETRY_TIMES:
-                self._schedule_request(_Req(req.path, session.id, picked, req.rotations, 0, req.retries + 1,
-                                            req.origin), True)
-            else:
-                self.lost.append(req.path)
-        elif answer.status == 200:
-            for link in _LINK.findall(answer.body):
-                self._schedule_request(_Req(link))
+            return session
 
     def _result(self) -> Result:
         banned = self.model.banned_sessions
         innocent = sum(1 for sid, reason in self.retired.items() if self.sids.get(sid) not in banned
-                       and reason not in ("max_usage_count", "expired", "error_score"))
+                       and sid in self.used and reason not in ("max_usage_count", "expired", "error_score"))
         kept = sum(1 for s in self.manager.pool() if self.sids.get(s.id) in banned and not s.is_suspect)
         return Result(self.model.cell.name, self.model.items, len(self.model.served), self.requests,
                       self.clock.now, dict(self.stats), self.model.summary(), innocent, kept, self.lost)
