@@ -41,7 +41,7 @@ __all__ = ["Blame", "Decision", "GoodNews", "Judge", "Suspect"]
 _NEVER = math.inf
 #: Exits suspected within this many seconds of each other are blocked "at once" (a site event).
 AT_ONCE = 5.0
-#: A breaker suspected again this soon after it closed goes on with the same event (paused, not slowed).
+#: A breaker suspected again this soon after it closed goes on with the same episode (paused, not slowed).
 SETTLE = 2.0
 
 
@@ -295,6 +295,8 @@ class Judge:
             ev.condemned.pop(sid, None)
             return Decision(Blame.SESSION, strikes=strikes, evidence=evidence)
         if others_good and not (ev.probing or place.probing):
+            if ev.good_from_another(sid) >= sent_at:  # the control is in already: another session got through after
+                return Decision(Blame.SESSION, strikes=strikes, evidence=evidence + "; another session got through since")
             ev.condemned[sid] = (sent_at, signal)
             evidence += "; condemned, unless the next answer through the exit is blocked too"
         return Decision(Blame.PENDING, self._session_wait(retry_after, strikes), strikes,
@@ -321,7 +323,7 @@ class Judge:
     ) -> Decision:
         """Suspect the exit (or the whole site, when ``breaker`` is the site): probe it at once on a
         first suspicion without ``Retry-After``, else pause it, then probe it."""
-        if now - breaker.closed_at < SETTLE:  # closed a moment ago: the same event goes on, its rate is not a new one
+        if now - breaker.closed_at < SETTLE:  # closed a moment ago: the same episode goes on, its rate is no new one
             first = False
         breaker.blamed_at = now
         began = min((t for e in (place.exits.values() if breaker is place else (ev,)) for t in e.run.values()),

@@ -61,7 +61,8 @@ class _Gate:
 
     def cut(self, now: float, began: float, min_delay: float, max_delay: float) -> None:
         current = 1.0 / self.delay(now, min_delay, max_delay) if self.peak else 0.0
-        sending = _rate(self.sends, now, began)
+        _trim(self.sends, now)
+        sending = _count_before(self.sends, began) / WINDOW
         peak = min(sending, current) if sending and current else sending or current or 1.0 / min_delay
         good = _count_before(self.goods, began)
         if good >= GOOD_ENOUGH:  # it was refused at no more than what the site let through
@@ -81,11 +82,9 @@ def _count_before(times: deque[float], until: float) -> int:
     return sum(1 for t in times if until - WINDOW < t <= until)
 
 
-def _rate(times: deque[float], now: float, until: float) -> float:
-    """Events a second within the ``WINDOW`` seconds before ``until``."""
+def _trim(times: deque[float], now: float) -> None:
     while times and times[0] <= now - 2 * WINDOW:
         times.popleft()
-    return _count_before(times, until) / WINDOW
 
 
 class Pacer:
