@@ -12,7 +12,8 @@ other sessions and exits see, as a circuit breaker does:
   exit is (it stays suspect). A good answer of its own clears it. A session blocked
   ``max_strikes`` times in a row is retired whatever the others see.
 * several distinct sessions of one exit blocked in a row (no good answer through the exit sent
-  after the first of them; a suspect's own repeat does not count) -> the **exit** is
+  after the first of them; a suspect's own repeat does not count; more where its sessions are
+  often found guilty, as coincidences are likelier there) -> the **exit** is
   suspected: with ``Retry-After`` it cools down for that long, else it goes on one request at a
   time (probes). A good answer closes the breaker; as many probes blocked in a row cool the
   exit down, with a backoff that doubles while it stays blocked. The sessions are kept
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -43,6 +45,9 @@ _NEVER = math.inf
 AT_ONCE = 5.0
 #: A breaker suspected again this soon after it closed goes on with the same episode (paused, not slowed).
 SETTLE = 2.0
+#: Each this many sessions of an exit found guilty within the window ask one more blocked in a row
+#: before the exit is suspected.
+GUILTY_PER_EXTRA = 4
 
 
 class Blame(Enum):
@@ -80,11 +85,11 @@ class Decision:
     ``wait``: how long the session sits out (PENDING), the exit cools down or the site pauses
     (EXIT, SITE; 0: no pause, a probe). ``strikes``: the session's blocks in a row (PENDING).
     ``suspects``: sessions blocked in the same event, which sit out and are tested again once
-    the exit works; ``newcomers``: an EXIT decision that the exit refuses new sessions, for
-    ``wait`` seconds, and these sessions (refused on their first request) are dropped; ``lifted``: exits whose breakers a site decision takes over (their
-    cool-downs and probes end); ``slow_down``: the
-    exit (or the site) throttles at the rate it was sending at, slow it down (not after a blocked
-    probe: probes go one at a time). ``evidence`` is for the DEBUG line.
+    the exit works; ``newcomers``: sessions refused on their first request, to drop (with an
+    EXIT decision: the exit refuses new sessions, for ``wait`` seconds); ``lifted``: exits whose
+    breakers a site decision takes over (their cool-downs and probes end); ``slow_down``: the exit
+    (or the site) throttles at the rate it was sending at before ``began``: slow it down (not
+    after a blocked probe: probes go one at a time). ``evidence`` is for the DEBUG line.
     """
 
     blame: Blame
@@ -136,6 +141,7 @@ class _Exit(_Breaker):
     seen: float = -_NEVER  # the last answer of any kind
     condemned: dict[str, tuple[float, str]] = field(default_factory=dict)  # id -> (its test's send time, signal)
     newcomers: dict[str, float] = field(default_factory=dict)  # new sessions refused in a row (id -> when)
+    guilty: deque[float] = field(default_factory=deque)  # when its sessions were found guilty, within the window
     newcomer_pauses: int = 0  # refusals of new sessions with no new session accepted in between
 
     def good_from_another(self, session_id: str) -> float:
@@ -268,7 +274,7 @@ class Judge:
             if ev.condemned:  # the control failed: the exit blocks the others too
                 ev.condemned = {other: c for other, c in ev.condemned.items() if c[0] > sent_at}
         probing = place if place.probing else ev if ev.probing else None
-        if exit_is_blocked or len(ev.run) >= self._exit_sessions:
+        if exit_is_blocked or len(ev.run) >= self._exit_sessions + self._coincidences(ev, now):
             if probing is not None:  # the probes failed too: pause, then probe again
                 return self._open(place, ev, probing, retry_after, now, f"{len(ev.run)} probes blocked in a row")
             why = "the ban policy blames the exit" if exit_is_blocked else (
@@ -299,8 +305,7 @@ class Judge:
                 return Decision(Blame.SESSION, strikes=strikes, evidence=evidence + "; another session got through since")
             ev.condemned[sid] = (sent_at, signal)
             evidence += "; condemned, unless the next answer through the exit is blocked too"
-        return Decision(Blame.PENDING, self._session_wait(retry_after, strikes), strikes,
-                        slow_down=others_blocked > 0, evidence=evidence)
+        return Decision(Blame.PENDING, self._session_wait(retry_after, strikes), strikes, evidence=evidence)
 
     def _newcomer(self, ev: _Exit, sid: str, now: float, retry_after: float | None) -> Decision | None:
         """A brand-new session refused on its first request, while the exit's established sessions get
@@ -346,6 +351,17 @@ class Judge:
         suspects = tuple(ev.run)
         ev.run.clear()
         return Decision(Blame.EXIT, pause, suspects=suspects, slow_down=first, began=began, evidence=why)
+
+    def _coincidences(self, ev: _Exit, now: float) -> int:
+        """Where sessions are often found guilty, a few blocked in a row may be chance: ask for more."""
+        while ev.guilty and ev.guilty[0] <= now - self._window:
+            ev.guilty.popleft()
+        return len(ev.guilty) // GUILTY_PER_EXTRA
+
+    def guilty(self, exit_url: str | None, site: str) -> None:
+        """A session of this exit was found guilty (retired for its blocks)."""
+        place, ev = self._place(site, exit_url)
+        ev.guilty.append(self._clock())
 
     def forget(self, session_id: str) -> None:
         """The session left the pool: it is no longer awaiting a control."""

@@ -249,13 +249,9 @@ class PoolManager:
         return session.is_usable and not session.is_sitting_out and not self.proxies.is_cooling(session.proxy_url)
 
     def turn(self, site: str, session: Session) -> float | None:
-        """Reserve the turn of a request to ``site`` with ``session``: seconds until it may go, or
-        None while the exit or the site is being probed (ask again shortly)."""
+        """Take the turn of a request to ``site`` with ``session`` if it is free (0.0), else the seconds
+        to wait before asking again, or None while the exit or the site is being probed."""
         return self.pacer.turn(site, session.proxy_url)
-
-    def untake(self, site: str, session: Session) -> None:
-        """A request that took its turn does not go after all (its session became unfit meanwhile)."""
-        self.pacer.answered(site, session.proxy_url)
 
     def _pinned_missing(self, session_id: str | None) -> None:
         self.stat("pinned_missing")
@@ -330,6 +326,7 @@ class PoolManager:
             self.stat("blame/cleared")
         for sid, signal in news.guilty:  # the control passed: the exit works, those sessions do not
             if (guilty := self._find(sid)) is not None:
+                self.judge.guilty(proxy, site)
                 self.blamed["session"] += 1
                 self.stat("blame/session")
                 logger.debug("Blame session for %s on %s via %s (%s): blocked again after its wait, while "
@@ -353,6 +350,7 @@ class PoolManager:
             logger.debug("Blame %s for %s on %s via %s (%s): %s", blame.value, reason, site,
                          redact(proxy) or "direct", session.id, decision.evidence)
         if blame is Blame.SESSION:
+            self.judge.guilty(proxy, site)
             session.retire(reason)
             return Outcome(True, False, reason=reason)
         now = self._clock()
@@ -367,8 +365,6 @@ class PoolManager:
                     newcomer.retire("new_session_refused")
             return Outcome(True, False, reason=reason)
         if blame is Blame.PENDING:
-            if decision.slow_down:
-                self.pacer.slow_exit(site, proxy, since=session.suspected_at)
             session.suspect(now + decision.wait, strikes=decision.strikes)
         else:
             until = now + max(decision.wait, self.judge.suspect_wait(None, 1))

@@ -137,9 +137,9 @@ class SessionPoolMiddleware:
     async def _wait(
         self, request: Request, pending: Any, pool_name: str | None, session_id: str | None, turn: float | None = None
     ) -> Request | None:
-        """Wait for a session and for its turn: a shared pool's answer, a challenge's delay, the end
-        of a cool-down, a busy spell or a paced exit. Ends when the crawl closes, and after
-        ``SESSIONPOOL_MAX_WAIT`` seconds."""
+        """Wait for a session and for its turn (``turn``: what the last ask for it said): a shared
+        pool's answer, a challenge's delay, the end of a cool-down, a busy spell, a probe or a paced
+        exit. Ends when the crawl closes, and after ``SESSIONPOOL_MAX_WAIT`` seconds."""
         manager = self.manager
         meta = request.meta
         deadline = time.monotonic() + manager.settings.max_wait
@@ -150,8 +150,16 @@ class SessionPoolMiddleware:
             if not_before is not None:
                 await self._sleep_until(not_before, deadline)
             session = await pending if inspect.isawaitable(pending) else pending
+            if session is not None and turn is None:
+                turn = manager.turn(site, session)
             waited = False
             while True:
+                if turn == 0:
+                    self._apply(request, session, session_id is None)  # type: ignore[arg-type]
+                    return None
+                if session is not None and not manager.fit(session):  # its exit cools down, or it sits out
+                    session.release()
+                    session = None
                 if session is None:
                     if not waited:
                         manager.stat("waits")
@@ -159,25 +167,10 @@ class SessionPoolMiddleware:
                     await self._sleep(manager.wait_hint(), deadline)
                     result = manager.acquire(pool_name, session_id, site)
                     session = await result if inspect.isawaitable(result) else result
+                    turn = None if session is None else manager.turn(site, session)
                     continue
-                if turn is None:
-                    turn = manager.turn(site, session)
-                if turn is None:  # a probe of the exit or site is out: its answer comes first
-                    await self._sleep(POLL, deadline)
-                    if not manager.fit(session):
-                        session.release()
-                        session = None
-                    continue
-                if turn > 0:
-                    await self._sleep_until(time.time() + turn, deadline)
-                turn = None
-                if not manager.fit(session):  # its exit began to cool down, or it must sit out, meanwhile
-                    manager.untake(site, session)
-                    session.release()
-                    session = None
-                    continue
-                self._apply(request, session, session_id is None)
-                return None
+                await self._sleep(POLL if turn is None else min(turn, POLL), deadline)
+                turn = manager.turn(site, session)
         except _Closing:
             if session is not None:
                 session.release()

@@ -6,8 +6,10 @@ the site) throttling, its peak is the rate it was refused at (what it was sendin
 blocks began, or less: what the site let through then, its good answers); the rate is cut to half
 the peak, grows back to 90% of it within ``T_KNEE`` seconds, then only slowly past it (doubling
 in ``T_PLATEAU`` seconds), until the next cut or until it no longer limits anything. Delays never pass ``max_delay``, so no exit can run away to one request a minute. A
-suspected exit or site is probed: one request at a time until the judge has its answer. Requests
-take turns by reservation: each is told when it may go. Pure: no Scrapy, no Twisted.
+suspected exit or site is probed: one request at a time until the judge has its answer. A request
+asks for its turn: it goes at once, or is told how long to wait before it asks again (turns are
+not reserved, so a gate that speeds up serves its waiting requests sooner). Pure: no Scrapy, no
+Twisted.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ MIN_SPAN = 0.5
 KNEE = 0.9
 T_KNEE = 10.0
 T_PLATEAU = 120.0
+#: A cut never goes below the good rate served within this many seconds before.
+SERVED_MEMORY = 30.0
 #: The least delay of a slowed site (every exit together): a site spans many exits.
 SITE_MIN_DELAY = 0.001
 #: A probe that never comes back (its request was dropped) stops holding its gate after this long.
@@ -43,6 +47,7 @@ class _Gate:
     cut_at: float = 0.0
     sends: deque[float] = field(default_factory=deque)  # turns taken, within two windows
     goods: deque[float] = field(default_factory=deque)  # good answers, within two windows
+    served: deque[tuple[float, float]] = field(default_factory=deque)  # (time, good rate then): the best recent
     probing: bool = False  # one request at a time
     probe_out_until: float = 0.0  # a probe is on its way (until its answer, or this time)
 
@@ -68,8 +73,19 @@ class _Gate:
         if good >= GOOD_ENOUGH:  # it was refused at no more than what the site let through
             span = min(WINDOW, max(began - (self.sends[0] if self.sends else began), MIN_SPAN))
             peak = min(peak, good / span)
-        self.peak = max(peak, 2.0 / max_delay)
+        # a block at a rate the site served well lately is not about the rate: never cut below that
+        while self.served and self.served[0][0] <= now - SERVED_MEMORY:
+            self.served.popleft()
+        served = max((rate for _, rate in self.served), default=0.0)
+        self.peak = max(peak, served, 2.0 / max_delay)
         self.cut_at = now
+
+
+def _served(gate: _Gate, now: float) -> None:
+    """Record a good answer, and (once a window) the good rate the gate had then."""
+    _record(gate.goods, now)
+    if not gate.served or gate.served[-1][0] <= now - WINDOW:
+        gate.served.append((now, _count_before(gate.goods, now) / WINDOW))
 
 
 def _record(times: deque[float], now: float) -> None:
@@ -133,25 +149,29 @@ class Pacer:
         return at - now
 
     def turn(self, site: str, exit_url: str | None) -> float | None:
-        """Reserve the next turn of a request to ``site`` through ``exit_url``: seconds until it may
-        go, or None while a probe of the exit (or site) is on its way (ask again shortly)."""
+        """Take the turn of a request to ``site`` through ``exit_url`` if it is free now (0.0), else say
+        how many seconds to wait before asking again, or None while a probe of the exit (or site) is
+        on its way."""
         now = self._clock()
         gate = self._exit(site, exit_url)
         whole = self._sites.get(site)
         if gate.busy(now) or (whole is not None and whole.busy(now)):
             return None
-        at = max(now, gate.next_at, gate.paused_until)
+        at = max(gate.next_at, gate.paused_until)
         if whole is not None:
             at = max(at, whole.next_at, whole.paused_until)
-            whole.next_at = at + whole.delay(now, SITE_MIN_DELAY, self._max)
-            _record(whole.sends, at)
+        if at > now:
+            return at - now
+        if whole is not None:
+            whole.next_at = now + whole.delay(now, SITE_MIN_DELAY, self._max)
+            _record(whole.sends, now)
             if whole.probing:
-                whole.probe_out_until = at + PROBE_TIMEOUT
-        gate.next_at = at + gate.delay(now, self._min, self._max)
-        _record(gate.sends, at)
+                whole.probe_out_until = now + PROBE_TIMEOUT
+        gate.next_at = now + gate.delay(now, self._min, self._max)
+        _record(gate.sends, now)
         if gate.probing:
-            gate.probe_out_until = at + PROBE_TIMEOUT
-        return at - now
+            gate.probe_out_until = now + PROBE_TIMEOUT
+        return 0.0
 
     def answered(self, site: str, exit_url: str | None) -> None:
         """The answer of a request through ``exit_url`` came back (or it did not go): a probe may go again."""
@@ -165,10 +185,11 @@ class Pacer:
     def good(self, site: str, exit_url: str | None) -> None:
         """A good answer (what the site lets through is read from these)."""
         now = self._clock()
-        _record(self._exit(site, exit_url).goods, now)
+        gate = self._exit(site, exit_url)
+        _served(gate, now)
         whole = self._sites.get(site)
         if whole is not None:
-            _record(whole.goods, now)
+            _served(whole, now)
             if not whole.probing and whole.paused_until <= now and not whole.delay(now, SITE_MIN_DELAY, self._max):
                 del self._sites[site]
 

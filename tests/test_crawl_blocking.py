@@ -4,28 +4,43 @@ from __future__ import annotations
 
 import pytest_twisted
 import scrapy
+from scrapy import signals
 from scrapy.exceptions import IgnoreRequest
 
-from scrapy_sessionpool import get_session, retry_with_new_session
+from scrapy_sessionpool import get_pools, get_session, retry_with_new_session
 from tests.crawling import make_crawler, stats
 from tests.support.site import GuardedSite
 
 
+def _sid(session):
+    return next((c["value"] for c in session.cookies if c["name"] == "sid"), None)
+
+
 @pytest_twisted.inlineCallbacks
-def test_blocked_sessions_are_retired_and_their_requests_retried_until_fetched():
-    with GuardedSite(budget=3, block="mixed") as site:
+def test_banned_sessions_are_retired_innocent_ones_never_and_every_item_is_fetched():
+    with GuardedSite(budget=5, block="mixed") as site:
         crawler = make_crawler(settings={"SESSIONPOOL_MAX_POOL_SIZE": 4, "SESSIONPOOL_SUSPECT_WAIT": 0.2,
                                          "SESSIONPOOL_BAN_PATTERNS": ["solve the captcha"]})
-        yield crawler.crawl(urls=[site.url(f"/items/{i}") for i in range(40)])
+        retired = {}
+
+        def opened(spider):  # signals hold weak references: keep this one alive in the test's frame
+            get_pools(crawler)[None].add_listener(
+                "session_retired", lambda s: retired.__setitem__(s.id, (s.retired_reason, _sid(s))))
+
+        crawler.signals.connect(opened, signal=signals.spider_opened)
+        yield crawler.crawl(urls=[site.url(f"/items/{i}") for i in range(80)])
         responses = crawler.spider.responses
-        assert sorted(int(r.url.rsplit("/", 1)[1]) for r in responses) == list(range(40))
-        assert all(r.status == 200 and "captcha" not in r.text for r in responses)
-        assert not crawler.spider.failures
-        assert site.served_items == set(range(40))
+        assert sorted(int(r.url.rsplit("/", 1)[1]) for r in responses) == list(range(80))
+        assert all(r.status == 200 and "captcha" not in r.text for r in responses)  # no block reaches a callback
+        assert not crawler.spider.failures and site.served_items == set(range(80))
+        blocked = site.blocked_sids
+        for_blocks = {sid for reason, sid in retired.values() if reason.startswith(("status_", "ban_pattern"))}
+        assert for_blocks and for_blocks <= blocked  # nobody innocent was retired
+        kept = [s for s in get_pools(crawler)[None] if _sid(s) in blocked]
+        assert all(s.is_suspect for s in kept)  # a banned session is never kept as if it were clean
         s = stats(crawler)
-        assert s["retired"] >= 10
-        assert {"retired/status_403", "retired/status_429", "retired/ban_pattern"} <= set(s)
-        assert s["rotations/count"] >= s["retired"]
+        assert {"blocks/status_403", "blocks/status_429", "blocks/ban_pattern"} <= set(s)
+        assert s["blame/session"] == len(for_blocks) and s["rotations/count"] == s["blocks"]
         assert s["created"] == s["usable"] + s["retired"]
         assert "retry/count" not in crawler.stats.get_stats()  # rotations are not retries
 
@@ -39,7 +54,8 @@ def test_when_rotations_run_out_the_block_ends_as_ignore_request(site, caplog):
     (failure,) = crawler.spider.failures
     assert failure.check(IgnoreRequest)
     s = stats(crawler)
-    assert (s["rotations/count"], s["rotations_exhausted"], s["retired"]) == (2, 1, 3)
+    assert (s["rotations/count"], s["rotations_exhausted"], s["blocks"]) == (2, 1, 3)
+    assert s["blame/pending"] == 3 and "retired" not in s  # three first blocks: suspects, nobody blamed yet
     assert "blocked (status_403) on 3 session(s) in a row" in caplog.text
 
 

@@ -224,26 +224,20 @@ class Simulation:
     def _turn(self, session: Any, req: _Req) -> Generator[float, None, Any]:
         """Wait for a session and its turn, as the middleware's ``_wait`` does."""
         m = self.manager
+        turn = m.turn(SITE, session) if session is not None else None
         while True:
+            if turn == 0:
+                return session
+            if session is not None and not m.fit(session):
+                session.release()
+                session = None
             if session is None:
                 yield m.wait_hint()
                 session = m.acquire(None, req.pin, SITE)
+                turn = None if session is None else m.turn(SITE, session)
                 continue
+            yield POLL if turn is None else min(turn, POLL)
             turn = m.turn(SITE, session)
-            if turn is None:
-                yield POLL
-                if not m.fit(session):
-                    session.release()
-                    session = None
-                continue
-            if turn > 0:
-                yield turn
-            if not m.fit(session):
-                m.untake(SITE, session)
-                session.release()
-                session = None
-                continue
-            return session
 
     def _result(self) -> Result:
         banned = self.model.banned_sessions
