@@ -34,7 +34,7 @@ import math
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Protocol
 
@@ -98,6 +98,8 @@ class Decision:
     suspects: tuple[str, ...] = ()
     lifted: tuple[str | None, ...] = ()
     slow_down: bool = False
+    condemned: bool = False  # PENDING: the next answer of another session through the exit decides
+    acquitted: tuple[str, ...] = ()  # condemned sessions whose control failed
     newcomers: tuple[str, ...] = ()
     began: float | None = None  # when the event's first block came
     evidence: str = ""
@@ -223,7 +225,8 @@ class Judge:
         site_closed = _close(place, sent_at, ev.seen)
         cleared = session.suspected_at is not None and sent_at >= session.sits_out_until
         guilty: tuple[tuple[str, str], ...] = ()
-        if ev.condemned:  # the control: the exit works for another session
+        if ev.condemned:  # its own good answer acquits it; another's is the control
+            ev.condemned.pop(sid, None)
             guilty = tuple((other, signal) for other, (t, signal) in ev.condemned.items() if other != sid and sent_at >= t)
             for other, _ in guilty:
                 del ev.condemned[other]
@@ -265,14 +268,25 @@ class Judge:
         self._forget(ev, now)
         newcomer = session.usage_count == 0 and suspected_at is None and not exit_is_blocked
         if newcomer:
-            refused = self._newcomer(ev, sid, now, retry_after)
+            refused = self._newcomer(ev, sid, sent_at, now, retry_after)
             if refused is not None:
                 return refused
         ev.recent[sid] = now
+        acquitted: tuple[str, ...] = ()
         if suspected_at is None or exit_is_blocked:  # a suspect's block is its own test, not the exit's
             ev.run[sid] = now
             if ev.condemned:  # the control failed: the exit blocks the others too
-                ev.condemned = {other: c for other, c in ev.condemned.items() if c[0] > sent_at}
+                acquitted = tuple(other for other, c in ev.condemned.items() if c[0] <= sent_at)
+                for other in acquitted:
+                    del ev.condemned[other]
+        decision = self._judge(place, ev, session, sent_at, retry_after, signal, exits, exit_is_blocked, now)
+        return replace(decision, acquitted=acquitted) if acquitted else decision
+
+    def _judge(
+        self, place: _Site, ev: _Exit, session: Suspect, sent_at: float, retry_after: float | None, signal: str,
+        exits: int, exit_is_blocked: bool, now: float,
+    ) -> Decision:
+        sid, suspected_at = session.id, session.suspected_at
         probing = place if place.probing else ev if ev.probing else None
         if exit_is_blocked or len(ev.run) >= self._exit_sessions + self._coincidences(ev, now):
             if probing is not None:  # the probes failed too: pause, then probe again
@@ -304,14 +318,16 @@ class Judge:
             if ev.good_from_another(sid) >= sent_at:  # the control is in already: another session got through after
                 return Decision(Blame.SESSION, strikes=strikes, evidence=evidence + "; another session got through since")
             ev.condemned[sid] = (sent_at, signal)
-            evidence += "; condemned, unless the next answer through the exit is blocked too"
+            return Decision(Blame.PENDING, self._session_wait(retry_after, strikes), strikes, condemned=True,
+                            evidence=evidence + "; condemned, unless the next answer through the exit is blocked too")
         return Decision(Blame.PENDING, self._session_wait(retry_after, strikes), strikes, evidence=evidence)
 
-    def _newcomer(self, ev: _Exit, sid: str, now: float, retry_after: float | None) -> Decision | None:
-        """A brand-new session refused on its first request, while the exit's established sessions get
-        good answers: drop it; several in a row mean a cap on new sessions."""
-        if ev.good <= now - self._window:
-            return None  # nothing says the exit works for the others: an ordinary block
+    def _newcomer(self, ev: _Exit, sid: str, sent_at: float, now: float, retry_after: float | None) -> Decision | None:
+        """A brand-new session refused on its first request, while the exit serves its established
+        sessions (a good answer to a request sent after this one): drop it; several in a row mean a
+        cap on new sessions."""
+        if ev.good < sent_at:
+            return None  # nothing says the exit works for the others now: an ordinary block
         ev.newcomers[sid] = now
         if len(ev.newcomers) < self._exit_sessions:
             return Decision(Blame.NEWCOMER, newcomers=(sid,), evidence="a new session refused on its first request")

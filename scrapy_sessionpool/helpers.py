@@ -108,17 +108,20 @@ def retry_with_new_session(
     return rotate(response.request, _crawler(crawler), reason)
 
 
-def rotate(request: Request, crawler: Crawler, reason: str, *, keep_session: bool = False) -> Request | None:
+def rotate(
+    request: Request, crawler: Crawler, reason: str, *, keep_session: bool = False, counted: bool = True
+) -> Request | None:
     """Retry ``request`` on another session (on the same one with ``keep_session``, for a request
-    pinned to a session that was not to blame); None when its rotations are used up. A request that
-    reached the block through redirects goes back to its first URL."""
+    pinned to a session that was not to blame); None when its rotations are used up (``counted``:
+    this one counts against them). A request that reached the block through redirects goes back to
+    its first URL."""
     manager = get_manager(crawler)
     rotations = request.meta.get(META_ROTATIONS, 0)
     if not isinstance(rotations, int) or isinstance(rotations, bool) or rotations < 0:
         from .exceptions import MetaError
 
         raise MetaError(f"Request meta {META_ROTATIONS!r}: expected a count (an integer >= 0), got {rotations!r}")
-    if rotations >= manager.settings.max_session_rotations:
+    if counted and rotations >= manager.settings.max_session_rotations:
         return None
     retry_times = request.meta.get("retry_times")
     new = get_retry_request(
@@ -134,7 +137,7 @@ def rotate(request: Request, crawler: Crawler, reason: str, *, keep_session: boo
         del meta["retry_times"]
     else:
         meta["retry_times"] = retry_times
-    meta[META_ROTATIONS] = rotations + 1
+    meta[META_ROTATIONS] = rotations + counted
     meta.pop(META_CHALLENGES, None)
     meta.pop(FLAG_SENT_AT, None)
     if not keep_session:

@@ -11,7 +11,7 @@ import random
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from .blame import Blame, Decision, Judge
@@ -41,11 +41,13 @@ class Outcome:
 
     ``retry``: the request goes again instead of reaching the spider; ``same_session``: the session
     was not to blame, so a request pinned to it may keep it; ``challenge``: it is a re-fetch of a
-    challenge page, after ``delay`` seconds, of ``url`` (None: the same URL).
+    challenge page, after ``delay`` seconds, of ``url`` (None: the same URL); ``counted``: the
+    retry counts against the request's rotations (not when it was a suspect session's test).
     """
 
     retry: bool = False
     same_session: bool = False
+    counted: bool = True
     challenge: bool = False
     url: str | None = None
     delay: float = 0.0
@@ -302,17 +304,19 @@ class PoolManager:
                 session.release()
                 self.pacer.answered(site, session.proxy_url)
                 self.stat("challenges")
-                return Outcome(True, True, True, verdict.url, min(max(verdict.delay, 0.0), MAX_CHALLENGE_DELAY),
-                               verdict.reason)
+                return Outcome(True, True, False, True, verdict.url,
+                               min(max(verdict.delay, 0.0), MAX_CHALLENGE_DELAY), verdict.reason)
             verdict = Verdict.blocked(verdict.reason)  # the same session could not get past it
         self._note_block(verdict.reason)
+        tested = session.is_suspect and not session.is_sitting_out  # its block is its own test
         if kind is VerdictKind.SESSION_BLOCKED:
             decision = Decision(Blame.SESSION, evidence="the ban policy blames the session")
         else:
             decision = self.judge.blocked(session, session.proxy_url, site, sent_at, verdict.retry_after,
                                           signal=verdict.reason, exits=self._exits_of(session),
                                           exit_is_blocked=kind is VerdictKind.PROXY_BLOCKED)
-        return self._apply(session, decision, site, verdict.reason)
+        outcome = self._apply(session, decision, site, verdict.reason)
+        return replace(outcome, counted=False) if tested else outcome
 
     def _good(self, session: Session, site: str, sent_at: float) -> None:
         proxy = session.proxy_url
@@ -354,6 +358,9 @@ class PoolManager:
             session.retire(reason)
             return Outcome(True, False, reason=reason)
         now = self._clock()
+        for sid in decision.acquitted:
+            if (acquitted := self._find(sid)) is not None:
+                acquitted.acquit()
         if decision.newcomers:  # new sessions refused: drop them; a cap on new sessions: make none there a while
             if decision.wait:
                 self.proxies.refuse_new(proxy, decision.wait)
@@ -365,7 +372,7 @@ class PoolManager:
                     newcomer.retire("new_session_refused")
             return Outcome(True, False, reason=reason)
         if blame is Blame.PENDING:
-            session.suspect(now + decision.wait, strikes=decision.strikes)
+            session.suspect(now + decision.wait, strikes=decision.strikes, condemned=decision.condemned)
         else:
             until = now + max(decision.wait, self.judge.suspect_wait(None, 1))
             for sid in decision.suspects:  # kept, and tested again one by one once the exit works

@@ -311,7 +311,7 @@ class SessionPoolMiddleware:
             return new
         # a request pinned by the spider keeps a session that was not to blame
         return rotate(request, self.crawler, outcome.reason,
-                      keep_session=outcome.same_session and not meta.get(FLAG_PICKED))
+                      keep_session=outcome.same_session and not meta.get(FLAG_PICKED), counted=outcome.counted)
 
     def _spider_closed(self, spider: Spider) -> None:
         for session, _ in list(self._in_flight.values()):

@@ -86,6 +86,7 @@ class SessionPool:
         self._expiry: list[tuple[float, str]] = []
         self._asleep: list[tuple[float, str]] = []  # sessions sitting out, by the end of their wait
         self._sitting: set[str] = set()  # ... and their ids (they leave room for fresh sessions meanwhile)
+        self._condemned: set[str] = set()  # awaiting their control: they hold no room at all
         self._retired_count = 0
         self._listeners: dict[str, list[Listener]] = {e: [] for e in EVENTS}
 
@@ -165,7 +166,7 @@ class SessionPool:
             session = self._live.get(session_id)
             if session is None or not session.is_usable:
                 return None
-        elif len(self._live) - min(len(self._sitting), self._max_pool_size) < self._max_pool_size:
+        elif self._has_room():
             try:
                 session = self._create()
             except NoHealthyProxy:
@@ -234,6 +235,13 @@ class SessionPool:
         session._leases += 1
         self._refresh(session)
 
+    def _has_room(self) -> bool:
+        """Room for a new session: sessions sitting out after a block leave theirs to fresh ones meanwhile
+        (the pool holds twice ``max_pool_size`` at most), condemned ones always (three times at most)."""
+        condemned = len(self._condemned)
+        held = len(self._live) - condemned - min(len(self._sitting - self._condemned), self._max_pool_size)
+        return held < self._max_pool_size and len(self._live) < 3 * self._max_pool_size
+
     def _is_ready(self, session: Session) -> bool:
         used, leases = session._usage_count, session._leases
         if leases and (session._suspected_at is not None or (self._warm_up and not used)):
@@ -257,6 +265,7 @@ class SessionPool:
             return
         if not session._sits_out_until:
             self._sitting.discard(session.id)
+            self._condemned.discard(session.id)
         self._refresh(session)
         if bad:
             self._ready.failed(session)
@@ -264,6 +273,10 @@ class SessionPool:
     def _session_sits_out(self, session: Session) -> None:
         if self._live.get(session.id) is not session:
             return
+        if session._condemned:
+            self._condemned.add(session.id)
+        else:
+            self._condemned.discard(session.id)
         self._ready.discard(session)
         heapq.heappush(self._asleep, (session._sits_out_until, session.id))
         self._sitting.add(session.id)
@@ -285,6 +298,7 @@ class SessionPool:
             return
         del self._live[session.id]
         self._sitting.discard(session.id)
+        self._condemned.discard(session.id)
         self._ready.discard(session)
         ids = self._by_proxy[session.proxy_url]
         ids.discard(session.id)

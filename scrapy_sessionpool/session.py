@@ -100,6 +100,7 @@ class Session:
 
     __slots__ = (
         "_clock",
+        "_condemned",
         "_created_at",
         "_error_score",
         "_id",
@@ -150,6 +151,7 @@ class Session:
         self._suspected_at: float | None = None
         self._sits_out_until = 0.0
         self._strikes = 0
+        self._condemned = False
         self._leases = 0
         self._owner: SessionPool | None = None
 
@@ -296,6 +298,12 @@ class Session:
         return self._suspected_at is not None
 
     @property
+    def is_condemned(self) -> bool:
+        """Blocked again after its wait: retired unless the next answer of another session through
+        its exit is blocked too."""
+        return self._condemned
+
+    @property
     def is_sitting_out(self) -> bool:
         return self._sits_out_until > self._clock()
 
@@ -350,22 +358,32 @@ class Session:
         if self._owner is not None:
             self._owner._session_retired(self)
 
-    def suspect(self, until: float, *, strikes: int | None = None) -> None:
-        """A block the judge cannot blame yet: sit out until ``until``; the next request decides."""
+    def suspect(self, until: float, *, strikes: int | None = None, condemned: bool = False) -> None:
+        """A block the judge cannot blame yet: sit out until ``until``; the next request decides
+        (``condemned``: the next answer of another session of its exit decides)."""
         if self._retired is not None:
             return
         if self._suspected_at is None:
             self._suspected_at = self._clock()
         self._strikes = self._strikes + 1 if strikes is None else strikes
         self._sits_out_until = until
+        self._condemned = condemned
         if self._owner is not None:
             self._owner._session_sits_out(self)
+
+    def acquit(self) -> None:
+        """The control failed (its exit blocks the others too): it is a plain suspect again."""
+        if self._condemned:
+            self._condemned = False
+            if self._owner is not None:
+                self._owner._session_sits_out(self)
 
     def clear_suspicion(self) -> None:
         """The session was not to blame: it is handed out as before, at once."""
         if self._suspected_at is None and not self._sits_out_until:
             return
         self._suspected_at, self._sits_out_until, self._strikes = None, 0.0, 0
+        self._condemned = False
         if self._owner is not None and self._retired is None:
             self._owner._session_used(self, False)
 

@@ -113,6 +113,8 @@ class Simulation:
         self.retired: dict[str, str] = {}  # session id -> reason
         self.sids: dict[str, str] = {}  # session id -> the site's sid cookie
         self.lost: list[str] = []
+        self.trace = False  # record each session's requests in ``history`` (for debugging)
+        self.history: dict[str, list[tuple[Any, ...]]] = {}
         self.used: set[str] = set()  # sessions that got a good answer (identities, not failed creations)
         self.manager.pool().add_listener("session_retired", lambda s: self.retired.__setitem__(s.id, s.retired_reason))
 
@@ -174,6 +176,9 @@ class Simulation:
         self.requests += 1
         exit_name = self.exit_names.get(session.proxy_url or "", "direct")
         answer = self.model.answer(req.path, dict(self._jars.get(session.id, {})), exit_name)
+        if self.trace:
+            self.history.setdefault(session.id, []).append((round(self.clock.now, 3), req.path, answer.status,
+                                                            answer.challenge, answer.blocked))
         yield self.latency + answer.delay
         for name, value in answer.headers:
             if name == "Set-Cookie":
@@ -198,13 +203,14 @@ class Simulation:
                 self._schedule_request(_Req(req.path, session.id, picked, req.rotations, req.challenges + 1,
                                             req.retries, req.origin, self.clock.now + outcome.delay,
                                             priority=req.priority + REDIRECT_PRIORITY), True)
-            elif req.rotations >= m.settings.max_session_rotations:
+            elif outcome.counted and req.rotations >= m.settings.max_session_rotations:
                 self.lost.append(req.origin or req.path)
                 self.stats["rotations_exhausted"] += 1
             else:
                 keep = outcome.same_session and not picked
                 self._schedule_request(_Req(req.origin or req.path, session.id if keep else None, False,
-                                            req.rotations + 1, priority=req.priority + RETRY_PRIORITY), True)
+                                            req.rotations + outcome.counted, priority=req.priority + RETRY_PRIORITY),
+                                       True)
             return
         if answer.status in (301, 302):
             location = dict(answer.headers)["Location"]
