@@ -69,7 +69,7 @@ class SessionPoolExtension:
         return SharedPool(
             url=settings.redis_url, key=self.key_for(pool_name), settings=settings, prefix=settings.redis_prefix,
             ttl=settings.redis_ttl, rng=self.manager.rng, on_created=self.manager.session_created,
-            on_retired=self.manager.session_retired,
+            on_retired=self.manager.session_retired, refuses_new=self.manager.proxies.refuses_new,
         )
 
     def _shared_pools(self) -> list[Any]:

@@ -96,7 +96,7 @@ class ProxyManager:
         self._no_new[proxy_url] = max(self._no_new.get(proxy_url, 0.0), now + max(seconds, 0.0))
 
     def refuses_new(self, proxy_url: str | None) -> bool:
-        return self._no_new.get(proxy_url, 0.0) > self._clock()
+        return bool(self._no_new) and self._no_new.get(proxy_url, 0.0) > self._clock()
 
     def lift(self, proxy_url: str | None) -> bool:
         """End a cool-down now; True when there was one."""

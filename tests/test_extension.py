@@ -43,7 +43,8 @@ def test_persists_periodically_and_once_at_close_then_stops_its_loops(site, capl
 @pytest_twisted.inlineCallbacks
 def test_requests_stay_picklable_for_jobdir_disk_queues(site, tmp_path):
     site.budget = 2
-    crawler = make_crawler(settings={"JOBDIR": str(tmp_path / "job"), "SESSIONPOOL_MAX_POOL_SIZE": 2})
+    crawler = make_crawler(settings={"JOBDIR": str(tmp_path / "job"), "SESSIONPOOL_MAX_POOL_SIZE": 2,
+                                     "SESSIONPOOL_SUSPECT_WAIT": 0.2})
     yield crawler.crawl(urls=[site.url(f"/items/{i}") for i in range(10)])
     assert len(crawler.spider.responses) == 10
     assert crawler.stats.get_value("scheduler/unserializable") is None

@@ -55,7 +55,9 @@ def test_a_first_block_makes_the_session_sit_out_and_its_next_block_retires_it()
     clock = FakeClock()
     m, stats = make(clock, max_pool_size=2, warm_up=False)
     s, other = m.acquire(), m.acquire()
-    settle(m, other, Verdict.good())
+    for session in (s, other):  # established sessions (a new one refused at once is just dropped)
+        settle(m, session, Verdict.good())
+        m.acquire(session_id=session.id)
     outcome = settle(m, s, Verdict.blocked("status_429", retry_after=5))
     assert outcome.retry and outcome.same_session and not s.is_retired  # a first Retry-After is honoured
     assert s.is_sitting_out and stats["blame/pending"] == 1
@@ -65,21 +67,53 @@ def test_a_first_block_makes_the_session_sit_out_and_its_next_block_retires_it()
     assert {m.acquire() for _ in range(6)} == {other, fresh}
     clock.advance(5)
     assert m.acquire(session_id=s.id) is s
-    settle(m, other, Verdict.good())  # the exit works for the other session meanwhile
-    settle(m, s, Verdict.blocked("status_429", retry_after=5))
+    sent = clock.now
+    clock.advance(0.1)
+    settle(m, other, Verdict.good(), sent_at=sent)  # the exit serves another session meanwhile
+    outcome = settle(m, s, Verdict.blocked("status_429", retry_after=5), sent_at=sent)
     assert s.retired_reason == "status_429" and stats["blame/session"] == 1
+    assert outcome.retry and not outcome.same_session and not outcome.counted  # its test: not the request's fault
 
 
-def test_a_suspect_session_cleared_by_a_good_answer_slows_its_exit_down():
+def test_a_failed_test_waits_for_a_control_answer_of_another_session():
     clock = FakeClock()
-    m, stats = make(clock, max_pool_size=2, warm_up=False)
-    s = m.acquire()
+    m, stats = make(clock, max_pool_size=3, warm_up=False)
+    s, other, third = m.acquire(), m.acquire(), m.acquire()
+    for session in (s, other, third):
+        settle(m, session, Verdict.good())
+        m.acquire(session_id=session.id)
+    clock.advance(1)
     settle(m, s, Verdict.blocked("status_403"))
+    clock.advance(1)
+    m.acquire(session_id=other.id)
+    settle(m, other, Verdict.good())  # the exit works for the others after its first block
+    clock.advance(m.settings.suspect_wait)
+    m.acquire(session_id=s.id)
+    settle(m, s, Verdict.blocked("status_403"))  # blocked again; no answer of another session since it was sent
+    assert s.is_condemned and not s.is_retired
+    settle(m, third, Verdict.blocked("status_403"), sent_at=clock.now)  # the control is blocked too: acquitted
+    assert not s.is_condemned and not s.is_retired
+    clock.advance(60)
+    m.acquire(session_id=s.id)
+    settle(m, s, Verdict.blocked("status_403"))
+    assert s.is_condemned
+    m.acquire(session_id=other.id)
+    settle(m, other, Verdict.good())  # the control passes: the exit works, that session does not
+    assert s.retired_reason == "status_403" and stats["blame/session"] == 1
+
+
+def test_a_suspect_session_cleared_by_a_good_answer_is_handed_out_again():
+    clock = FakeClock()
+    m, stats = make(clock, max_pool_size=1, warm_up=False)
+    s = m.acquire()
+    settle(m, s, Verdict.good())
+    m.acquire(session_id=s.id)
+    settle(m, s, Verdict.blocked("status_403"))
+    assert m.acquire() is not s  # it sits out: a fresh session stands in
     clock.advance(m.settings.suspect_wait)
     assert m.acquire(session_id=s.id) is s
     settle(m, s, Verdict.good())
     assert not s.is_suspect and stats["blame/cleared"] == 1
-    assert m.pacer.exit_delay(SITE, None) > 0
 
 
 def test_a_policy_sure_of_an_exit_block_keeps_the_session_and_pauses_its_proxy():

@@ -62,7 +62,7 @@ def pool_base(prefix: str, key: str) -> str:
 
 
 def _keys(base: str) -> list[str]:
-    return [f"{base}:live", f"{base}:ready", f"{base}:meta", f"{base}:proxies"]
+    return [f"{base}:live", f"{base}:ready", f"{base}:meta", f"{base}:proxies", f"{base}:asleep", f"{base}:condemned"]
 
 
 def _cookie_field(cookie: Any) -> str:
@@ -124,6 +124,7 @@ class RedisStore:
                     "created_at": repr(float(s["created_at"])), "usage": s["usage_count"], "handed": s["usage_count"],
                     "errors": repr(float(s["error_score"])), "proxy": proxy, "ua": s.get("user_agent") or "",
                     "ud": json.dumps(s["user_data"]) if s.get("user_data") else "", "cv": 0, "uv": 0,
+                    **_suspicion_fields(s.get("suspicion")),
                 })
                 for c in s.get("cookies", []):
                     pipe.hset(f"{base}:c:{s['id']}", f"{c['domain']};{c['path']};{c['name']}", json.dumps(c))
@@ -141,6 +142,13 @@ class RedisStore:
         return bool(names)
 
 
+def _suspicion_fields(suspicion: dict[str, Any] | None) -> dict[str, Any]:
+    if not suspicion:
+        return {"sus": "", "until": "0", "strikes": 0, "cond": 0}
+    return {"sus": repr(float(suspicion["since"])), "until": repr(float(suspicion["until"])),
+            "strikes": suspicion["strikes"], "cond": 0}
+
+
 def _glob_escape(text: str) -> str:
     return "".join(f"\\{c}" if c in "*?[]\\{}" else c for c in text)
 
@@ -148,7 +156,7 @@ def _glob_escape(text: str) -> str:
 def _state_from_fields(sid: str, fields: dict[str, str], cookies: dict[str, str]) -> dict[str, Any]:
     """A session's state dict from its Redis hashes; StateError when a value is not what we write."""
     try:
-        return {
+        state = {
             "id": sid,
             "created_at": float(fields["created_at"]),
             "usage_count": int(fields["usage"]),
@@ -159,8 +167,12 @@ def _state_from_fields(sid: str, fields: dict[str, str], cookies: dict[str, str]
             "cookies": [json.loads(v) for v in cookies.values()],
             "retired": None,
         }
+        if fields.get("sus"):
+            state["suspicion"] = {"since": float(fields["sus"]), "until": float(fields.get("until") or 0),
+                                  "strikes": int(fields.get("strikes") or 0)}
     except (KeyError, ValueError, TypeError, RecursionError) as exc:
         raise StateError(f"Redis session {sid}: unusable field ({str(exc)[:200]})") from None
+    return state
 
 
 class _RecordingJar(CookieJar):
@@ -227,6 +239,24 @@ class RemoteSession(Session):
         if not online:  # this process decides alone until Redis is back
             self._shared._retired_offline(self)
 
+    def suspect(self, until: float, *, strikes: int | None = None, condemned: bool = False) -> None:
+        if self._retired is not None:
+            return
+        super().suspect(until, strikes=strikes, condemned=condemned)
+        self._shared._queue(self, "suspect", json.dumps(
+            {"since": self._suspected_at, "until": until, "strikes": self._strikes, "cond": int(condemned)}))
+
+    def acquit(self) -> None:
+        if self._condemned:
+            super().acquit()
+            self._shared._queue(self, "acquit")
+
+    def clear_suspicion(self) -> None:
+        if self._suspected_at is None and not self._sits_out_until:
+            return
+        super().clear_suspicion()
+        self._shared._queue(self, "clear")
+
     def _cookie_changed(self, field: str, value: str) -> None:
         self._shared._queue(self, "cookie", field, value)
 
@@ -254,6 +284,7 @@ class SharedPool:
         rng: Any = None,
         on_created: Callable[[Session], Any] | None = None,
         on_retired: Callable[[Session], Any] | None = None,
+        refuses_new: Callable[[str | None], bool] | None = None,
     ) -> None:
         redis = _import_redis()
         # errors after which Redis may well take the same writes later: handled as an outage
@@ -274,6 +305,7 @@ class SharedPool:
         self._rng = rng
         self._on_created = on_created
         self._on_retired = on_retired
+        self._refuses_new = refuses_new or (lambda proxy: False)  # exits that take no new session now
         self._mirrors: dict[str, RemoteSession] = {}
         self._pending = WriteQueue()
         self._idle = asyncio.Event()  # cleared while a batch of writes is on its way (one at a time: in order)
@@ -343,7 +375,7 @@ class SharedPool:
         if not self._online and not await self._reconnect():
             return self._acquire_locally(session_id)
         cfg = self.settings
-        candidates = [p or "" for p in (cfg.proxies or (None,))]
+        candidates = [p or "" for p in (cfg.proxies or (None,)) if not self._refuses_new(p)]
         agent = self._rng.choice(cfg.user_agents) if cfg.user_agents else ""
         args = [self.base, repr(self._clock()), cfg.max_pool_size, cfg.max_usage_count, repr(cfg.max_age_secs),
                 int(cfg.warm_up), cfg.reuse_strategy, repr(cfg.max_error_score), repr(cfg.error_score_decrement),
@@ -382,7 +414,7 @@ class SharedPool:
                 self._on_retired(session)
 
     async def _picked(self, pick: list[Any]) -> tuple[Session | None, bool]:
-        status, sid, usage, errors, cv, uv, live, retired = pick
+        status, sid, usage, errors, cv, uv, live, retired, sus, until, strikes, condemned = pick
         self.live_count, self.retired_count = int(live), int(retired)
         missing = status.startswith("missing")
         session = self._mirrors.get(sid)
@@ -395,6 +427,10 @@ class SharedPool:
                     return None, missing
                 session = self._mirror(sid, fields, cookies)
             session._usage_count, session._error_score = int(usage), float(errors)
+            # what every process knows of its suspicion (so that all of them judge it alike)
+            session._suspected_at = float(sus) if sus else None
+            session._sits_out_until, session._strikes = float(until), int(strikes)
+            session._condemned = condemned == "1"
         except (StateError, ValueError) as exc:  # a hostile or broken value in Redis must not reach Scrapy
             logger.warning("Shared session %s has unusable data in Redis (%s): retiring it", sid, exc)
             if SESSION_ID_RE.fullmatch(sid):
@@ -468,8 +504,8 @@ class SharedPool:
 
     def _apply_args(self, batch: list[Op]) -> list[Any]:
         cfg = self.settings
-        return [self.base, cfg.max_usage_count, repr(cfg.max_error_score), repr(cfg.error_score_decrement),
-                int(cfg.warm_up), cfg.reuse_strategy, *_ops(batch)]
+        return [self.base, repr(self._clock()), cfg.max_usage_count, repr(cfg.max_error_score),
+                repr(cfg.error_score_decrement), int(cfg.warm_up), cfg.reuse_strategy, *_ops(batch)]
 
     def _applied(self, batch: list[Op], replies: list[Any]) -> None:
         for (session, kind, _, _), reply in zip(batch, replies):
@@ -599,7 +635,7 @@ class SharedPool:
 
     def _create_locally(self, pool: SessionPool) -> Session:
         cfg = self.settings
-        proxies = [p for p in (cfg.proxies or (None,)) if (p or "") not in self._paused]
+        proxies = [p for p in (cfg.proxies or (None,)) if (p or "") not in self._paused and not self._refuses_new(p)]
         if not proxies:
             from ..exceptions import NoHealthyProxy
 

@@ -66,7 +66,8 @@ class WriteQueue:
                 else:
                     out[at] = (session, "marks", out[at][2] + code, "")  # type: ignore[index]
                 continue
-            if kind in ("create", "retire"):  # marks commute with cookie and user-data writes, not with these
+            if kind in ("create", "retire", "suspect", "clear", "acquit"):  # marks commute with cookie and
+                # user-data writes, not with these
                 marks_at.pop(session.id, None)
             if kind in ("cookie", "ud"):  # each write replaces the one before
                 field = (session.id, a if kind == "cookie" else "ud")

@@ -7,7 +7,10 @@ pool on one cluster slot):
 * ``B:ready``   sorted set of the sessions that may be handed out, scored for the reuse strategy
 * ``B:meta``    hash: ``created``, ``retired`` (over the pool's life), ``seq``
 * ``B:proxies`` hash: proxy URL ("" for a direct connection) -> live sessions
-* ``B:s:<id>``  hash: created_at, usage, handed, errors, proxy, ua, ud, cv
+* ``B:asleep``  sorted set: suspect sessions sitting out, by the end of their wait
+* ``B:condemned`` set: suspect sessions awaiting their control (they hold no room in the pool)
+* ``B:s:<id>``  hash: created_at, usage, handed, errors, proxy, ua, ud, cv, uv, and while suspect
+  sus (when it became suspect), until (the end of its wait), strikes, cond (1: condemned)
 * ``B:c:<id>``  hash: "domain;path;name" -> cookie as JSON
 
 ``handed`` counts hand-outs (``usage`` counts answers), so ``handed - usage``
@@ -16,12 +19,15 @@ sessions look a little more used, never block the pool.
 """
 
 COMMON = r"""
-local live, ready, meta, proxies = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local live, ready, meta, proxies, asleep, condemned = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local base = ARGV[1]
+local NOW = 0  -- set by each script that reads the time
 
 local function retire(id)
   if redis.call('ZREM', live, id) == 0 then return 0 end
   redis.call('ZREM', ready, id)
+  redis.call('ZREM', asleep, id)
+  redis.call('SREM', condemned, id)
   local proxy = redis.call('HGET', base .. ':s:' .. id, 'proxy') or ''
   if redis.call('HINCRBY', proxies, proxy, -1) <= 0 then redis.call('HDEL', proxies, proxy) end
   redis.call('HINCRBY', meta, 'retired', 1)
@@ -30,7 +36,16 @@ local function retire(id)
 end
 
 local function refresh(id, usage, handed, max_usage, warm_up, strategy)
-  if handed < max_usage and not (warm_up == 1 and usage == 0 and handed > 0) then
+  local s = redis.call('HMGET', base .. ':s:' .. id, 'sus', 'until')
+  local suspect, untl = s[1] and s[1] ~= '', tonumber(s[2] or '0') or 0
+  if untl > NOW then  -- a suspect sitting out: not handed out before its wait ends
+    redis.call('ZREM', ready, id)
+    redis.call('ZADD', asleep, untl, id)
+    return
+  end
+  redis.call('ZREM', asleep, id)
+  -- a new or a suspect session serves one request until its answer
+  if handed < max_usage and not ((warm_up == 1 and usage == 0 or suspect) and handed > usage) then
     if redis.call('ZSCORE', ready, id) == false then
       local score = 0
       if strategy ~= 'random' then score = redis.call('HINCRBY', meta, 'seq', 1) end
@@ -74,7 +89,8 @@ end
 -- Apply queued writes: ops of 4 values each (kind, session id, a, b) from ARGV[first];
 -- kinds: good, bad, release, marks (a = their letters in order, e.g. "ggrb"), retire (a = reason),
 -- cookie (a = field, b = JSON or "" to delete), ud (a = JSON), create (a = JSON of the session's
--- fields), tally (a = how many sessions a process made and retired while Redis was away).
+-- fields), tally (a = how many sessions a process made and retired while Redis was away),
+-- suspect (a = JSON {since, until, strikes, cond}), clear and acquit (of a suspicion).
 local function apply_ops(first, last, max_usage, max_error, decrement, warm_up, strategy)
   local replies = {}
   for i = first, last, 4 do
@@ -116,6 +132,22 @@ local function apply_ops(first, last, max_usage, max_error, decrement, warm_up, 
         redis.call('HSET', key, 'ud', a)
         redis.call('HINCRBY', key, 'uv', 1)
         reply = {'ok'}
+      elseif kind == 'suspect' or kind == 'clear' or kind == 'acquit' then
+        if kind == 'suspect' then  -- a = JSON {since, until, strikes, cond}
+          local f = cjson.decode(a)
+          redis.call('HSET', key, 'sus', tostring(f.since), 'until', tostring(f['until']), 'strikes', f.strikes,
+                     'cond', f.cond)
+          if f.cond == 1 then redis.call('SADD', condemned, id) else redis.call('SREM', condemned, id) end
+        elseif kind == 'clear' then
+          redis.call('HSET', key, 'sus', '', 'until', '0', 'strikes', 0, 'cond', 0)
+          redis.call('SREM', condemned, id)
+        else
+          redis.call('HSET', key, 'cond', 0)
+          redis.call('SREM', condemned, id)
+        end
+        local f = redis.call('HMGET', key, 'usage', 'handed')
+        refresh(id, tonumber(f[1]), tonumber(f[2]), max_usage, warm_up, strategy)
+        reply = {'ok'}
       end
     end
     table.insert(replies, reply)
@@ -128,11 +160,13 @@ end
 #: ARGV: base, now, max_pool_size, max_usage, max_age, warm_up, strategy, max_error, decrement,
 #: pinned id or "", new id, user agent, n excluded proxies, ...excluded, n candidate proxies, ...candidates,
 #: then the queued writes (see apply_ops) to the end.
-#: Reply: {write replies, {status, id, usage, errors, cv, uv, live sessions, retired count}, ids of the
+#: Reply: {write replies, {status, id, usage, errors, cv, uv, live sessions, retired count, sus, until,
+#: strikes, cond}, ids of the
 #: sessions this call retired for their age}; fetch a session's hashes only when its cv (cookies) or uv
 #: (user data) is new to the process.
 ACQUIRE = COMMON + r"""
 local now, max_pool = tonumber(ARGV[2]), tonumber(ARGV[3])
+NOW = now
 local max_usage, max_age = tonumber(ARGV[4]), tonumber(ARGV[5])
 local warm_up, strategy = tonumber(ARGV[6]), ARGV[7]
 local max_error, decrement = tonumber(ARGV[8]), tonumber(ARGV[9])
@@ -148,6 +182,11 @@ for _ = 1, n do
 end
 local writes = apply_ops(i, #ARGV, max_usage, max_error, decrement, warm_up, strategy)
 
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', asleep, '-inf', now, 'LIMIT', 0, 100)) do  -- their wait is over
+  local f = redis.call('HMGET', base .. ':s:' .. id, 'usage', 'handed')
+  if f[1] then refresh(id, tonumber(f[1]), tonumber(f[2]), max_usage, warm_up, strategy) else redis.call('ZREM', asleep, id) end
+end
+
 local expired = redis.call('ZRANGEBYSCORE', live, '-inf', now - max_age, 'LIMIT', 0, 100)
 for _, id in ipairs(expired) do
   retire(id)
@@ -160,14 +199,15 @@ end
 local function hand_out(id, status)
   local key = base .. ':s:' .. id
   local handed = redis.call('HINCRBY', key, 'handed', 1)
-  local f = redis.call('HMGET', key, 'usage', 'errors', 'cv', 'uv')
+  local f = redis.call('HMGET', key, 'usage', 'errors', 'cv', 'uv', 'sus', 'until', 'strikes', 'cond')
   local usage = tonumber(f[1])
   if strategy == 'round_robin' then
     if redis.call('ZSCORE', ready, id) then redis.call('ZADD', ready, redis.call('HINCRBY', meta, 'seq', 1), id) end
   end
   refresh(id, usage, handed, max_usage, warm_up, strategy)
   local alive, retired = counts()
-  return {writes, {status, id, f[1], f[2], f[3] or '0', f[4] or '0', alive, retired}, expired}
+  return {writes, {status, id, f[1], f[2], f[3] or '0', f[4] or '0', alive, retired,
+                   f[5] or '', f[6] or '0', f[7] or '0', f[8] or '0'}, expired}
 end
 
 local status = 'new'
@@ -176,7 +216,12 @@ if pinned ~= '' then
   status = 'missing'
 end
 
-if redis.call('ZCARD', live) < max_pool and #candidates > 0 then
+-- sessions sitting out leave their room to fresh ones meanwhile (twice max_pool at most), condemned ones
+-- always (three times at most)
+local alive, held = redis.call('ZCARD', live), 0
+local condemned_count = redis.call('SCARD', condemned)
+held = alive - condemned_count - math.min(math.max(redis.call('ZCARD', asleep) - condemned_count, 0), max_pool)
+if held < max_pool and alive < 3 * max_pool and #candidates > 0 then
   local best, fewest = nil, nil
   for _, proxy in ipairs(candidates) do
     local count = tonumber(redis.call('HGET', proxies, proxy) or '0')
@@ -203,20 +248,23 @@ for _, id in ipairs(picks) do
     return hand_out(id, status == 'missing' and 'missing_picked' or 'picked')
   end
 end
-local alive, retired = counts()
-return {writes, {status == 'missing' and 'missing_wait' or 'wait', '', '0', '0', '0', '0', alive, retired}, expired}
+local retired
+alive, retired = counts()
+return {writes, {status == 'missing' and 'missing_wait' or 'wait', '', '0', '0', '0', '0', alive, retired,
+                 '', '0', '0', '0'}, expired}
 """
 
 #: Apply queued writes on their own (when no pick carries them).
-#: ARGV: base, max_usage, max_error, decrement, warm_up, strategy, then the writes.
+#: ARGV: base, now, max_usage, max_error, decrement, warm_up, strategy, then the writes.
 APPLY = COMMON + r"""
-return apply_ops(7, #ARGV, tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6])
+NOW = tonumber(ARGV[2])
+return apply_ops(8, #ARGV, tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7])
 """
 
 #: ARGV: base, ttl seconds. Sets the TTL of every key of the pool.
 TOUCH = COMMON + r"""
 local ttl = tonumber(ARGV[2])
-for _, k in ipairs({live, ready, meta, proxies}) do redis.call('EXPIRE', k, ttl) end
+for _, k in ipairs({live, ready, meta, proxies, asleep, condemned}) do redis.call('EXPIRE', k, ttl) end
 for _, id in ipairs(redis.call('ZRANGE', live, 0, -1)) do
   redis.call('EXPIRE', base .. ':s:' .. id, ttl)
   redis.call('EXPIRE', base .. ':c:' .. id, ttl)
