@@ -227,6 +227,9 @@ class ForwardingProxy(LocalServer):
             upstream.endheaders(body or None)
             response = upstream.getresponse()
             payload = response.read()
+        except http.client.RemoteDisconnected:  # the site hung up without an answer: so does the proxy
+            request.close_connection = True
+            return
         except (OSError, http.client.HTTPException) as exc:
             send(request, 502, f"upstream error: {exc}".encode())
             return
