@@ -357,7 +357,7 @@ class Judge:
         breaker.probing = True
         breaker.known_until = now + pause
         if breaker is place:
-            suspects = tuple({sid for e in place.exits.values() for sid in e.run})
+            suspects = tuple(dict.fromkeys(sid for e in place.exits.values() for sid in e.run))
             lifted = tuple(e.url for e in place.exits.values() if e.known_until > now or e.probing)
             for e in place.exits.values():
                 e.run.clear()

@@ -214,6 +214,7 @@ class Pacer:
             gate.paused_until = max(gate.paused_until, now + pause)
         if slow_down:
             gate.cut(now, now if since is None else min(since, now), SITE_MIN_DELAY, self._max)
+            gate.cut_at = max(gate.cut_at, gate.paused_until)  # it grows back from when sending resumes
         return gate.delay(now, SITE_MIN_DELAY, self._max)
 
     def probe_exit(self, site: str, exit_url: str | None, probing: bool = True) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import heapq
+import itertools
 import logging
 import random
 import time
@@ -81,10 +82,12 @@ class SessionPool:
         self._rng = random.Random(seed)
         self._ready = make_strategy(reuse_strategy, self._rng)
         self._live: dict[str, Session] = {}
-        self._by_proxy: dict[str | None, set[str]] = {}
+        self._by_proxy: dict[str | None, dict[str, None]] = {}  # ordered, so that seeded runs repeat
         self._paused_proxies: set[str | None] = set()
-        self._expiry: list[tuple[float, str]] = []
-        self._asleep: list[tuple[float, str]] = []  # sessions sitting out, by the end of their wait
+        # (time, sequence, id): ties go in order of arrival, not of the ids' random text, so seeded runs repeat
+        self._seq = itertools.count()
+        self._expiry: list[tuple[float, int, str]] = []
+        self._asleep: list[tuple[float, int, str]] = []  # sessions sitting out, by the end of their wait
         self._sitting: set[str] = set()  # ... and their ids (they leave room for fresh sessions meanwhile)
         self._condemned: set[str] = set()  # awaiting their control: they hold no room at all
         self._retired_count = 0
@@ -221,13 +224,13 @@ class SessionPool:
     def _adopt(self, session: Session) -> None:
         session._owner = self
         self._live[session.id] = session
-        self._by_proxy.setdefault(session.proxy_url, set()).add(session.id)
-        heapq.heappush(self._expiry, (session.expires_at, session.id))
+        self._by_proxy.setdefault(session.proxy_url, {})[session.id] = None
+        heapq.heappush(self._expiry, (session.expires_at, next(self._seq), session.id))
         if session._sits_out_until > self._clock():
-            heapq.heappush(self._asleep, (session._sits_out_until, session.id))
+            heapq.heappush(self._asleep, (session._sits_out_until, next(self._seq), session.id))
             self._sitting.add(session.id)
         if len(self._expiry) > 2 * len(self._live) + 64:
-            self._expiry = [(s.expires_at, sid) for sid, s in self._live.items()]
+            self._expiry = [(s.expires_at, next(self._seq), sid) for sid, s in self._live.items()]
             heapq.heapify(self._expiry)
         self._refresh(session)
 
@@ -278,16 +281,17 @@ class SessionPool:
         else:
             self._condemned.discard(session.id)
         self._ready.discard(session)
-        heapq.heappush(self._asleep, (session._sits_out_until, session.id))
+        heapq.heappush(self._asleep, (session._sits_out_until, next(self._seq), session.id))
         self._sitting.add(session.id)
         if len(self._asleep) > 2 * len(self._live) + 64:
-            self._asleep = [(s._sits_out_until, sid) for sid, s in self._live.items() if sid in self._sitting]
+            self._asleep = [(s._sits_out_until, next(self._seq), sid) for sid, s in self._live.items()
+                            if sid in self._sitting]
             heapq.heapify(self._asleep)
 
     def _wake_due(self) -> None:
         heap, now = self._asleep, self._clock()
         while heap and heap[0][0] <= now:
-            _, sid = heapq.heappop(heap)
+            *_, sid = heapq.heappop(heap)
             session = self._live.get(sid)
             if session is not None and session._sits_out_until <= now:  # not sent to sit out longer since
                 self._sitting.discard(sid)
@@ -301,7 +305,7 @@ class SessionPool:
         self._condemned.discard(session.id)
         self._ready.discard(session)
         ids = self._by_proxy[session.proxy_url]
-        ids.discard(session.id)
+        ids.pop(session.id, None)
         if not ids:
             del self._by_proxy[session.proxy_url]
         self._retired_count += 1
@@ -314,7 +318,7 @@ class SessionPool:
             return
         now = self._clock()
         while heap and heap[0][0] <= now:
-            _, sid = heapq.heappop(heap)
+            *_, sid = heapq.heappop(heap)
             session = self._live.get(sid)
             if session is not None and session.expires_at <= now:
                 session.retire("expired")

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import random
-import secrets
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -253,12 +252,12 @@ class BlockModel:
                 self.counts["new_refused"] += 1
                 return self._refuse(ex.issued[0] + 60.0 - now)
             ex.issued.append(now)
-            sid = secrets.token_hex(8)
+            sid = self._token(8)
             session = self._sessions[sid] = _Session(self._rng.randint(*self.budget), ip)
             headers.append(("Set-Cookie", f"sid={sid}; Path=/; HttpOnly"))
             self.counts["sessions_issued"] += 1
         if self.challenge and cookies.get("pass") not in self._passes:
-            token = secrets.token_hex(6)
+            token = self._token(6)
             self._passes.add(token)
             headers.append(("Set-Cookie", f"pass={token}; Path=/"))
             self.counts["challenges"] += 1
@@ -339,10 +338,13 @@ class BlockModel:
         if signal == "ban_page":
             return Answer(200, _html("Are you human?", f"<p>{BAN_TEXT}.</p>"), tuple(headers), blocked=True)
         if signal == "redirect":
-            headers.append(("Location", f"{BLOCK_PAGE}?r={secrets.token_hex(4)}"))
+            headers.append(("Location", f"{BLOCK_PAGE}?r={self._token(4)}"))
             return Answer(302, "", tuple(headers), blocked=True)
         status = int(signal.split("_", 1)[0])
         return Answer(status, _html("Refused", "<p>Access denied.</p>"), tuple(headers), blocked=True)
+
+    def _token(self, size: int) -> str:
+        return self._rng.randbytes(size).hex()
 
     def summary(self) -> dict[str, object]:
         return {"items": self.items, "served": len(self.served), **self.counts}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import random
 import re
 from collections import Counter
 from collections.abc import Generator, Iterable
@@ -66,6 +67,7 @@ class Result:
     site: dict[str, Any]
     innocent_retired: int  # sessions retired that had worked and that the site had not banned
     banned_kept: int  # sessions the site banned that were still in the pool (not suspect) at the end
+    leaked: int = 0  # block or challenge pages delivered to the spider as content
     lost: list[str] = field(default_factory=list)  # requests given up
 
     @property
@@ -91,6 +93,7 @@ class Simulation:
         **model: Any,
     ) -> None:
         self.clock = FakeClock(0.0)
+        self._ids = random.Random(seed)
         self.model = BlockModel(cell, clock=self.clock, seed=seed, **{**cell_options(cell), **model})
         names = [f"proxy{i}" for i in range(proxies)]
         self.exit_names = {f"http://10.0.0.{i + 1}:3128": name for i, name in enumerate(names)}
@@ -113,6 +116,7 @@ class Simulation:
         self.retired: dict[str, str] = {}  # session id -> reason
         self.sids: dict[str, str] = {}  # session id -> the site's sid cookie
         self.lost: list[str] = []
+        self.leaked = 0
         self.trace = False  # record each session's requests in ``history`` (for debugging)
         self.history: dict[str, list[tuple[Any, ...]]] = {}
         self.used: set[str] = set()  # sessions that got a good answer (identities, not failed creations)
@@ -212,6 +216,8 @@ class Simulation:
                                             req.rotations + outcome.counted, priority=req.priority + RETRY_PRIORITY),
                                        True)
             return
+        if answer.challenge or (answer.blocked and answer.status not in (0, 301, 302)):
+            self.leaked += 1  # a block or a challenge page would reach the spider as content
         if answer.status in (301, 302):
             location = dict(answer.headers)["Location"]
             self._schedule_request(_Req(location, session.id, picked, req.rotations, 0, req.retries,
@@ -251,7 +257,7 @@ class Simulation:
                        and sid in self.used and reason not in ("max_usage_count", "expired", "error_score"))
         kept = sum(1 for s in self.manager.pool() if self.sids.get(s.id) in banned and not s.is_suspect)
         return Result(self.model.cell.name, self.model.items, len(self.model.served), self.requests,
-                      self.clock.now, dict(self.stats), self.model.summary(), innocent, kept, self.lost)
+                      self.clock.now, dict(self.stats), self.model.summary(), innocent, kept, self.leaked, self.lost)
 
 
 def simulate(cell: Cell | str, **kwargs: Any) -> Result:
