@@ -116,11 +116,26 @@ class BanPolicy:
     def exception_verdict(self, request: Request, exception: BaseException) -> Verdict:
         if isinstance(exception, IgnoreRequest):
             return Verdict.neutral("ignored")
-        if self.block_exceptions and isinstance(exception, self.block_exceptions):
-            return Verdict.blocked(type(exception).__name__)
+        if self.block_exceptions:
+            for error in _causes(exception):
+                if isinstance(error, self.block_exceptions):
+                    return Verdict.blocked(type(error).__name__)
         if isinstance(exception, self.network_errors):
             return Verdict.bad(type(exception).__name__)
         return Verdict.neutral(type(exception).__name__)
+
+
+def _causes(exception: BaseException, depth: int = 4) -> list[BaseException]:
+    """An error and what it wraps: Scrapy 2.14+ raises ``DownloadFailedError`` from Twisted's
+    ``ResponseFailed``, which holds the failures of the connection (``ConnectionDone``...)."""
+    found = [exception]
+    wrapped = [getattr(r, "value", r) for r in getattr(exception, "reasons", None) or ()]
+    if exception.__cause__ is not None:
+        wrapped.append(exception.__cause__)
+    for inner in wrapped:
+        if isinstance(inner, BaseException) and depth:
+            found.extend(_causes(inner, depth - 1))
+    return found
 
 
 #: Block pages learnt from redirects, at most.

@@ -5,7 +5,8 @@ from scrapy import Request
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import HtmlResponse, Response
 from scrapy.settings import Settings
-from twisted.internet.error import ConnectionLost, ConnectionRefusedError, DNSLookupError, TimeoutError
+from twisted.internet.error import ConnectionDone, ConnectionLost, ConnectionRefusedError, DNSLookupError, TimeoutError
+from twisted.python.failure import Failure
 from twisted.web._newclient import ResponseNeverReceived
 
 from scrapy_sessionpool.config import PoolSettings
@@ -112,6 +113,18 @@ def test_ban_patterns_skip_binary_responses():
 )
 def test_exception_verdicts(exception, kind):
     assert policy().exception_verdict(REQUEST, exception).kind is kind
+
+
+def test_wrapped_connection_errors_are_judged_by_what_they_wrap():
+    class DownloadFailedError(Exception):  # as Scrapy 2.14+ wraps Twisted's errors
+        pass
+
+    wrapped = DownloadFailedError("Connection was closed cleanly.")
+    wrapped.__cause__ = ResponseNeverReceived([Failure(ConnectionDone())])  # raise ... from ...
+    verdict = policy().exception_verdict(REQUEST, wrapped)
+    assert verdict.kind is VerdictKind.BLOCKED and verdict.reason == "ResponseNeverReceived"
+    plain = policy(BLOCK_EXCEPTIONS=["twisted.internet.error.ConnectionDone"]).exception_verdict(REQUEST, wrapped)
+    assert plain.reason == "ConnectionDone"
 
 
 def test_block_exceptions_are_configurable():
