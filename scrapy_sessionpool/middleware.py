@@ -141,6 +141,7 @@ class SessionPoolMiddleware:
         pool's answer, a challenge's delay, the end of a cool-down, a busy spell, a probe or a paced
         exit. Ends when the crawl closes, and after ``SESSIONPOOL_MAX_WAIT`` seconds."""
         manager = self.manager
+        manager.stat("waits")
         meta = request.meta
         deadline = time.monotonic() + manager.settings.max_wait
         site = urlparse_cached(request).hostname or ""
@@ -152,7 +153,6 @@ class SessionPoolMiddleware:
             session = await pending if inspect.isawaitable(pending) else pending
             if session is not None and turn is None:
                 turn = manager.turn(site, session)
-            waited = False
             while True:
                 if turn == 0:
                     self._apply(request, session, session_id is None)  # type: ignore[arg-type]
@@ -161,9 +161,6 @@ class SessionPoolMiddleware:
                     session.release()
                     session = None
                 if session is None:
-                    if not waited:
-                        manager.stat("waits")
-                        waited = True
                     await self._sleep(manager.wait_hint(), deadline)
                     result = manager.acquire(pool_name, session_id, site)
                     session = await result if inspect.isawaitable(result) else result

@@ -57,7 +57,7 @@ def run(site: BlockSite, settings: dict[str, Any]):
     crawler = make_crawler(CatalogueSpider, settings, base=None)
     errors: list[str] = []
     crawler.signals.connect(lambda failure, response, spider: errors.append(str(failure.value)),
-                            signal=signals.spider_error)
+                            signal=signals.spider_error, weak=False)
     return crawler, errors
 
 
