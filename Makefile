@@ -2,15 +2,20 @@
 # make test   - create the virtualenvs, install, run the suite on the newest
 #               and on the oldest supported Scrapy
 # make bench  - run the benchmarks
+# make bench-blocks - the block matrix: the pool, plain Scrapy and Crawlee for Python
+#               (about 45 minutes; BENCH_ARGS='--cells session/ --items 300' for a part)
 
 PYTHON ?= python3
 VENV ?= .venv
 VENV_MIN ?= .venv-min
+VENV_CRAWLEE ?= .venv-crawlee
+BENCH_ARGS ?=
 SCRAPY_MIN ?= 2.13.4
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: demo test test-latest test-min bench bench-core bench-store bench-crawl bench-pool-size bench-kill bench-soak bench-outage clean
+PHONY_BENCH = bench-blocks
+.PHONY: demo test test-latest test-min bench $(PHONY_BENCH) bench-core bench-store bench-crawl bench-pool-size bench-kill bench-soak bench-outage clean
 
 test: test-latest test-min
 
@@ -58,5 +63,13 @@ bench-soak: $(VENV)/.installed
 bench-outage: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bench_outage.py
 
+bench-blocks: $(VENV)/.installed $(VENV_CRAWLEE)/.installed
+	$(VENV)/bin/python benchmarks/bench_blocks.py --crawlee-python $(VENV_CRAWLEE)/bin/python $(BENCH_ARGS)
+
+$(VENV_CRAWLEE)/.installed:
+	$(PYTHON) -m venv $(VENV_CRAWLEE)
+	$(VENV_CRAWLEE)/bin/python -m pip install -q --disable-pip-version-check 'crawlee[parsel]'
+	touch $@
+
 clean:
-	rm -rf $(VENV) $(VENV_MIN) build *.egg-info
+	rm -rf $(VENV) $(VENV_MIN) $(VENV_CRAWLEE) build *.egg-info

@@ -161,12 +161,11 @@ def _proxies(name: str, value: Any) -> tuple[str, ...]:
 
 
 #: Network errors that are block signals by default: the connection dropped (by the site, or a proxy
-#: tunnel), or a proxy that refuses connections. Timeouts and DNS errors stay plain errors.
+#: tunnel). Refused connections (a site or proxy that is down), timeouts and DNS errors stay plain errors.
 DEFAULT_BLOCK_EXCEPTIONS = (
     "twisted.web.client.ResponseFailed",
     "twisted.internet.error.ConnectionLost",
     "twisted.internet.error.ConnectionDone",
-    "twisted.internet.error.ConnectionRefusedError",
     "scrapy.core.downloader.handlers.http11.TunnelError",
 )
 

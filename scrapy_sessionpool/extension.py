@@ -208,11 +208,15 @@ class SessionPoolExtension:
         s = self.manager.summary()
         reasons = ", ".join(f"{k}: {v}" for k, v in sorted(s["retired_by_reason"].items()))
         logger.info(
-            "Session pool: %d usable, %d created, %d retired%s, %d blocks/min, %d proxies in backoff",
+            "Session pool: %d usable, %d created, %d retired%s, %d blocks/min (blamed on session %d, exit %d, "
+            "site %d), %d proxies in backoff",
             s["usable"],
             s["created"],
             s["retired"],
             f" ({reasons})" if reasons else "",
             s["blocks_per_minute"],
+            s["blamed"].get("session", 0),
+            s["blamed"].get("exit", 0),
+            s["blamed"].get("site", 0),
             s["proxies_in_backoff"],
         )

@@ -1,5 +1,5 @@
 """Run by test_crawl_closing: a crawler process whose requests end up waiting (a blocked exit);
-prints "waiting" once one waits, then, after the signal the test sends, its close reason and stats."""
+prints "waiting" once it was blocked and a request waits, then, after the signal the test sends, its close reason and stats."""
 
 import json
 import sys
@@ -22,7 +22,8 @@ crawler.signals.connect(lambda spider, reason: closed.update(reason=reason), sig
 
 
 def report_waiting():
-    if crawler.stats and crawler.stats.get_value("sessionpool/waits"):
+    get = crawler.stats.get_value if crawler.stats else lambda key: None
+    if get("sessionpool/blocks") and get("sessionpool/waits"):  # blocked for good now: whatever comes waits
         print("waiting", flush=True)
         watch["loop"].stop()
 

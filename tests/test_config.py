@@ -22,7 +22,7 @@ def test_defaults():
     assert cfg.max_challenge_refetches == 3 and cfg.proxy_block_threshold == 2 and cfg.site_block_share == 0.5
     assert (cfg.suspect_wait, cfg.proxy_max_delay, cfg.proxy_backoff_base, cfg.max_wait) == (5, 5, 5, 600)
     assert {c.__name__ for c in cfg.block_exceptions} == {
-        "ResponseFailed", "ConnectionLost", "ConnectionDone", "ConnectionRefusedError", "TunnelError"}
+        "ResponseFailed", "ConnectionLost", "ConnectionDone", "TunnelError"}
     assert cfg.reuse_strategy == "random" and cfg.max_session_rotations == 10
     assert cfg.persist_interval == 60 and cfg.log_interval == 60
     assert cfg.ban_policy is BanPolicy and cfg.proxies == () and cfg.user_agents == ()

@@ -104,6 +104,7 @@ def _run_until_waiting(tmp_path: Path, store: str, signum: int, extra: dict[str,
             if not ready:
                 proc.kill()
             assert line.strip() == "waiting", (line, proc.stderr.read() if proc.poll() is not None else "")
+            time.sleep(1)  # every request it makes from now on waits ten minutes
             sent = time.monotonic()
             proc.send_signal(signum)
             out, err = proc.communicate(timeout=60)
@@ -118,7 +119,7 @@ def _run_until_waiting(tmp_path: Path, store: str, signum: int, extra: dict[str,
 def test_a_signal_closes_a_waiting_crawler_process_and_its_pool_is_saved(signum, tmp_path):
     result, took = _run_until_waiting(tmp_path, str(tmp_path / "pools"), signum, {})
     assert took < PROMPT
-    assert result["reason"] == "shutdown" and result["stats"]["waits/closed"] >= 1
+    assert result["reason"] == "shutdown" and result["stats"].get("waits/closed", 0) >= 1, result
     saved = tmp_path / "pools" / "catalogue.json"
     assert saved.exists() and (saved.stat().st_mode & 0o777) == 0o600
     assert json.loads(saved.read_text())["sessions"]  # what it had learnt is kept for the next run
@@ -128,4 +129,4 @@ def test_sigterm_closes_a_worker_waiting_on_a_shared_redis_pool(tmp_path, redis_
     result, took = _run_until_waiting(tmp_path, redis_server.url, signal.SIGTERM,
                                       {"SESSIONPOOL_REDIS_PREFIX": redis_prefix})
     assert took < PROMPT
-    assert result["reason"] == "shutdown" and result["stats"]["waits/closed"] >= 1
+    assert result["reason"] == "shutdown" and result["stats"].get("waits/closed", 0) >= 1, result

@@ -108,7 +108,7 @@ def test_ban_patterns_skip_binary_responses():
 @pytest.mark.parametrize(
     ("exception", "kind"),
     [(TimeoutError(), VerdictKind.BAD), (DNSLookupError(), VerdictKind.BAD),
-     (ConnectionRefusedError(), VerdictKind.BLOCKED), (ResponseNeverReceived([]), VerdictKind.BLOCKED),
+     (ConnectionRefusedError(), VerdictKind.BAD), (ResponseNeverReceived([]), VerdictKind.BLOCKED),
      (ConnectionLost(), VerdictKind.BLOCKED), (IgnoreRequest(), VerdictKind.NEUTRAL), (ValueError(), VerdictKind.NEUTRAL)],
 )
 def test_exception_verdicts(exception, kind):
