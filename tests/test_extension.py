@@ -37,7 +37,8 @@ def test_persists_periodically_and_once_at_close_then_stops_its_loops(site, capl
     assert ext._loops == []
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Session pool:")]
     assert len(lines) >= 3
-    assert lines[-1].startswith("Session pool: 1 usable, 1 created, 0 retired, 0 blocks/min, 0 proxies in backoff")
+    assert lines[-1].startswith("Session pool: 1 usable, 1 created, 0 retired, 0 blocks/min (blamed on session 0, exit 0, "
+                                "site 0), 0 proxies in backoff")
 
 
 @pytest_twisted.inlineCallbacks
