@@ -231,6 +231,7 @@ class PoolSettings:
     block_exceptions: tuple[type[BaseException], ...] = ()
     max_challenge_refetches: int = 3
     ban_policy: Any = None
+    judge: Any = None
     max_session_rotations: int = 10
     proxies: tuple[str, ...] = ()
     user_agents: tuple[str, ...] = ()
@@ -302,6 +303,12 @@ class PoolSettings:
         values["ban_policy"] = _import_path(
             "SESSIONPOOL_BAN_POLICY", get("SESSIONPOOL_BAN_POLICY") or "scrapy_sessionpool.policy.BanPolicy"
         )
+        judge = _import_path("SESSIONPOOL_JUDGE", get("SESSIONPOOL_JUDGE") or "scrapy_sessionpool.blame.Judge")
+        from .blame import Judge
+
+        if not (isinstance(judge, type) and issubclass(judge, Judge)):
+            raise _fail("SESSIONPOOL_JUDGE", "a subclass of scrapy_sessionpool.blame.Judge", judge)
+        values["judge"] = judge
         values["max_session_rotations"] = _int(
             "SESSIONPOOL_MAX_SESSION_ROTATIONS", get("SESSIONPOOL_MAX_SESSION_ROTATIONS", 10), 0
         )

@@ -90,7 +90,7 @@ class PoolManager:
         #: Builds a pool that lives elsewhere (Redis) instead of a local one: f(name, settings).
         self.pool_factory: Callable[[str | None, PoolSettings], Any] | None = None
         self.proxies = ProxyManager(clock=clock, rng=self._rng)
-        self.judge = Judge(
+        self.judge = (settings.judge or Judge)(
             clock=clock,
             rng=self._rng,
             exit_sessions=settings.proxy_block_threshold,

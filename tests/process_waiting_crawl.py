@@ -11,7 +11,7 @@ SITE, PROXY, STORE, EXTRA = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sy
 
 process = CrawlerProcess({
     "ADDONS": {"scrapy_sessionpool.Addon": 300}, "LOG_LEVEL": "WARNING", "TELNETCONSOLE_ENABLED": False,
-    "REMOTE_CONTROL_ENABLED": False, "SESSIONPOOL_PROXIES": [PROXY], "SESSIONPOOL_PERSIST_STATE_STORE": STORE,
+    "REMOTE_CONTROL_ENABLED": False, "SESSIONPOOL_PROXIES": [PROXY] if PROXY else [], "SESSIONPOOL_PERSIST_STATE_STORE": STORE,
     **EXTRA,
 })
 from tests.support.blocksite import CatalogueSpider  # noqa: E402

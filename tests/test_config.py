@@ -77,6 +77,8 @@ BAD = [
     ("BAN_PATTERNS", ["(unclosed"], "SESSIONPOOL_BAN_PATTERNS: '(unclosed' is not a valid regular expression"),
     ("BAN_PATTERNS", [3], "SESSIONPOOL_BAN_PATTERNS: expected a list of regular expressions"),
     ("BAN_POLICY", "nowhere.Policy", "SESSIONPOOL_BAN_POLICY: cannot import 'nowhere.Policy'"),
+    ("JUDGE", "nowhere.Judge", "SESSIONPOOL_JUDGE: cannot import 'nowhere.Judge'"),
+    ("JUDGE", "scrapy_sessionpool.policy.BanPolicy", "SESSIONPOOL_JUDGE: expected a subclass of scrapy_sessionpool.blame.Judge"),
     ("MAX_SESSION_ROTATIONS", -1, "SESSIONPOOL_MAX_SESSION_ROTATIONS: expected an integer from 0 to 1,000, got -1"),
     ("PROXIES", ["ftp://x:1"], "SESSIONPOOL_PROXIES: expected proxy URLs like http://[user:pass@]host:port, "
                                "got 'ftp://x:1'"),

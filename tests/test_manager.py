@@ -241,3 +241,18 @@ def test_summary_counts_blocks_per_minute():
     assert summary["blocks_per_minute"] == 1
     assert summary["retired_by_reason"] == {"ban_pattern": 2} and summary["created"] == 2
     assert summary["blamed"] == {"session": 2, "exit": 0, "site": 0}
+
+
+def test_a_judge_of_ones_own_decides_who_is_to_blame():
+    from scrapy_sessionpool.blame import Blame, Decision, Judge
+
+    class RetireOnEveryBlock(Judge):  # a site known to block sessions, never IPs
+        def blocked(self, session, exit_url, site, sent_at, retry_after=None, **kwargs):
+            return Decision(Blame.SESSION, evidence="this site only ever blocks sessions")
+
+    m, stats = make(judge=RetireOnEveryBlock)
+    s = m.acquire()
+    settle(m, s, Verdict.good())
+    outcome = settle(m, s, Verdict.blocked("status_429", retry_after=5))
+    assert outcome.retry and not outcome.same_session and s.is_retired
+    assert stats["blame/session"] == 1
