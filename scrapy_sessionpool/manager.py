@@ -285,6 +285,7 @@ class PoolManager:
         kind = verdict.kind
         if session.is_retired and kind not in (VerdictKind.GOOD, VerdictKind.BAD, VerdictKind.NEUTRAL):
             self.pacer.answered(site, session.proxy_url)  # more of a session already retired: nothing new
+            self._note_block(verdict.reason)  # but a block all the same, and the request moves on
             return Outcome(True, False, reason=verdict.reason)
         if kind is VerdictKind.GOOD:
             self._good(session, site, sent_at)
