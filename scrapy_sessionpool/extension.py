@@ -103,6 +103,21 @@ class SessionPoolExtension:
                        where, error, moved or "(gone)")
         self.manager.stat("state_rejected")
 
+    def damaged(self, pool_name: str | None, problems: list[StateError]) -> None:
+        key = self.key_for(pool_name)
+        keep_copy = getattr(self.store, "keep_copy", None)
+        if keep_copy is None:
+            return
+        try:
+            copy = keep_copy(key)
+        except OSError as exc:
+            self._untouchable.add(key)
+            logger.warning("Session pool state %s could not be copied before it is saved over (%s): "
+                           "it will not be saved there", self.store.describe(key), exc)
+            return
+        if copy is not None:
+            logger.warning("Session pool state %s: kept the state as it was loaded in %s", self.store.describe(key), copy)
+
     # -- signals -------------------------------------------------------------------
 
     async def spider_opened(self, spider: Spider) -> None:

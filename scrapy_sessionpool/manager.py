@@ -66,6 +66,9 @@ class StateSource(Protocol):
     def reject(self, pool_name: str | None, error: StateError) -> None:
         """The saved state of the pool is unusable: set it aside (or raise to stop the crawl)."""
 
+    def damaged(self, pool_name: str | None, problems: list[StateError]) -> None:
+        """Parts of the saved state were left out: keep a copy of it before it is saved over."""
+
 
 def _no_stats(key: str, count: int = 1) -> None:
     pass
@@ -158,11 +161,24 @@ class PoolManager:
         state = self.state_source.load(name)
         if state is None:
             return
+        problems: list[StateError] = []
+
+        def left_out(kind: str, error: StateError) -> None:
+            problems.append(error)
+            self.stat(f"state/dropped_{kind}s")
+
         try:
-            restored = pool.restore(state)
+            restored = pool.restore(state, on_problem=left_out)
         except StateError as exc:
             self.state_source.reject(name, exc)
             return
+        if problems:
+            logger.warning("Session pool %s: left out %d unusable part(s) of the saved state, restored the rest: %s%s",
+                           name or "default", len(problems), "; ".join(str(p) for p in problems[:5]),
+                           " ..." if len(problems) > 5 else "")
+            damaged = getattr(self.state_source, "damaged", None)
+            if damaged is not None:
+                damaged(name, problems)
         self.stat("restored", restored)
         logger.info("Session pool %s: restored %d session(s)", name or "default", restored)
 

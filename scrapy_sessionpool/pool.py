@@ -32,7 +32,7 @@ __all__ = ["STATE_VERSION", "SessionPool"]
 logger = logging.getLogger(__name__)
 
 #: Schema version of :meth:`SessionPool.get_state`.
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: cookies keep every attribute (valueless, host-only, SameSite...)
 
 EVENTS = ("session_created", "session_retired")
 
@@ -363,7 +363,7 @@ class SessionPool:
 
         return build
 
-    def restore(self, state: Any) -> int:
+    def restore(self, state: Any, on_problem: Callable[[str, StateError], None] | None = None) -> int:
         """Load sessions from :meth:`get_state` output into this empty pool.
 
         Each session keeps its id, cookies, proxy, user agent, user data and
@@ -371,14 +371,16 @@ class SessionPool:
         Expired and retired sessions are dropped (and counted as retired), as
         are sessions beyond ``max_pool_size``. The whole state is validated
         before anything is loaded: a :class:`StateError` leaves the pool as it
-        was. Returns how many sessions were restored.
+        was. With ``on_problem``, a bad session or cookie is left out alone and
+        reported to it (see :func:`parse_state`). Returns how many sessions were restored.
         """
         if self._live:
             raise ValueError("restore: the pool already has sessions; restore into a new pool")
         gc_was_on = gc.isenabled()
         gc.disable()  # restore allocates many objects and frees none: collecting meanwhile only costs
         try:
-            sessions, retired_count = parse_state(state, options=self._options, clock=self._clock)
+            sessions, retired_count = parse_state(state, options=self._options, clock=self._clock,
+                                                 on_problem=on_problem)
         finally:
             if gc_was_on:
                 gc.enable()
@@ -406,9 +408,15 @@ class SessionPool:
 
 
 def parse_state(
-    state: Any, *, options: SessionOptions | None = None, clock: Clock = time.time
+    state: Any,
+    *,
+    options: SessionOptions | None = None,
+    clock: Clock = time.time,
+    on_problem: Callable[[str, StateError], None] | None = None,
 ) -> tuple[list[Session], int]:
-    """Validate pool state; return its sessions and its retired count. Raises :class:`StateError`."""
+    """Validate pool state; return its sessions and its retired count. Raises :class:`StateError`;
+    with ``on_problem``, only for the state as a whole: a bad session or cookie is left out and
+    reported as ``on_problem("session" or "cookie", error)``."""
     if not isinstance(state, dict):
         raise StateError(f"pool state: expected an object, got {type(state).__name__}")
     version = state.get("version")
@@ -428,9 +436,16 @@ def parse_state(
     sessions: list[Session] = []
     seen: set[str] = set()
     for i, item in enumerate(items):
-        session = Session.from_state(item, options=options, clock=clock, where=f"pool state.sessions[{i}]")
-        if session.id in seen:
-            raise StateError(f"pool state.sessions[{i}]: duplicate session id {session.id!r}")
+        where = f"pool state.sessions[{i}]"
+        try:
+            session = Session.from_state(item, options=options, clock=clock, where=where, on_problem=on_problem)
+            if session.id in seen:
+                raise StateError(f"{where}: duplicate session id {session.id!r}")
+        except StateError as exc:
+            if on_problem is None:
+                raise
+            on_problem("session", exc)
+            continue
         seen.add(session.id)
         sessions.append(session)
     return sessions, retired

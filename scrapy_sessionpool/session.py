@@ -7,6 +7,7 @@ usable again.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -99,6 +100,7 @@ class Session:
     """
 
     __slots__ = (
+        "__weakref__",
         "_clock",
         "_condemned",
         "_created_at",
@@ -145,7 +147,7 @@ class Session:
         self._error_score = float(error_score)
         self._proxy_url = proxy_url
         self._user_agent = user_agent
-        self._user_data = user_data
+        self._user_data = copy.deepcopy(user_data) if user_data else None  # each session its own
         self._jar: CookieJar | None = None
         self._retired: str | None = None
         self._suspected_at: float | None = None
@@ -213,6 +215,8 @@ class Session:
         http_only: bool = False,
     ) -> None:
         """Put a cookie in the jar; a ``domain`` with a leading dot covers subdomains."""
+        if not isinstance(domain, str) or not domain.strip("."):
+            raise ValueError(f"set_cookie: domain: expected a host name such as 'example.com', got {domain!r}")
         self.cookie_jar.set_cookie(
             make_cookie(name, value, domain=domain, path=path, expires=expires, secure=secure, http_only=http_only)
         )
@@ -435,10 +439,12 @@ class Session:
         options: SessionOptions | Mapping[str, Any] | None = None,
         clock: Clock = time.time,
         where: str = "session",
+        on_problem: Callable[[str, StateError], None] | None = None,
     ) -> Session:
         """Rebuild a session from :meth:`to_state` output; limits come from ``options``.
 
-        Raises :class:`~scrapy_sessionpool.exceptions.StateError` naming the bad field.
+        Raises :class:`~scrapy_sessionpool.exceptions.StateError` naming the bad field. With
+        ``on_problem``, a bad cookie is left out instead and reported as ``on_problem("cookie", error)``.
         """
         if not isinstance(state, dict):
             raise StateError(f"{where}: expected an object, got {type(state).__name__}")
@@ -479,14 +485,23 @@ class Session:
             options=options,
             proxy_url=state.get("proxy_url"),
             user_agent=state.get("user_agent"),
-            user_data=user_data or None,
             created_at=state["created_at"],
             usage_count=usage,
             error_score=score,
             clock=clock,
         )
+        if user_data:
+            session._user_data = user_data
+        jar = session.cookie_jar if cookies else None
         for i, cookie_state in enumerate(cookies):
-            session.cookie_jar.set_cookie(cookie_from_state(cookie_state, f"{where}.cookies[{i}]"))
+            try:
+                cookie = cookie_from_state(cookie_state, f"{where}.cookies[{i}]")
+            except StateError as exc:
+                if on_problem is None:
+                    raise
+                on_problem("cookie", exc)
+                continue
+            jar.set_cookie(cookie)  # type: ignore[union-attr]
         session._retired = state.get("retired")
         if suspicion is not None:
             session._suspected_at, session._sits_out_until, session._strikes = suspicion

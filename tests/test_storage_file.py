@@ -9,7 +9,7 @@ import stat
 import pytest
 import pytest_twisted
 
-from scrapy_sessionpool import SessionPool, StateError, get_pool
+from scrapy_sessionpool import Session, SessionPool, StateError, get_pool
 from scrapy_sessionpool.stores import FileStore
 from tests.crawling import make_crawler, stats
 
@@ -98,15 +98,36 @@ def test_a_second_run_resumes_the_pool(site, make_proxies, tmp_path):
 
 @pytest_twisted.inlineCallbacks
 def test_a_corrupt_state_file_is_set_aside_and_the_crawl_starts_fresh(site, tmp_path, caplog):
-    (tmp_path / "list.json").write_text('{"version": 1, "sessions": [{"id": 5}]}')
+    (tmp_path / "list.json").write_text('{"version": 1, "sessions": {"id": 5}}')
     crawler = make_crawler(settings=persist_settings(tmp_path))
     yield crawler.crawl(urls=[site.url("/items/1")])
     assert len(crawler.spider.responses) == 1
     (kept,) = tmp_path.glob("list.json.bad-*")
-    assert kept.read_text() == '{"version": 1, "sessions": [{"id": 5}]}'
+    assert kept.read_text() == '{"version": 1, "sessions": {"id": 5}}'
     assert str(tmp_path / "list.json") in caplog.text and str(kept) in caplog.text
     assert json.loads((tmp_path / "list.json").read_text())["sessions"]  # the fresh pool was saved
     assert stats(crawler)["state_rejected"] == 1
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_bad_session_or_cookie_is_left_out_alone_and_the_file_is_kept_first(site, tmp_path, caplog):
+    good = Session(id="good")
+    good.set_cookie("sid", "keep-me", domain="127.0.0.1")
+    cookie = good.to_state()["cookies"][0]
+    other = Session(id="other").to_state()
+    other["cookies"] = [cookie, {**cookie, "name": "broken", "expires": "tomorrow"}]
+    text = json.dumps({"version": 2, "sessions": [good.to_state(), {"id": "bad", "usage_count": -1}, other]})
+    (tmp_path / "list.json").write_text(text)
+    crawler = make_crawler(settings=persist_settings(tmp_path, SESSIONPOOL_MAX_POOL_SIZE=2))
+    yield crawler.crawl(urls=[site.url("/items/1")])
+    s = stats(crawler)
+    assert s["restored"] == 2 and s["state/dropped_sessions"] == 1 and s["state/dropped_cookies"] == 1
+    assert "state_rejected" not in s
+    (kept,) = tmp_path.glob("list.json.bad-*")
+    assert kept.read_text() == text and kept.stat().st_mode & 0o777 == 0o600
+    saved = {x["id"]: x for x in json.loads((tmp_path / "list.json").read_text())["sessions"]}
+    assert {"good", "other"} <= set(saved) and [c["name"] for c in saved["other"]["cookies"]] == ["sid"]
+    assert "left out 2 unusable part(s)" in caplog.text and "keep-me" not in caplog.text
 
 
 @pytest_twisted.inlineCallbacks

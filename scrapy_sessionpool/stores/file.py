@@ -12,6 +12,7 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -97,6 +98,22 @@ class FileStore:
 
     def set_aside(self, key: str) -> Path | None:
         """Rename the file of ``key`` to ``<file>.bad-<timestamp>``; return the new path."""
+        return self._aside(key, os.rename)
+
+    def keep_copy(self, key: str) -> Path | None:
+        """Copy the file of ``key`` to ``<file>.bad-<timestamp>`` (mode 0600); return the copy's path."""
+
+        def copy(source: Path, target: Path) -> None:
+            data = source.read_bytes()
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+
+        return self._aside(key, copy)
+
+    def _aside(self, key: str, move: Callable[[Path, Path], None]) -> Path | None:
         path = self.path(key)
         stamp = time.strftime("%Y%m%dT%H%M%S")
         for n in range(1000):
@@ -104,9 +121,11 @@ class FileStore:
             if target.exists():
                 continue
             try:
-                os.rename(path, target)
+                move(path, target)
             except FileNotFoundError:
                 return None
+            except FileExistsError:
+                continue
             return target
         raise OSError(f"{path}: too many files set aside already")
 

@@ -164,7 +164,7 @@ def _state_from_fields(sid: str, fields: dict[str, str], cookies: dict[str, str]
             "proxy_url": fields.get("proxy") or None,
             "user_agent": fields.get("ua") or None,
             "user_data": json.loads(fields["ud"]) if fields.get("ud") else {},
-            "cookies": [json.loads(v) for v in cookies.values()],
+            "cookies": [_json_or_raw(v) for v in cookies.values()],
             "retired": None,
         }
         if fields.get("sus"):
@@ -173,6 +173,18 @@ def _state_from_fields(sid: str, fields: dict[str, str], cookies: dict[str, str]
     except (KeyError, ValueError, TypeError, RecursionError) as exc:
         raise StateError(f"Redis session {sid}: unusable field ({str(exc)[:200]})") from None
     return state
+
+
+def _json_or_raw(text: str) -> Any:
+    """A cookie's JSON, or the text itself when it is not JSON (the loader then leaves that cookie out)."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return text
+
+
+def _left_out(kind: str, error: StateError) -> None:
+    logger.warning("Left out an unusable %s of a shared session: %s", kind, error)
 
 
 class _RecordingJar(CookieJar):
@@ -455,7 +467,7 @@ class SharedPool:
         except ValueError as exc:
             raise StateError(f"bad versions ({exc})") from None
         checked = Session.from_state(_state_from_fields(sid, fields, cookies), options=self._options,
-                                     clock=self._clock, where="Redis session")
+                                     clock=self._clock, where="Redis session", on_problem=_left_out)
         session = self._mirrors.get(sid)
         if session is None:
             session = RemoteSession(self, id=sid, options=self._options, clock=self._clock,
