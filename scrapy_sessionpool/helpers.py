@@ -36,6 +36,7 @@ FLAG_PICKED = "_sessionpool_picked"  # the middleware chose the session (the req
 FLAG_NOT_BEFORE = "_sessionpool_not_before"  # a challenge re-fetch waits until this time
 FLAG_REQUEUED = "_sessionpool_requeued"  # handed back to the scheduler while the crawl closes
 FLAG_SENT_AT = "_sessionpool_sent_at"  # when the first request of a redirect chain left
+FLAG_AWAY_FROM = "_sessionpool_away_from"  # a rotated request of a cookiejar key leaves this session
 FLAG_COOKIES = "_sessionpool_cookies"
 FLAG_COOKIE_HEADER = "_sessionpool_cookie_header"
 FLAG_PROXY = "_sessionpool_proxy"
@@ -141,8 +142,10 @@ def rotate(
     meta.pop(META_CHALLENGES, None)
     meta.pop(FLAG_SENT_AT, None)
     if not keep_session:
-        meta.pop(META_SESSION_ID, None)
+        away = meta.pop(META_SESSION_ID, None)
         meta.pop(FLAG_PICKED, None)
+        if away is not None and "cookiejar" in meta:  # the key moves on to another session
+            meta[FLAG_AWAY_FROM] = away
     return restart(new)
 
 

@@ -19,6 +19,7 @@ from .config import PoolSettings
 from .pacing import Pacer
 from .pool import SessionPool
 from .exceptions import NoHealthyProxy, StateError
+from .jar_keys import JarKeys
 from .proxies import ProxyManager, redact
 from .session import Session
 from .verdict import Verdict, VerdictKind
@@ -27,6 +28,9 @@ __all__ = ["Outcome", "PoolManager"]
 
 #: Sessions offered for one request when the first one's exit makes it wait.
 PICKS = 4
+#: How many more sessions a request tries when the pool offers one it must avoid.
+AVOID_TRIES = 8
+Avoid = Callable[[str], bool]
 #: The longest a challenge page's own delay (a meta refresh) is waited out before the re-fetch.
 MAX_CHALLENGE_DELAY = 30.0
 
@@ -105,6 +109,8 @@ class PoolManager:
         )
         self.pacer = Pacer(clock=clock, min_delay=settings.proxy_throttle_delay, max_delay=settings.proxy_max_delay)
         self._pools: dict[str | None, SessionPool] = {}
+        #: Which session each ``meta["cookiejar"]`` key holds.
+        self.jar_keys = JarKeys()
         self._blocks: deque[float] = deque()
         self.created = 0
         self.retired: Counter[str] = Counter()
@@ -192,6 +198,7 @@ class PoolManager:
 
     def session_retired(self, session: Session) -> None:
         self.judge.forget(session.id)
+        self.jar_keys.forget(session.id)
         reason = session.retired_reason or "unknown"
         self.retired[reason] += 1
         self.stat("retired")
@@ -200,10 +207,17 @@ class PoolManager:
     # -- handing out ------------------------------------------------------------
 
     def acquire(
-        self, name: str | None = None, session_id: str | None = None, site: str | None = None, *, chained: bool = False
+        self,
+        name: str | None = None,
+        session_id: str | None = None,
+        site: str | None = None,
+        *,
+        chained: bool = False,
+        avoid: Avoid | None = None,
     ) -> Any:
         """A session for a request (to ``site``), or None when the request must wait (exits cooling,
-        pool busy). Unpinned, it is the one whose exit's turn comes first, of a few the pool offers.
+        pool busy). Unpinned, it is the one whose exit's turn comes first, of a few the pool offers,
+        and never one that ``avoid(session_id)`` refuses (sessions of other ``cookiejar`` keys).
         ``chained``: the request continues a redirect chain of ``session_id``, which goes on at once.
 
         A pinned ``session_id`` that no longer exists gets a fresh session (and a stat).
@@ -212,26 +226,44 @@ class PoolManager:
         self._resume_due()
         pool = self.pool(name)
         if getattr(pool, "shared", False):
-            return self._acquire_shared(pool, session_id)
+            return self._acquire_shared(pool, session_id, avoid)
         if session_id is not None:
             session = pool.get_session(session_id)
             if session is not None:
                 return session if chained else self._unless_unfit(session)
             self._pinned_missing(session_id)
         try:
-            session = pool.get_session()
+            session = self._pick(pool, avoid)
             if session is None or site is None or not self.pacer.wait(site, session.proxy_url):
                 return session
-            return self._soonest(pool, session, site)
+            return self._soonest(pool, session, site, avoid)
         except NoHealthyProxy:
             return None
 
-    def _soonest(self, pool: SessionPool, session: Session, site: str) -> Session:
+    @staticmethod
+    def _pick(pool: SessionPool, avoid: Avoid | None) -> Session | None:
+        """A session from the pool that ``avoid`` does not refuse, of a few tries (None if none)."""
+        session = pool.get_session()
+        if avoid is None or session is None or not avoid(session.id):
+            return session
+        refused = [session]
+        try:
+            for _ in range(AVOID_TRIES):
+                session = pool.get_session()  # the refused stay leased meanwhile, so that picks move on
+                if session is None or not avoid(session.id):
+                    return session
+                refused.append(session)
+            return None
+        finally:
+            for other in refused:
+                other.release()
+
+    def _soonest(self, pool: SessionPool, session: Session, site: str, avoid: Avoid | None) -> Session:
         """Of ``session`` and a few more, the one whose exit's turn comes first (the others go back):
         requests do not queue up behind a slowed exit while others are free."""
         best, best_wait = session, self.pacer.wait(site, session.proxy_url)
         for _ in range(PICKS - 1):
-            other = pool.get_session()
+            other = self._pick(pool, avoid)
             if other is None:
                 break
             wait = self.pacer.wait(site, other.proxy_url)
@@ -244,13 +276,25 @@ class PoolManager:
                 break
         return best
 
-    async def _acquire_shared(self, pool: Any, session_id: str | None) -> Session | None:
+    async def _acquire_shared(self, pool: Any, session_id: str | None, avoid: Avoid | None) -> Session | None:
         session, missing = await pool.acquire(session_id)
         if missing:
             self._pinned_missing(session_id)
         elif session is not None and session_id is not None:
             return self._unless_unfit(session)
-        return session
+        if avoid is None or session is None or not avoid(session.id):
+            return session
+        refused = [session]
+        try:
+            for _ in range(AVOID_TRIES):
+                session, _ = await pool.acquire(None)
+                if session is None or not avoid(session.id):
+                    return session
+                refused.append(session)
+            return None
+        finally:
+            for other in refused:
+                other.release()
 
     def _unless_unfit(self, session: Session) -> Session | None:
         if not self.fit(session):  # a request pinned to a session sitting out, or to a cooling exit, waits

@@ -13,17 +13,18 @@ import logging
 import re
 import time
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 from scrapy import signals
 from scrapy.exceptions import IgnoreRequest, NotConfigured
-from scrapy.http.cookies import WrappedRequest, WrappedResponse
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 
 from .exceptions import MetaError
 from .helpers import (
+    FLAG_AWAY_FROM,
     FLAG_COOKIE_HEADER,
     FLAG_COOKIES,
     FLAG_NOT_BEFORE,
@@ -41,15 +42,19 @@ from .helpers import (
     restart,
     rotate,
 )
+from .jar_keys import NO_KEY
 from .policy import build_policy
 from .proxies import proxy_label
+from .session_cookies import SessionCookies
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
     from scrapy.crawler import Crawler
     from scrapy.http import Response
 
-    from .manager import Outcome
+    from collections.abc import Hashable
+
+    from .manager import Avoid, Outcome
     from .session import Session
 
 __all__ = ["MetaError", "SessionPoolMiddleware"]
@@ -75,6 +80,17 @@ def crawl_is_closing(crawler: Crawler) -> bool:
     return slot is None or getattr(slot, "closing", None) is not None
 
 
+@dataclass(frozen=True)
+class Ask:
+    """What a request asks the pool for."""
+
+    pool_name: str | None
+    session_id: str | None  #: the session it is pinned to (by the spider, its redirect chain or its key)
+    picked: bool  #: not pinned by the spider: a block moves it to another session
+    key: Hashable = NO_KEY  #: its ``meta["cookiejar"]`` key
+    avoid: Avoid | None = None  #: sessions it must not get (those of other keys)
+
+
 class _Closing(Exception):
     """The crawl is closing while the request waits."""
 
@@ -86,6 +102,9 @@ class SessionPoolMiddleware:
         if not self.manager.settings.enabled:
             raise NotConfigured("SESSIONPOOL_ENABLED is False")
         self.policy = build_policy(crawler, self.manager.settings.ban_policy)
+        #: Scrapy's cookie code with each session's jar; None when Scrapy would handle no cookies.
+        self.cookies = SessionCookies.from_crawler(crawler)
+        self._warned_keys = False
         self._in_flight: WeakKeyDictionary[Request, tuple[Session, float]] = WeakKeyDictionary()
         self._default_user_agent = (crawler.settings.get("USER_AGENT") or "").encode()
         self._redirect_priority = crawler.settings.getint("REDIRECT_PRIORITY_ADJUST")
@@ -124,19 +143,40 @@ class SessionPoolMiddleware:
             if chained is not None and not inspect.isawaitable(chained):
                 self._apply(request, chained, False)
                 return None
-            return self._wait(request, chained, pool_name, session_id)
-        session = None if FLAG_NOT_BEFORE in meta else self.manager.acquire(pool_name, session_id, site)
+            return self._wait(request, chained, Ask(pool_name, session_id, False))
+        ask = self._ask(request, pool_name, session_id)
+        session = None if FLAG_NOT_BEFORE in meta else self.manager.acquire(
+            pool_name, ask.session_id, site, avoid=ask.avoid)
         if session is not None and not inspect.isawaitable(session):
             turn = self.manager.turn(site, session)
             if turn is not None and turn <= 0:
-                self._apply(request, session, session_id is None)
+                self._apply(request, session, ask.picked, ask.key)
                 return None
-            return self._wait(request, session, pool_name, session_id, turn)
-        return self._wait(request, session, pool_name, session_id)
+            return self._wait(request, session, ask, turn)
+        return self._wait(request, session, ask)
 
-    async def _wait(
-        self, request: Request, pending: Any, pool_name: str | None, session_id: str | None, turn: float | None = None
-    ) -> Request | None:
+    def _ask(self, request: Request, pool_name: str | None, session_id: str | None) -> Ask:
+        """What the request asks the pool for: its pinned session, or that of its ``cookiejar`` key."""
+        meta = request.meta
+        if self.cookies is None or "cookiejar" not in meta:
+            return Ask(pool_name, session_id, session_id is None, avoid=self.manager.jar_keys.avoid(pool_name, NO_KEY))
+        key = meta["cookiejar"]
+        try:
+            hash(key)
+        except TypeError:
+            raise MetaError(f"Request meta 'cookiejar': expected a hashable key (a number, a string...), "
+                            f"got {type(key).__name__}") from None
+        keys = self.manager.jar_keys
+        away = meta.pop(FLAG_AWAY_FROM, None)
+        avoid = keys.avoid(pool_name, key, away)  # should its session be gone, a fresh one of no other key
+        if session_id is not None:
+            return Ask(pool_name, session_id, False, key, avoid)
+        bound = keys.session_of(pool_name, key)
+        if bound is not None and bound != away and self.manager.alive(pool_name, bound):
+            return Ask(pool_name, bound, True, key, avoid)
+        return Ask(pool_name, None, True, key, avoid)
+
+    async def _wait(self, request: Request, pending: Any, ask: Ask, turn: float | None = None) -> Request | None:
         """Wait for a session and for its turn (``turn``: what the last ask for it said): a shared
         pool's answer, a challenge's delay, the end of a cool-down, a busy spell, a probe or a paced
         exit. Ends when the crawl closes, and after ``SESSIONPOOL_MAX_WAIT`` seconds."""
@@ -155,14 +195,14 @@ class SessionPoolMiddleware:
                 turn = manager.turn(site, session)
             while True:
                 if turn == 0:
-                    self._apply(request, session, session_id is None)  # type: ignore[arg-type]
+                    self._apply(request, session, ask.picked, ask.key)  # type: ignore[arg-type]
                     return None
                 if session is not None and not manager.fit(session):  # its exit cools down, or it sits out
                     session.release()
                     session = None
                 if session is None:
                     await self._sleep(manager.wait_hint(), deadline)
-                    result = manager.acquire(pool_name, session_id, site)
+                    result = manager.acquire(ask.pool_name, ask.session_id, site, avoid=ask.avoid)
                     session = await result if inspect.isawaitable(result) else result
                     turn = None if session is None else manager.turn(site, session)
                     continue
@@ -211,7 +251,7 @@ class SessionPoolMiddleware:
         copy.meta[FLAG_REQUEUED] = True
         return copy
 
-    def _apply(self, request: Request, session: Session, picked: bool) -> None:
+    def _apply(self, request: Request, session: Session, picked: bool, key: Hashable = NO_KEY) -> None:
         """Give ``request`` the session's cookies, proxy, User-Agent and download slot."""
         meta = request.meta
         headers = request.headers
@@ -227,15 +267,12 @@ class SessionPoolMiddleware:
 
         if meta.pop(FLAG_COOKIE_HEADER, False):
             headers.pop(b"Cookie", None)  # a retry or redirect copy: built for another URL or session
-        if meta.get(FLAG_COOKIES) or not meta.get("dont_merge_cookies"):
-            meta["dont_merge_cookies"] = True  # keeps CookiesMiddleware's jars out of session requests
+        if self.cookies is not None and (meta.get(FLAG_COOKIES) or not meta.get("dont_merge_cookies")):
+            meta["dont_merge_cookies"] = True  # keeps CookiesMiddleware's own jars out of session requests
             meta[FLAG_COOKIES] = True
-            jar = session.cookie_jar
-            if request.cookies:
-                _store_request_cookies(request, jar)
-            if b"Cookie" not in headers:
-                jar.add_cookie_header(WrappedRequest(request))
-                meta[FLAG_COOKIE_HEADER] = b"Cookie" in headers
+            meta[FLAG_COOKIE_HEADER] = self.cookies.send(request, session, self.crawler.spider)
+            if key is not NO_KEY:
+                self._bind(meta.get(META_POOL), key, session)
 
         proxy = session.proxy_url
         if meta.pop(FLAG_PROXY, False):
@@ -257,6 +294,15 @@ class SessionPoolMiddleware:
             meta["download_slot"] = f"{urlparse_cached(request).hostname}@{proxy_label(proxy)}"
             meta[FLAG_SLOT] = True
 
+    def _bind(self, pool_name: str | None, key: Hashable, session: Session) -> None:
+        keys = self.manager.jar_keys
+        keys.bind(pool_name, key, session.id)
+        if not self._warned_keys and len(keys) >= self.manager.settings.for_pool(pool_name).max_pool_size:
+            self._warned_keys = True
+            logger.warning("Every session of the pool is held by a meta['cookiejar'] key (%d keys): requests of "
+                           "new keys wait until a session retires; raise SESSIONPOOL_MAX_POOL_SIZE for more keys",
+                           len(keys))
+
     # -- response path ----------------------------------------------------------
 
     def process_response(self, request: Request, response: Response, spider: Spider | None = None) -> Request | Response:
@@ -264,8 +310,8 @@ class SessionPoolMiddleware:
         if entry is None:
             return response
         session, sent_at = entry
-        if request.meta.get(FLAG_COOKIES):
-            session.cookie_jar.extract_cookies(WrappedResponse(response), WrappedRequest(request))
+        if request.meta.get(FLAG_COOKIES) and self.cookies is not None:
+            self.cookies.receive(request, response, session, self.crawler.spider)
         verdict = self.policy.response_verdict(request, response)
         outcome = self.manager.settle(session, verdict, site=urlparse_cached(request).hostname or "", sent_at=sent_at,
                                       challenges=request.meta.get(META_CHALLENGES, 0))
@@ -315,30 +361,3 @@ class SessionPoolMiddleware:
             session.release()
         self._in_flight.clear()
 
-
-def _store_request_cookies(request: Request, jar: Any) -> None:
-    """Put the cookies a request carries (``Request(cookies=...)``) into the session's jar."""
-    from scrapy.http import Response
-
-    cookies = request.cookies
-    items = cookies.items() if isinstance(cookies, dict) else None
-    lines = []
-    if items is not None:
-        lines = [f"{k}={v}" for k, v in items]
-    else:
-        for c in cookies:
-            if "name" not in c or "value" not in c or c["value"] is None:
-                continue
-            line = f"{c['name']}={c['value']}"
-            for attr, key in (("Domain", "domain"), ("Path", "path")):
-                if c.get(key):
-                    line += f"; {attr}={c[key]}"
-            if c.get("secure"):
-                line += "; Secure"
-            lines.append(line)
-    if not lines:
-        return
-    fake = Response(request.url, headers={"Set-Cookie": lines})
-    wrapped = WrappedRequest(request)
-    for cookie in jar.make_cookies(WrappedResponse(fake), wrapped):
-        jar.set_cookie_if_ok(cookie, wrapped)
