@@ -48,7 +48,7 @@ class SessionCookies:
         self._jars = _TheJar()
         middleware.jars = self._jars  # type: ignore[assignment]
         self._wrappers: WeakKeyDictionary[Session, CookieJar] = WeakKeyDictionary()
-        spider = inspect.signature(middleware.process_request).parameters.get("spider")
+        spider = inspect.signature(CookiesMiddleware.process_request).parameters.get("spider")
         self._pass_spider = spider is not None and spider.default is inspect.Parameter.empty  # Scrapy < 2.14
 
     @classmethod
