@@ -130,3 +130,43 @@ def test_bypassed_requests_use_scrapys_own_cookies(site):
     (response,) = crawler.spider.responses
     assert "sessionpool_session_id" not in response.meta
     assert "created" not in stats(crawler)
+
+
+class KeySpider(scrapy.Spider):
+    """Scrapy's documented multi-jar pattern: a ``cookiejar`` key per start URL, passed on to follow-ups."""
+
+    name = "keys"
+
+    def __init__(self, site, keys: int = 4, pages: int = 5, **kwargs):
+        super().__init__(**kwargs)
+        self.site, self.keys, self.pages = site, keys, pages
+        self.seen: list[tuple[int, str | None, str]] = []
+
+    async def start(self):
+        for key in range(self.keys):
+            yield scrapy.Request(self.site.url(f"/items/{key * 100}"), meta={"cookiejar": key})
+
+    def parse(self, response):
+        key = response.meta["cookiejar"]
+        self.seen.append((key, sent_sid(response.request), response.meta["sessionpool_session_id"]))
+        page = len([s for s in self.seen if s[0] == key])
+        if page < self.pages:
+            yield scrapy.Request(self.site.url(f"/items/{key * 100 + page}"), meta={"cookiejar": key})
+
+
+@pytest_twisted.inlineCallbacks
+def test_each_cookiejar_key_keeps_one_identity_through_a_crawl(site):
+    site.budget = None
+    crawler = make_crawler(KeySpider, settings={"SESSIONPOOL_MAX_POOL_SIZE": 6})
+    yield crawler.crawl(site=site)
+    seen = crawler.spider.seen
+    assert len(seen) == 4 * 5
+    sessions = defaultdict(set)
+    sids = defaultdict(set)
+    for key, sid, session_id in seen:
+        sessions[key].add(session_id)
+        if sid is not None:
+            sids[key].add(sid)
+    assert all(len(s) == 1 for s in sessions.values()) and len(set().union(*sessions.values())) == 4
+    assert all(len(s) == 1 for s in sids.values()) and len(set().union(*sids.values())) == 4
+    assert len(site.issued_sids) == 4  # one site session per key, none shared
