@@ -10,6 +10,8 @@ VENV ?= .venv
 VENV_MIN ?= .venv-min
 VENV_CRAWLEE ?= .venv-crawlee
 BENCH_ARGS ?=
+# the code bench-crawl compares with ("prev"): before session cookies went through Scrapy's cookie code
+BENCH_PREVIOUS ?= 0e67e15
 SCRAPY_MIN ?= 2.13.4
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
@@ -49,7 +51,7 @@ bench-store: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bench_store.py
 
 bench-crawl: $(VENV)/.installed
-	$(VENV)/bin/python benchmarks/bench_crawl.py
+	$(VENV)/bin/python benchmarks/bench_crawl.py --previous $(BENCH_PREVIOUS) $(BENCH_ARGS)
 
 bench-pool-size: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bench_pool_size.py

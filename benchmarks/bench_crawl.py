@@ -11,8 +11,11 @@ with its CookiesMiddleware; "on" enables the middleware and the extension with
 (``SESSIONPOOL_PERSIST_STATE = False``); "redis" is "on" with the pool in
 Redis (``SESSIONPOOL_PERSIST_STATE_STORE`` = a redis-server this benchmark
 starts on a free port, a fresh ``SESSIONPOOL_REDIS_PREFIX`` per crawl so that
-no two crawls share a pool). Throughput is pages per second of wall time from
-spider_opened to spider_closed.
+no two crawls share a pool); "prev" is "on" with the package as it was at
+``--previous REF`` (a git commit, ``git archive``d into the temporary
+directory), the baseline that a change to the request path must not fall
+below. Throughput is pages per second of wall time from spider_opened to
+spider_closed.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "example_project"))  # the demo's local servers, which tests.support reuses
 
-MODES = ("off", "on", "redis")
+MODES = ("off", "on", "redis", "prev")
 COMMON_SETTINGS = {
     "CONCURRENT_REQUESTS": 32,
     "CONCURRENT_REQUESTS_PER_DOMAIN": 32,
@@ -57,9 +60,10 @@ MODE_SETTINGS = {
     },
 }
 MODE_SETTINGS["redis"] = {**MODE_SETTINGS["on"], "SESSIONPOOL_PERSIST_STATE": True}  # + the store URL and prefix
+MODE_SETTINGS["prev"] = MODE_SETTINGS["on"]  # with the previous code
 CHILD_TIMEOUT = 300.0
 #: Throughput ratios printed, with their aims: the pool in memory against plain Scrapy, Redis against memory.
-RATIOS = {("on", "off"): 0.95, ("redis", "on"): 0.8}
+RATIOS = {("on", "off"): 0.95, ("redis", "on"): 0.8, ("on", "prev"): 1.0}
 _RUNS = itertools.count(1)
 
 
@@ -162,6 +166,8 @@ def run_crawl(mode: str, base: str, pages: int, site_pid: int | None, profile: s
         "sessions_created": stats.get("sessionpool/created", 0),
         "sessions_retired": stats.get("sessionpool/retired", 0),
         "waits": stats.get("sessionpool/waits", 0),
+        "package": str(Path(sys.modules["scrapy_sessionpool"].__file__).parent) if "scrapy_sessionpool" in sys.modules
+        else None,
         "errors": errors,
     }
 
@@ -221,6 +227,8 @@ def crawl(mode: str, base: str, pages: int, site_pid: int, workdir: str, profile
     if profile:
         cmd += ["--profile-out", profile]
     redis_cpu = None
+    if mode == "prev":
+        cmd += ["--code", str(Path(workdir) / "prev")]
     if mode == "redis":
         if redis is None:
             return {"mode": mode, "errors": ["no redis-server"]}
@@ -293,7 +301,10 @@ def main() -> None:
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated modes to run (default: all)")
     parser.add_argument("--profile", nargs="?", const="on", choices=MODES[1:], metavar="MODE",
                         help="also profile one crawl (cProfile) of MODE: on (the default) or redis")
+    parser.add_argument("--previous", metavar="REF", default="",
+                        help="a git commit whose package the 'prev' mode runs (without it, no 'prev' mode)")
     parser.add_argument("--run", choices=MODES, help=argparse.SUPPRESS)  # internal: one crawl in this process
+    parser.add_argument("--code", help=argparse.SUPPRESS)  # internal: import scrapy_sessionpool from here
     parser.add_argument("--base", help=argparse.SUPPRESS)
     parser.add_argument("--site-pid", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--profile-out", help=argparse.SUPPRESS)
@@ -302,6 +313,8 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.run:
+        if args.code:
+            sys.path.insert(0, args.code)
         print(json.dumps(run_crawl(args.run, args.base, args.pages, args.site_pid, args.profile_out,
                                    args.redis_url, args.redis_prefix)), flush=True)
         return
@@ -309,10 +322,21 @@ def main() -> None:
     import scrapy
 
     wanted = {m.strip() for m in args.modes.split(",") if m.strip()}
+    if not args.previous:
+        wanted.discard("prev")
     modes = tuple(m for m in MODES if m in wanted)
     if not modes or wanted - set(MODES):
         raise SystemExit(f"--modes: expected some of {', '.join(MODES)}, got {args.modes!r}")
     with tempfile.TemporaryDirectory(prefix="bench_crawl-") as workdir:
+        if "prev" in modes:
+            previous = Path(workdir) / "prev"
+            previous.mkdir()
+            archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.previous, "scrapy_sessionpool"],
+                                     capture_output=True, check=False)
+            if archive.returncode:
+                raise SystemExit(f"--previous {args.previous}: {archive.stderr.decode().strip()}")
+            subprocess.run(["tar", "-x", "-C", str(previous)], input=archive.stdout, check=True)
+            print(f"prev: scrapy_sessionpool at {args.previous}", flush=True)
         server, redis_version = None, None
         if "redis" in modes or args.profile == "redis":
             (Path(workdir) / "redis").mkdir()
@@ -395,6 +419,8 @@ def run_rounds(modes: tuple[str, ...], base: str, site_pid: int, workdir: str, a
         order = modes[i % len(modes):] + modes[: i % len(modes)]  # off,on,redis / on,redis,off / ...
         for mode in order:
             result = crawl(mode, base, args.pages, site_pid, workdir, redis=redis)
+            if mode == "prev" and not result.get("errors") and not str(result.get("package")).startswith(workdir):
+                result["errors"] = [f"the 'prev' crawl ran the package in {result.get('package')}"]
             if result.get("errors"):
                 failed.append(result)
                 print(f"  {mode:>5}: ERROR {'; '.join(result['errors'])}", flush=True)
