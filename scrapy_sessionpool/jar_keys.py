@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 
-__all__ = ["JarKeys", "NO_KEY"]
+__all__ = ["NO_KEY", "JarKeys"]
 
 #: The ``key`` of a request without ``meta["cookiejar"]``.
 NO_KEY = object()

@@ -31,13 +31,13 @@ from .helpers import (
     FLAG_PICKED,
     FLAG_PROXY,
     FLAG_REQUEUED,
+    FLAG_SENT_AT,
     FLAG_SLOT,
     FLAG_USER_AGENT,
     META_CHALLENGES,
     META_ENABLED,
     META_POOL,
     META_SESSION_ID,
-    FLAG_SENT_AT,
     get_manager,
     restart,
     rotate,
@@ -48,11 +48,11 @@ from .proxies import proxy_label
 from .session_cookies import SessionCookies
 
 if TYPE_CHECKING:
+    from collections.abc import Hashable
+
     from scrapy import Request, Spider
     from scrapy.crawler import Crawler
     from scrapy.http import Response
-
-    from collections.abc import Hashable
 
     from .manager import Avoid, Outcome
     from .session import Session

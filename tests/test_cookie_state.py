@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import tempfile
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scrapy import Request
 
 from scrapy_sessionpool import Session, SessionPool, get_pool

@@ -349,3 +349,18 @@ def test_find_looks_a_session_up_without_handing_it_out():
         assert pool.find(s.id) is s
     assert pool.get_session() is s  # find() took no lease
     assert pool.find("session_nope") is None
+
+
+def test_restore_with_on_problem_leaves_out_bad_and_duplicate_sessions_alone():
+    pool = SessionPool(max_pool_size=3, seed=1)
+    kept = [pool.get_session() for _ in range(2)]
+    state = pool.get_state()
+    state["sessions"] += [{"id": "broken"}, dict(state["sessions"][0])]
+    with pytest.raises(StateError, match=r"sessions\[2\]: missing field"):
+        SessionPool(max_pool_size=3).restore(state)
+    problems = []
+    again = SessionPool(max_pool_size=3)
+    assert again.restore(state, on_problem=lambda kind, error: problems.append((kind, str(error)))) == 2
+    assert {s.id for s in again} == {s.id for s in kept}
+    assert [kind for kind, _ in problems] == ["session", "session"]
+    assert "missing field(s)" in problems[0][1] and "duplicate session id" in problems[1][1]

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from scrapy_sessionpool import Session, SessionOptions, StateError
+from scrapy_sessionpool import Session, SessionOptions, SessionPool, StateError
 from tests.clock import FakeClock
 
 
@@ -181,3 +181,38 @@ def test_bad_options_name_the_option(options, name):
 def test_unknown_options_are_refused():
     with pytest.raises(ValueError, match="unknown option.*maxUsageCount"):
         SessionOptions.coerce({"maxUsageCount": 3})
+
+
+def test_user_data_given_to_make_session_is_copied_for_each_session():
+    pool = SessionPool(max_pool_size=2)
+    shared = {"cart": {"items": []}}
+    a, b = pool.make_session(user_data=shared), pool.make_session(user_data=shared)
+    a.user_data["cart"]["items"].append(1)
+    assert b.user_data == {"cart": {"items": []}} and shared == {"cart": {"items": []}}
+
+
+def test_marks_on_a_retired_session_change_nothing():
+    session = Session()
+    session.retire("test")
+    for mark in (session.mark_good, session.mark_bad, session.mark_good):
+        mark()
+    assert (session.usage_count, session.error_score, session.retired_reason) == (0, 0, "test")
+
+
+@pytest.mark.parametrize("domain", ["", ".", None])
+def test_set_cookie_needs_a_host_name(domain):
+    with pytest.raises(ValueError, match="set_cookie: domain: expected a host name"):
+        Session().set_cookie("a", "1", domain=domain)
+
+
+def test_a_bad_cookie_is_left_out_alone_when_asked():
+    session = Session(id="s1")
+    session.set_cookie("good", "1", domain="shop.test")
+    state = session.to_state()
+    state["cookies"].insert(0, {**state["cookies"][0], "name": 7})
+    with pytest.raises(StateError, match=r"cookies\[0\].name"):
+        Session.from_state(state)
+    problems = []
+    again = Session.from_state(state, on_problem=lambda kind, error: problems.append((kind, str(error))))
+    assert [c["name"] for c in again.cookies] == ["good"]
+    assert problems == [("cookie", "session s1.cookies[0].name: expected a string")]
