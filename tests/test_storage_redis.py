@@ -15,6 +15,7 @@ import pytest
 import pytest_twisted
 
 from scrapy_sessionpool import Session, SessionPool, StateError
+from scrapy_sessionpool.cookies import make_cookie
 from scrapy_sessionpool.config import PoolSettings
 from scrapy_sessionpool.stores.redis import RedisStore, RemoteSession, SharedPool
 from tests.clock import FakeClock
@@ -64,6 +65,26 @@ async def test_a_session_made_by_one_process_is_handed_out_by_another(redis_serv
     got, _ = await b.acquire()
     assert got.id == made.id and got.usage_count == 1
     assert [c["value"] for c in got.cookies] == ["from-a"]  # cookies travel with the session
+    await a.close()
+    await b.close()
+
+
+@in_asyncio_task
+async def test_every_cookie_the_jar_accepts_reaches_another_process_and_a_bad_one_is_left_out_alone(
+        redis_server, redis_prefix, caplog):
+    a, b = shared(redis_server, redis_prefix, max_pool_size=1), shared(redis_server, redis_prefix, max_pool_size=1)
+    made, _ = await a.acquire()
+    jar = made.cookie_jar
+    for cookie in (make_cookie("consent", None, domain="shop.example"), make_cookie("odd", "1", domain=""),
+                   make_cookie("huge", "1", domain=".shop.example", expires=10**30)):
+        jar.set_cookie(cookie)
+    made.mark_good()
+    await a.flush()
+    RedisStore(redis_server.url, prefix=redis_prefix).client.hset(f"{a.base}:c:{made.id}", "x;/;broken", "{not json")
+    got, _ = await b.acquire()
+    assert got is not None and got.id == made.id and not got.is_retired
+    assert sorted((c["name"], c["value"]) for c in got.cookies) == [("consent", None), ("huge", "1"), ("odd", "1")]
+    assert "Left out an unusable cookie of a shared session" in caplog.text
     await a.close()
     await b.close()
 
