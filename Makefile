@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
 PHONY_BENCH = bench-blocks
-.PHONY: demo test test-latest test-min bench $(PHONY_BENCH) bench-core bench-store bench-crawl bench-pool-size bench-kill bench-soak bench-outage clean
+.PHONY: demo test test-latest test-min bench $(PHONY_BENCH) bench-core bench-store bench-middleware bench-crawl bench-pool-size bench-kill bench-soak bench-outage clean
 
 test: test-latest test-min
 
@@ -42,13 +42,16 @@ $(VENV_MIN)/.installed: setup.cfg pyproject.toml
 	$(VENV_MIN)/bin/python -c "import scrapy; print('Scrapy', scrapy.__version__, 'in $(VENV_MIN)')"
 	touch $@
 
-bench: bench-core bench-store bench-crawl bench-pool-size bench-kill bench-soak bench-outage
+bench: bench-core bench-store bench-middleware bench-crawl bench-pool-size bench-kill bench-soak bench-outage
 
 bench-core: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bench_core.py
 
 bench-store: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bench_store.py
+
+bench-middleware: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/bench_middleware.py --previous $(BENCH_PREVIOUS)
 
 bench-crawl: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bench_crawl.py --previous $(BENCH_PREVIOUS) $(BENCH_ARGS)

@@ -13,8 +13,7 @@ import logging
 import re
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from weakref import WeakKeyDictionary
 
 from scrapy import signals
@@ -80,8 +79,7 @@ def crawl_is_closing(crawler: Crawler) -> bool:
     return slot is None or getattr(slot, "closing", None) is not None
 
 
-@dataclass(frozen=True)
-class Ask:
+class Ask(NamedTuple):
     """What a request asks the pool for."""
 
     pool_name: str | None
@@ -267,7 +265,8 @@ class SessionPoolMiddleware:
 
         if meta.pop(FLAG_COOKIE_HEADER, False):
             headers.pop(b"Cookie", None)  # a retry or redirect copy: built for another URL or session
-        if self.cookies is not None and (meta.get(FLAG_COOKIES) or not meta.get("dont_merge_cookies")):
+        if (self.cookies is not None and (meta.get(FLAG_COOKIES) or not meta.get("dont_merge_cookies"))
+                and urlparse_cached(request).hostname is not None):  # data:, file:, about: carry no cookies
             meta["dont_merge_cookies"] = True  # keeps CookiesMiddleware's own jars out of session requests
             meta[FLAG_COOKIES] = True
             meta[FLAG_COOKIE_HEADER] = self.cookies.send(request, session, self.crawler.spider)

@@ -18,7 +18,6 @@ from scrapy.downloadermiddlewares.cookies import CookiesMiddleware
 from scrapy.exceptions import NotConfigured
 from scrapy.http.cookies import CookieJar
 from scrapy.utils.conf import build_component_list
-from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.misc import build_from_crawler, load_object
 
 if TYPE_CHECKING:
@@ -69,35 +68,40 @@ class SessionCookies:
     def send(self, request: Request, session: Session, spider: Spider | None) -> bool:
         """Store the request's own cookies in the session's jar and give it the jar's ``Cookie``
         header, unless it carries one set by the spider (that one is left alone). Returns whether
-        the header on the request is the jar's."""
-        if urlparse_cached(request).hostname is None:  # data:, file:, about: carry no cookies
-            return False
-        own = request.headers.get(b"Cookie")
-        self._run(request, session, lambda mw: self._call(mw.process_request, request, spider))
+        the header on the request is the jar's. The request must have a host (the caller checks:
+        ``data:``, ``file:`` and ``about:`` URLs carry no cookies)."""
+        headers = request.headers
+        own = headers.get(b"Cookie")
+        merge = self._lend(request, session)
+        try:
+            self._middleware.process_request(*((request, spider) if self._pass_spider else (request,)))
+        finally:
+            self._take_back(request, merge)
         if own is not None:
-            request.headers[b"Cookie"] = own
+            headers[b"Cookie"] = own
             return False
-        return b"Cookie" in request.headers
+        return b"Cookie" in headers
 
     def receive(self, request: Request, response: Response, session: Session, spider: Spider | None) -> None:
         """Store the response's ``Set-Cookie`` cookies in the session's jar."""
-        if urlparse_cached(request).hostname is None:
-            return
-        self._run(request, session, lambda mw: self._call(mw.process_response, request, response, spider))
+        merge = self._lend(request, session)
+        try:
+            self._middleware.process_response(
+                *((request, response, spider) if self._pass_spider else (request, response)))
+        finally:
+            self._take_back(request, merge)
 
-    def _run(self, request: Request, session: Session, step: Any) -> None:
+    def _lend(self, request: Request, session: Session) -> Any:
+        """Give Scrapy's middleware the session's jar for this request, and the request to it."""
         self._jars.jar = self._jar(session)
         meta = request.meta
         merge = meta.get("dont_merge_cookies")
         meta["dont_merge_cookies"] = False  # set by the session middleware to keep Scrapy's own jars away
-        try:
-            step(self._middleware)
-        finally:
-            meta["dont_merge_cookies"] = merge
-            self._jars.jar = None
+        return merge
 
-    def _call(self, method: Any, *args: Any) -> Any:
-        return method(*args) if self._pass_spider else method(*args[:-1])
+    def _take_back(self, request: Request, merge: Any) -> None:
+        request.meta["dont_merge_cookies"] = merge
+        self._jars.jar = None
 
     def _jar(self, session: Session) -> CookieJar:
         """Scrapy's jar wrapper around the session's jar (made once per session)."""
