@@ -265,11 +265,11 @@ class SessionPoolMiddleware:
 
         if meta.pop(FLAG_COOKIE_HEADER, False):
             headers.pop(b"Cookie", None)  # a retry or redirect copy: built for another URL or session
-        if (self.cookies is not None and (meta.get(FLAG_COOKIES) or not meta.get("dont_merge_cookies"))
-                and urlparse_cached(request).hostname is not None):  # data:, file:, about: carry no cookies
+        if self.cookies is not None and (meta.get(FLAG_COOKIES) or not meta.get("dont_merge_cookies")):
             meta["dont_merge_cookies"] = True  # keeps CookiesMiddleware's own jars out of session requests
             meta[FLAG_COOKIES] = True
-            meta[FLAG_COOKIE_HEADER] = self.cookies.send(request, session, self.crawler.spider)
+            if urlparse_cached(request).hostname is not None:  # data:, file:, about: carry no cookies
+                meta[FLAG_COOKIE_HEADER] = self.cookies.send(request, session, self.crawler.spider)
             if key is not NO_KEY:
                 self._bind(meta.get(META_POOL), key, session)
 
@@ -309,7 +309,7 @@ class SessionPoolMiddleware:
         if entry is None:
             return response
         session, sent_at = entry
-        if request.meta.get(FLAG_COOKIES) and self.cookies is not None:
+        if request.meta.get(FLAG_COOKIES) and self.cookies is not None and urlparse_cached(request).hostname:
             self.cookies.receive(request, response, session, self.crawler.spider)
         verdict = self.policy.response_verdict(request, response)
         outcome = self.manager.settle(session, verdict, site=urlparse_cached(request).hostname or "", sent_at=sent_at,

@@ -39,6 +39,10 @@ visit = st.tuples(
 )
 
 
+#: Scrapy releases before 2.14 fail a hostless request that carries cookies outside the pool (an assert).
+SCRAPY_FAILS_HOSTLESS = "assert hostname is not None" in inspect.getsource(CookiesMiddleware._process_cookies)
+
+
 def call(method, **kwargs):
     """Call a middleware method with or without ``spider``, as the Scrapy version in use wants."""
     parameter = inspect.signature(method).parameters.get("spider")
@@ -80,6 +84,8 @@ def test_cookies_never_leak(visits):
             url = f"{scheme}://{host}{path}"
         meta = {"sessionpool_enabled": False} if who is None else (
             {"sessionpool_session_id": session_ids[who]} if who in session_ids else {})
+        if who is None and not host and SCRAPY_FAILS_HOSTLESS:
+            given = set_cookie = None
         cookies = []
         if given is not None:  # Request(cookies=...): the request's own cookie, kept by its jar
             cookies = [{"name": f"r{n}", "value": f"g{n}", **{k: v for k, v in given.items() if v is not None}}]
