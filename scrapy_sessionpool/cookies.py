@@ -101,9 +101,7 @@ def cookie_from_state(state: Any, where: str = "cookie") -> Cookie:
     _check(state, "value", where, (str, type(None)), "a string or null")
     expires = state["expires"]
     if expires is not None and (
-        isinstance(expires, bool)
-        or not isinstance(expires, (int, float))
-        or (isinstance(expires, float) and not math.isfinite(expires))
+        isinstance(expires, bool) or not isinstance(expires, (int, float)) or not _fits_a_float(expires)
     ):
         raise StateError(f"{where}.expires: expected a number of seconds or null")
     for field in ("secure", "http_only", "host_only"):
@@ -136,6 +134,14 @@ def cookie_from_state(state: Any, where: str = "cookie") -> Cookie:
         comment=state.get("comment"), comment_url=state.get("comment_url"), rest=dict(rest),
         rfc2109=state.get("rfc2109", False),
     )
+
+
+def _fits_a_float(number: float) -> bool:
+    """The jar keeps expiries as ``int(float(expires))``: anything else it cannot hold."""
+    try:
+        return math.isfinite(float(number))
+    except OverflowError:
+        return False
 
 
 def _check(state: dict[str, Any], field: str, where: str, types: Any, expected: str) -> None:

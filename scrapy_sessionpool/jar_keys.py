@@ -1,8 +1,10 @@
 """Scrapy's ``meta["cookiejar"]`` keys with a pool: each key its own session, each session one key.
 
-A request with a ``cookiejar`` key goes out with the session its key is bound to, while that
-session lives; the first request of a key, or the first after its session retired or was
-rotated away from, gets a session no other key holds, and the key is bound to it.
+A request with a ``cookiejar`` key goes out with the session its key holds, while that session
+lives; the first request of a key, or the first after its session retired or was rotated away
+from, gets a session no other key has held, and the key holds that one. A session a key once
+held stays that key's until it retires (it carries the key's cookies): no other key, and no
+request without a key, gets it.
 """
 
 from __future__ import annotations
@@ -21,31 +23,28 @@ class JarKeys:
         self._key_of: dict[str, tuple[str | None, Hashable]] = {}
 
     def __len__(self) -> int:
-        return len(self._session_of)
+        """How many sessions keys hold (the ones they use now and the ones they left)."""
+        return len(self._key_of)
 
     def session_of(self, pool: str | None, key: Hashable) -> str | None:
         """The id of the session bound to ``key`` in ``pool``, if any."""
         return self._session_of.get((pool, key))
 
-    def bind(self, pool: str | None, key: Hashable, session_id: str) -> None:
-        """Bind ``key`` to the session (and the session to ``key`` alone)."""
+    def bind(self, pool: str | None, key: Hashable, session_id: str) -> bool:
+        """Let ``key`` hold the session; False (and nothing done) if another key has held it."""
         entry = (pool, key)
-        old = self._session_of.get(entry)
-        if old == session_id:
-            return
-        if old is not None:
-            self._key_of.pop(old, None)
-        held = self._key_of.get(session_id)
-        if held is not None:
-            self._session_of.pop(held, None)
+        owner = self._key_of.get(session_id)
+        if owner is not None and owner != entry:
+            return False
         self._session_of[entry] = session_id
         self._key_of[session_id] = entry
+        return True
 
     def forget(self, session_id: str) -> None:
         """The session retired: its key gets a fresh session next time."""
         entry = self._key_of.pop(session_id, None)
-        if entry is not None:
-            self._session_of.pop(entry, None)
+        if entry is not None and self._session_of.get(entry) == session_id:
+            del self._session_of[entry]
 
     def avoid(self, pool: str | None, key: Hashable, also: str | None = None) -> Callable[[str], bool] | None:
         """A test for sessions a request of ``key`` must not get: those bound to another key

@@ -28,7 +28,7 @@ __all__ = ["Outcome", "PoolManager"]
 
 #: Sessions offered for one request when the first one's exit makes it wait.
 PICKS = 4
-#: How many more sessions a request tries when the pool offers one it must avoid.
+#: How many more sessions a request tries when a shared pool offers one it must avoid.
 AVOID_TRIES = 8
 Avoid = Callable[[str], bool]
 #: The longest a challenge page's own delay (a meta refresh) is waited out before the re-fetch.
@@ -242,28 +242,17 @@ class PoolManager:
 
     @staticmethod
     def _pick(pool: SessionPool, avoid: Avoid | None) -> Session | None:
-        """A session from the pool that ``avoid`` does not refuse, of a few tries (None if none)."""
-        session = pool.get_session()
-        if avoid is None or session is None or not avoid(session.id):
-            return session
-        refused = [session]
-        try:
-            for _ in range(AVOID_TRIES):
-                session = pool.get_session()  # the refused stay leased meanwhile, so that picks move on
-                if session is None or not avoid(session.id):
-                    return session
-                refused.append(session)
-            return None
-        finally:
-            for other in refused:
-                other.release()
+        return pool.get_session(avoid=avoid)
 
     def _soonest(self, pool: SessionPool, session: Session, site: str, avoid: Avoid | None) -> Session:
         """Of ``session`` and a few more, the one whose exit's turn comes first (the others go back):
         requests do not queue up behind a slowed exit while others are free."""
         best, best_wait = session, self.pacer.wait(site, session.proxy_url)
         for _ in range(PICKS - 1):
-            other = self._pick(pool, avoid)
+            try:
+                other = self._pick(pool, avoid)
+            except NoHealthyProxy:  # no exit takes a new session now: the best so far it is
+                break
             if other is None:
                 break
             wait = self.pacer.wait(site, other.proxy_url)

@@ -136,19 +136,21 @@ class SessionPoolMiddleware:
             new.meta.pop(FLAG_PICKED, None)
             return new
         site = urlparse_cached(request).hostname or ""
+        ask = self._ask(request, pool_name, session_id)
         if session_id is not None and FLAG_SENT_AT in meta and "redirect_urls" in meta:  # a redirect goes on at once
-            chained = self.manager.acquire(pool_name, session_id, site, chained=True)
+            chained = self.manager.acquire(pool_name, session_id, site, chained=True, avoid=ask.avoid)
             if chained is not None and not inspect.isawaitable(chained):
+                self._claim(ask, chained)
                 self._apply(request, chained, False)
                 return None
-            return self._wait(request, chained, Ask(pool_name, session_id, False))
-        ask = self._ask(request, pool_name, session_id)
+            return self._wait(request, chained, ask._replace(picked=False))
         session = None if FLAG_NOT_BEFORE in meta else self.manager.acquire(
             pool_name, ask.session_id, site, avoid=ask.avoid)
         if session is not None and not inspect.isawaitable(session):
+            self._claim(ask, session)
             turn = self.manager.turn(site, session)
             if turn is not None and turn <= 0:
-                self._apply(request, session, ask.picked, ask.key)
+                self._apply(request, session, ask.picked)
                 return None
             return self._wait(request, session, ask, turn)
         return self._wait(request, session, ask)
@@ -189,11 +191,13 @@ class SessionPoolMiddleware:
             if not_before is not None:
                 await self._sleep_until(not_before, deadline)
             session = await pending if inspect.isawaitable(pending) else pending
-            if session is not None and turn is None:
-                turn = manager.turn(site, session)
+            if session is not None:
+                self._claim(ask, session)
+                if turn is None:
+                    turn = manager.turn(site, session)
             while True:
                 if turn == 0:
-                    self._apply(request, session, ask.picked, ask.key)  # type: ignore[arg-type]
+                    self._apply(request, session, ask.picked)  # type: ignore[arg-type]
                     return None
                 if session is not None and not manager.fit(session):  # its exit cools down, or it sits out
                     session.release()
@@ -202,6 +206,8 @@ class SessionPoolMiddleware:
                     await self._sleep(manager.wait_hint(), deadline)
                     result = manager.acquire(ask.pool_name, ask.session_id, site, avoid=ask.avoid)
                     session = await result if inspect.isawaitable(result) else result
+                    if session is not None:
+                        self._claim(ask, session)
                     turn = None if session is None else manager.turn(site, session)
                     continue
                 await self._sleep(POLL if turn is None else min(turn, POLL), deadline)
@@ -249,7 +255,7 @@ class SessionPoolMiddleware:
         copy.meta[FLAG_REQUEUED] = True
         return copy
 
-    def _apply(self, request: Request, session: Session, picked: bool, key: Hashable = NO_KEY) -> None:
+    def _apply(self, request: Request, session: Session, picked: bool) -> None:
         """Give ``request`` the session's cookies, proxy, User-Agent and download slot."""
         meta = request.meta
         headers = request.headers
@@ -265,13 +271,11 @@ class SessionPoolMiddleware:
 
         if meta.pop(FLAG_COOKIE_HEADER, False):
             headers.pop(b"Cookie", None)  # a retry or redirect copy: built for another URL or session
-        if self.cookies is not None and (meta.get(FLAG_COOKIES) or not meta.get("dont_merge_cookies")):
-            meta["dont_merge_cookies"] = True  # keeps CookiesMiddleware's own jars out of session requests
+        if meta.get(FLAG_COOKIES) or not meta.get("dont_merge_cookies"):
+            meta["dont_merge_cookies"] = True  # keeps any cookie middleware's own jars out of session requests
             meta[FLAG_COOKIES] = True
-            if urlparse_cached(request).hostname is not None:  # data:, file:, about: carry no cookies
+            if self.cookies is not None and urlparse_cached(request).hostname is not None:  # not data:, file:...
                 meta[FLAG_COOKIE_HEADER] = self.cookies.send(request, session, self.crawler.spider)
-            if key is not NO_KEY:
-                self._bind(meta.get(META_POOL), key, session)
 
         proxy = session.proxy_url
         if meta.pop(FLAG_PROXY, False):
@@ -293,10 +297,14 @@ class SessionPoolMiddleware:
             meta["download_slot"] = f"{urlparse_cached(request).hostname}@{proxy_label(proxy)}"
             meta[FLAG_SLOT] = True
 
-    def _bind(self, pool_name: str | None, key: Hashable, session: Session) -> None:
+    def _claim(self, ask: Ask, session: Session) -> None:
+        """A request of a ``cookiejar`` key got a session other than its key's: the key holds it now
+        (at once, so that the key's next requests get it too, while this one waits for its turn)."""
+        if ask.key is NO_KEY or session.id == ask.session_id:
+            return
         keys = self.manager.jar_keys
-        keys.bind(pool_name, key, session.id)
-        if not self._warned_keys and len(keys) >= self.manager.settings.for_pool(pool_name).max_pool_size:
+        keys.bind(ask.pool_name, ask.key, session.id)
+        if not self._warned_keys and len(keys) >= self.manager.settings.for_pool(ask.pool_name).max_pool_size:
             self._warned_keys = True
             logger.warning("Every session of the pool is held by a meta['cookiejar'] key (%d keys): requests of "
                            "new keys wait until a session retires; raise SESSIONPOOL_MAX_POOL_SIZE for more keys",

@@ -153,12 +153,15 @@ class SessionPool:
         """Build a session with this pool's options and clock, without adding it."""
         return Session(options=self._options, clock=self._clock, **kwargs)
 
-    def get_session(self, session_id: str | None = None) -> Session | None:
+    def get_session(
+        self, session_id: str | None = None, *, avoid: Callable[[str], bool] | None = None
+    ) -> Session | None:
         """Hand out a session.
 
         Without ``session_id``: a new session while the pool has room, else one
-        picked by the reuse strategy; ``None`` only when the pool is full and
-        every session is in use up to its usage limit or its proxy is paused.
+        picked by the reuse strategy, never one whose id ``avoid`` refuses; ``None``
+        only when the pool is full and every session is in use up to its usage
+        limit, its proxy is paused or ``avoid`` refuses it.
         With ``session_id``: that session if it is in the pool and usable, else
         ``None``.
         """
@@ -175,13 +178,33 @@ class SessionPool:
             except NoHealthyProxy:
                 if not self._ready:
                     raise
-                session = self._ready.pick()  # no exit takes a new session now: reuse one
-        elif self._ready:
-            session = self._ready.pick()
+                session = self._pick_ready(avoid)  # no exit takes a new session now: reuse one
         else:
+            session = self._pick_ready(avoid)
+        if session is None:
             return None
         self._lease(session)
         return session
+
+    def _pick_ready(self, avoid: Callable[[str], bool] | None) -> Session | None:
+        """The strategy's pick among the ready sessions that ``avoid`` does not refuse."""
+        if not self._ready:
+            return None
+        session = self._ready.pick()
+        if avoid is None or not avoid(session.id):
+            return session
+        hidden = []
+        try:
+            while avoid(session.id):
+                hidden.append(session)
+                self._ready.discard(session)  # out of the strategy's sight while it picks again
+                if not self._ready:
+                    return None
+                session = self._ready.pick()
+            return session
+        finally:
+            for other in hidden:
+                self._refresh(other)
 
     def find(self, session_id: str) -> Session | None:
         """The live session with that id, without handing it out (no lease taken)."""

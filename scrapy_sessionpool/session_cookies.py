@@ -20,6 +20,8 @@ from scrapy.http.cookies import CookieJar
 from scrapy.utils.conf import build_component_list
 from scrapy.utils.misc import build_from_crawler, load_object
 
+from .config import _fail
+
 if TYPE_CHECKING:
     from scrapy import Request, Spider
     from scrapy.crawler import Crawler
@@ -28,6 +30,16 @@ if TYPE_CHECKING:
     from .session import Session
 
 __all__ = ["SessionCookies"]
+
+
+def _wants_spider(middleware_class: type) -> bool:
+    """Does the class's ``process_request`` need the ``spider`` argument (Scrapy < 2.14, or a subclass
+    written for it)? A subclass taking ``*args`` follows Scrapy's own signature."""
+    for cls in (middleware_class, CookiesMiddleware):
+        spider = inspect.signature(cls.process_request).parameters.get("spider")
+        if spider is not None:
+            return spider.default is inspect.Parameter.empty
+    return False
 
 
 class _TheJar(dict):  # type: ignore[type-arg]
@@ -47,8 +59,7 @@ class SessionCookies:
         self._jars = _TheJar()
         middleware.jars = self._jars  # type: ignore[assignment]
         self._wrappers: WeakKeyDictionary[Session, CookieJar] = WeakKeyDictionary()
-        spider = inspect.signature(CookiesMiddleware.process_request).parameters.get("spider")
-        self._pass_spider = spider is not None and spider.default is inspect.Parameter.empty  # Scrapy < 2.14
+        self._pass_spider = _wants_spider(type(middleware))
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> SessionCookies | None:
@@ -59,6 +70,11 @@ class SessionCookies:
         for path in build_component_list(crawler.settings.getwithbase("DOWNLOADER_MIDDLEWARES")):
             middleware_class = load_object(path)
             if isinstance(middleware_class, type) and issubclass(middleware_class, CookiesMiddleware):
+                for name in ("process_request", "process_response"):
+                    if inspect.iscoroutinefunction(getattr(middleware_class, name)):
+                        raise _fail("DOWNLOADER_MIDDLEWARES", "a CookiesMiddleware whose process_request and "
+                                    "process_response return at once, as Scrapy's do (not coroutines)",
+                                    path)
                 try:
                     return cls(build_from_crawler(middleware_class, crawler))
                 except NotConfigured:

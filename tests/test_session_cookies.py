@@ -86,7 +86,7 @@ def test_no_cookies_when_scrapy_would_handle_none(settings):
     again = rig.send("http://shop.test/")
     assert cookie(first) is None and cookie(again) is None
     assert rig.session_of(again).cookies == []
-    assert "dont_merge_cookies" not in again.meta  # nothing of ours for Scrapy's middleware to skip
+    assert again.meta["dont_merge_cookies"] is True  # any other cookie middleware keeps its jar out too
 
 
 class CountingCookies(CookiesMiddleware):
@@ -237,3 +237,67 @@ def test_a_new_key_waits_while_every_session_is_held_by_another_key(caplog):
 def test_an_unhashable_cookiejar_key_is_a_clear_error():
     with pytest.raises(MetaError, match="Request meta 'cookiejar': expected a hashable key .* got list"):
         Rig().send("http://shop.test/", meta={"cookiejar": ["a"]})
+
+
+class OldStyleCookies(CookiesMiddleware):
+    """A subclass written for Scrapy < 2.14: ``spider`` required."""
+
+    def process_request(self, request, spider):
+        return super().process_request(*((request, spider) if SPIDER_REQUIRED else (request,)))
+
+    def process_response(self, request, response, spider):
+        return super().process_response(*((request, response, spider) if SPIDER_REQUIRED else (request, response)))
+
+
+class AsyncCookies(CookiesMiddleware):
+    async def process_request(self, request, spider=None):
+        return None
+
+
+SPIDER_REQUIRED = inspect.signature(CookiesMiddleware.process_request).parameters["spider"].default \
+    is inspect.Parameter.empty
+
+
+def test_a_subclass_written_for_older_scrapy_gets_its_spider_argument():
+    rig = Rig(SESSIONPOOL_MAX_POOL_SIZE=1, DOWNLOADER_MIDDLEWARES={
+        "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None, OldStyleCookies: 700})
+    rig.visit("http://shop.test/", "sid=1")
+    assert cookie(rig.send("http://shop.test/")) == b"sid=1"
+
+
+def test_an_async_cookies_middleware_is_a_clear_error():
+    from scrapy_sessionpool.config import SettingsError
+
+    with pytest.raises(SettingsError, match="DOWNLOADER_MIDDLEWARES: expected a CookiesMiddleware whose"):
+        Rig(DOWNLOADER_MIDDLEWARES={"scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
+                                    AsyncCookies: 700})
+
+
+def test_a_key_keeps_the_sessions_it_left_and_two_waiting_requests_of_a_new_key_share_one():
+    rig = Rig(SESSIONPOOL_MAX_POOL_SIZE=6)
+    first = rig.visit("http://shop.test/", "login=C-secret", meta={"cookiejar": "C"})
+    response = Response(first.url, request=first)
+    retry = retry_with_new_session(response, rig.crawler)  # the old session lives on, with C's cookie
+    assert rig.mw.process_request(retry) is None
+    for _ in range(10):
+        other = rig.visit("http://shop.test/", meta={"cookiejar": "D"})
+        plain = rig.visit("http://shop.test/")
+        assert b"C-secret" not in (cookie(other) or b"") + (cookie(plain) or b"")
+    # two requests of a new key that both wait for their turn get one session between them
+    rig.mw.manager.turn = lambda site, session: 1.0
+    keys = rig.mw.manager.jar_keys
+    before = len(keys)
+    waiting = [rig.mw.process_request(Request("http://shop.test/x", meta={"cookiejar": "E"})) for _ in range(2)]
+    assert keys.session_of(None, "E") is not None and len(keys) == before + 1
+    for coroutine in waiting:
+        coroutine.close()
+
+
+@pytest.mark.parametrize("strategy", ["random", "round_robin", "use_until_failure"])
+def test_a_request_without_a_key_finds_the_free_session_whatever_the_strategy(strategy):
+    rig = Rig(SESSIONPOOL_MAX_POOL_SIZE=3, SESSIONPOOL_REUSE_STRATEGY=strategy)
+    for key in (1, 2):
+        rig.visit("http://shop.test/", meta={"cookiejar": key})
+    free = rig.visit("http://shop.test/").meta["sessionpool_session_id"]
+    for _ in range(30):
+        assert rig.visit("http://shop.test/").meta["sessionpool_session_id"] == free
