@@ -157,6 +157,7 @@ asyncio.run(main())
 def crawl(mode: str, cell: str, items: int, proxies: int, timeout: float, crawlee_python: str | None,
           seed: int) -> dict[str, Any]:
     from demo.net import ForwardingProxy
+
     from tests.support.blocksite import BlockSite
 
     site = BlockSite(cell, items=items, seed=seed).start()

@@ -52,7 +52,7 @@ def main() -> None:
     print(f"\nDemo shop, {args.items} items, 4 proxies; columns: SESSIONPOOL_MAX_POOL_SIZE (16 is the default)")
     print(" " * 20 + "".join(f"{size:>22}" for size in sizes))
     for key in keys:
-        print(f"{key:<20}" + "".join(f"{str(rows[size][key]):>22}" for size in sizes))
+        print(f"{key:<20}" + "".join(f"{rows[size][key]!s:>22}" for size in sizes))
 
 
 if __name__ == "__main__":

@@ -388,7 +388,7 @@ def run_crawl(base: str, pages: int, workdir: str, log_level: str = "INFO") -> d
             no_sid = sum(1 for s in saved if s.usage_count and not any(c["name"] == "sid" for c in s.cookies))
             if no_sid:
                 errors.append(f"{no_sid} used session(s) in the saved state hold no sid cookie")
-    except Exception as exc:  # noqa: BLE001 - reported as a failed check
+    except Exception as exc:
         errors.append(f"saved state does not load: {type(exc).__name__}: {exc}")
     rss_end = rss_mib()
     return {

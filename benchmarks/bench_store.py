@@ -87,7 +87,7 @@ def bench_file(pool: SessionPool, size: int, store: FileStore) -> dict[str, floa
     build_ms, state = timed(build)
     json_ms, data = timed(lambda: json.dumps(state, separators=(",", ":"), allow_nan=False).encode())
     write_ms, _ = timed(lambda: store.save_bytes(KEY, data))
-    del state, data
+    state = data = None  # freed before the load is timed
     nbytes = store.path(KEY).stat().st_size
     gc.collect()
     parse_ms, loaded = timed(lambda: store.load(KEY))
@@ -111,7 +111,7 @@ def bench_redis(pool: SessionPool, size: int, store: Any) -> dict[str, float]:
     build_ms, state = timed(pool.snapshot())
     save_ms, _ = timed(lambda: store.save(KEY, state))
     used = int(client.info("memory")["used_memory"]) - before
-    del state
+    state = None
     gc.collect()
     fetch_ms, loaded = timed(lambda: store.load(KEY))
     target = fresh_pool(size)
@@ -171,7 +171,7 @@ def main() -> None:
             file_rows: dict[int, dict[str, float]] = {}
             redis_rows: dict[int, dict[str, float]] = {}
             for size in sizes:
-                fill_ms, pool = timed(lambda: filled_pool(size))
+                fill_ms, pool = timed(lambda size=size: filled_pool(size))
                 n = repeats_for(size, args.repeat)
                 file_rows[size] = median_rows([bench_file(pool, size, store) for _ in range(n)])
                 if redis_store is not None:

@@ -62,7 +62,7 @@ def crawl(
                "-s", "EXTENSIONS=" + json.dumps({"demo.statsfile.StatsFile": 0}), "-s", f"STATSFILE={stats_file}"]
     for key, value in settings.items():
         command += ["-s", f"{key}={value}"]
-    output = open(state / f"{label}.log", "wb") if quiet else None
+    output = open(state / f"{label}.log", "wb") if quiet else None  # noqa: SIM115 - the crawl process writes it
     print(f"\n=== {label}: scrapy crawl {name}" + (f" (log: {output.name})" if output else "") + " ===", flush=True)
     return subprocess.Popen(command, cwd=HERE, stdout=output, stderr=output, env={**os.environ, "PYTHONPATH": str(HERE)})
 
@@ -135,7 +135,7 @@ def main() -> None:
     width = max(len(k) for k in next(iter(rows.values())))
     print(" " * width + "".join(f"  {label:>22}" for label in labels))
     for key in rows[labels[0]]:
-        print(f"{key:<{width}}" + "".join(f"  {str(rows[label][key]):>22}" for label in labels))
+        print(f"{key:<{width}}" + "".join(f"  {rows[label][key]!s:>22}" for label in labels))
     saved = pool_dir / "catalogue.json"
     print(f"\nThe pool was saved to {saved}.")
     if resuming:

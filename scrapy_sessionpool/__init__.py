@@ -16,23 +16,23 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_BLOCKED_STATUS_CODES",
+    "STATE_VERSION",
     "Addon",
     "BanPolicy",
-    "SessionPoolExtension",
-    "SessionPoolMiddleware",
-    "Verdict",
-    "get_pool",
-    "get_pools",
-    "get_session",
-    "retry_with_new_session",
-    "STATE_VERSION",
     "PoolFullError",
     "Session",
     "SessionOptions",
     "SessionPool",
     "SessionPoolError",
+    "SessionPoolExtension",
+    "SessionPoolMiddleware",
     "StateError",
+    "Verdict",
     "__version__",
+    "get_pool",
+    "get_pools",
+    "get_session",
+    "retry_with_new_session",
 ]
 
 # Scrapy-side names, imported lazily so that the core stays free of Scrapy.

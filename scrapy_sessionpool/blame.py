@@ -376,7 +376,7 @@ class Judge:
 
     def guilty(self, exit_url: str | None, site: str) -> None:
         """A session of this exit was found guilty (retired for its blocks)."""
-        place, ev = self._place(site, exit_url)
+        _, ev = self._place(site, exit_url)
         ev.guilty.append(self._clock())
 
     def forget(self, session_id: str) -> None:

@@ -398,9 +398,7 @@ def _read_pool_values(get: Any, where: str) -> dict[str, Any]:
         if raw is sentinel or (raw is None and key == "max_pool_size"):
             continue
         name = where + (key.upper() if where == PREFIX else key)
-        if key == "max_pool_size":
-            values[key] = _int(name, raw, 1)
-        elif key == "max_usage_count":
+        if key in ("max_pool_size", "max_usage_count"):
             values[key] = _int(name, raw, 1)
         elif key in ("max_age_secs", "max_error_score"):
             values[key] = _number(name, raw, 0, strict=True)

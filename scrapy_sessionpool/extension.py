@@ -196,7 +196,7 @@ class SessionPoolExtension:
         for name, key, build in jobs:
             try:
                 self.store.save(key, build())
-            except Exception as exc:  # a failed save must never stop the crawl
+            except Exception as exc:  # noqa: BLE001 - a failed save must never stop the crawl
                 results.append((name, key, exc))
             else:
                 results.append((name, key, None))

@@ -16,10 +16,10 @@ from typing import Any, Protocol
 
 from .blame import Blame, Decision, Judge
 from .config import PoolSettings
-from .pacing import Pacer
-from .pool import SessionPool
 from .exceptions import NoHealthyProxy, StateError
 from .jar_keys import JarKeys
+from .pacing import Pacer
+from .pool import SessionPool
 from .proxies import ProxyManager, redact
 from .session import Session
 from .verdict import Verdict, VerdictKind

@@ -17,7 +17,7 @@ __all__ = ["NoHealthyProxy", "ProxyManager", "proxy_label", "redact"]
 #: What a proxy URL may look like: ``http(s)://[user:pass@]host[:port]``.
 PROXY_URL_RE = re.compile(r"https?://([^@/\s]+@)?[^@/\s:]+(:\d{1,5})?/?")
 
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/\s]*)(:[^@/\s]*)?@", re.I)
+_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/\s]*)(:[^@/\s]*)?@", re.IGNORECASE)
 
 
 def redact(text: str | None) -> str | None:

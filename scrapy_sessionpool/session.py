@@ -123,7 +123,7 @@ class Session:
     def __init__(
         self,
         *,
-        id: str | None = None,  # noqa: A002 - the Apify name
+        id: str | None = None,
         options: SessionOptions | Mapping[str, Any] | None = None,
         proxy_url: str | None = None,
         user_agent: str | None = None,

@@ -70,8 +70,8 @@ BAD = [
     ("MAX_USAGE_COUNT", 0, "SESSIONPOOL_MAX_USAGE_COUNT: expected an integer from 1 to 1,000,000,000, got 0"),
     ("MAX_ERROR_SCORE", -2, "SESSIONPOOL_MAX_ERROR_SCORE: expected a number > 0 and <= 1,000,000, got -2"),
     ("ERROR_SCORE_DECREMENT", -0.5, "SESSIONPOOL_ERROR_SCORE_DECREMENT: expected a number >= 0 and <= 1,000,000, got -0.5"),
-    ("REUSE_STRATEGY", "lru", "SESSIONPOOL_REUSE_STRATEGY: expected one of 'random', 'round_robin', "
-                              "'use_until_failure', got 'lru'"),
+    ("REUSE_STRATEGY", "lru", ("SESSIONPOOL_REUSE_STRATEGY: expected one of 'random', 'round_robin', "
+                               "'use_until_failure', got 'lru'")),
     ("BLOCKED_STATUS_CODES", [403, 999], "SESSIONPOOL_BLOCKED_STATUS_CODES: expected a list of HTTP status codes"),
     ("BLOCKED_STATUS_CODES", 403, "SESSIONPOOL_BLOCKED_STATUS_CODES: expected a list of HTTP status codes"),
     ("BAN_PATTERNS", ["(unclosed"], "SESSIONPOOL_BAN_PATTERNS: '(unclosed' is not a valid regular expression"),
@@ -80,8 +80,8 @@ BAD = [
     ("JUDGE", "nowhere.Judge", "SESSIONPOOL_JUDGE: cannot import 'nowhere.Judge'"),
     ("JUDGE", "scrapy_sessionpool.policy.BanPolicy", "SESSIONPOOL_JUDGE: expected a subclass of scrapy_sessionpool.blame.Judge"),
     ("MAX_SESSION_ROTATIONS", -1, "SESSIONPOOL_MAX_SESSION_ROTATIONS: expected an integer from 0 to 1,000, got -1"),
-    ("PROXIES", ["ftp://x:1"], "SESSIONPOOL_PROXIES: expected proxy URLs like http://[user:pass@]host:port, "
-                               "got 'ftp://x:1'"),
+    ("PROXIES", ["ftp://x:1"], ("SESSIONPOOL_PROXIES: expected proxy URLs like http://[user:pass@]host:port, "
+                                "got 'ftp://x:1'")),
     ("PROXIES", ["http://u:secret@h:1/path"], "got 'http://u:***@h:1/path'"),
     ("PROXIES", ["http://a:1", "http://a:1"], "SESSIONPOOL_PROXIES: the same proxy is listed twice"),
     ("PROXIES", "/no/such/file", "SESSIONPOOL_PROXIES: cannot read proxy list file '/no/such/file'"),
@@ -150,5 +150,5 @@ def test_redis_alone_takes_redis_url_as_scrapy_redis_does():
     cfg = PoolSettings.from_settings(Settings({"SESSIONPOOL_PERSIST_STATE_STORE": "redis",
                                                "REDIS_URL": "redis://cache:6380/2"}))
     assert cfg.redis_url == "redis://cache:6380/2"
-    with pytest.raises(SettingsError, match="^REDIS_URL: expected a Redis URL"):
+    with pytest.raises(SettingsError, match=r"^REDIS_URL: expected a Redis URL"):
         PoolSettings.from_settings(Settings({"SESSIONPOOL_PERSIST_STATE_STORE": "redis", "REDIS_URL": "nope"}))

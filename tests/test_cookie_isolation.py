@@ -13,7 +13,8 @@ from __future__ import annotations
 import inspect
 from urllib.parse import urlsplit
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scrapy import Request
 from scrapy.downloadermiddlewares.cookies import CookiesMiddleware
 from scrapy.http import HtmlResponse
@@ -75,7 +76,7 @@ def test_cookies_never_leak(visits):
     session_ids: dict[int, str] = {}
     origins: dict[str, tuple] = {}  # cookie name -> (owner, host that set it, attributes, default path)
 
-    for n, (who, scheme, host, path, set_cookie, given) in enumerate(visits):
+    for n, (who, scheme, host, path, set_cookie, request_cookie) in enumerate(visits):
         if scheme == "data":
             host, path, url = "", "", "data:,hello"
         elif scheme == "file":
@@ -85,18 +86,18 @@ def test_cookies_never_leak(visits):
         meta = {"sessionpool_enabled": False} if who is None else (
             {"sessionpool_session_id": session_ids[who]} if who in session_ids else {})
         if who is None and not host and SCRAPY_FAILS_HOSTLESS:
-            given = set_cookie = None
+            request_cookie = set_cookie = None
         cookies = []
-        if given is not None:  # Request(cookies=...): the request's own cookie, kept by its jar
-            cookies = [{"name": f"r{n}", "value": f"g{n}", **{k: v for k, v in given.items() if v is not None}}]
+        if request_cookie is not None:  # Request(cookies=...): the request's own cookie, kept by its jar
+            cookies = [{"name": f"r{n}", "value": f"g{n}", **{k: v for k, v in request_cookie.items() if v is not None}}]
         request = Request(url, meta=meta, cookies=cookies)
         call(pool_mw.process_request, request=request, spider=spider)
         call(cookies_mw.process_request, request=request, spider=spider)
         owner = "global" if who is None else request.meta["sessionpool_session_id"]
         if who is not None:
             session_ids.setdefault(who, owner)
-        if given is not None:
-            attrs = {**given, "secure": scheme == "https" if given["secure"] is None else given["secure"]}
+        if request_cookie is not None:
+            attrs = {**request_cookie, "secure": scheme == "https" if request_cookie["secure"] is None else request_cookie["secure"]}
             origins[f"r{n}"] = (owner, host, attrs, default_path(urlsplit(url).path))
 
         for part in (request.headers.get("Cookie") or b"").decode().split(";"):

@@ -26,7 +26,7 @@ PATHS = ["/", "/cart", "/cart/items", "/carton"]
 attribute = st.one_of(
     st.builds("Domain={}".format, st.sampled_from(["shop.test", ".shop.test", "www.shop.test", "blogspot.com",
                                                   "co.uk", "other.test", "localhost", "127.0.0.1"])),
-    st.builds("Path={}".format, st.sampled_from(PATHS + ["", "cart"])),
+    st.builds("Path={}".format, st.sampled_from([*PATHS, "", "cart"])),
     st.builds("Max-Age={}".format, st.sampled_from(["0", "-1", "3600", "99999999", "10" + "0" * 20, "soon"])),
     st.builds("Expires={}".format, st.sampled_from(["Thu, 01 Jan 1970 00:00:00 GMT", "Fri, 31 Dec 9999 23:59:59 GMT",
                                                     "Wed, 21 Oct 2065 07:28:00 GMT", "not a date"])),
@@ -42,7 +42,7 @@ set_cookie = st.builds(
 url = st.builds("{}://{}{}".format, st.sampled_from(["http", "https"]), st.sampled_from(HOSTS), st.sampled_from(PATHS))
 request_cookie = st.fixed_dictionaries(
     {"name": name, "value": st.sampled_from(["1", "", "x"])},
-    optional={"domain": st.sampled_from(HOSTS + [".shop.test"]), "path": st.sampled_from(PATHS),
+    optional={"domain": st.sampled_from([*HOSTS, ".shop.test"]), "path": st.sampled_from(PATHS),
               "secure": st.booleans()},
 )
 visit = st.tuples(url, st.lists(set_cookie, max_size=3), st.lists(request_cookie, max_size=2))

@@ -20,7 +20,7 @@ def test_readme_renders_without_warnings():
 
 def test_every_setting_is_documented_with_its_default():
     for name in _documented():
-        assert re.search(rf"^``{name}`` \(default ", README, re.M), f"{name} is not documented"
+        assert re.search(rf"^``{name}`` \(default ", README, re.MULTILINE), f"{name} is not documented"
 
 
 def test_every_meta_key_is_documented():
@@ -28,7 +28,7 @@ def test_every_meta_key_is_documented():
 
     keys = [v for k, v in vars(helpers).items() if k.startswith("META_")]
     for key in keys:
-        assert re.search(rf"^``{key}``$", README, re.M), f"{key} is not documented"
+        assert re.search(rf"^``{key}``$", README, re.MULTILINE), f"{key} is not documented"
 
 
 def python_snippets() -> list[str]:

@@ -179,7 +179,7 @@ def test_bad_options_name_the_option(options, name):
 
 
 def test_unknown_options_are_refused():
-    with pytest.raises(ValueError, match="unknown option.*maxUsageCount"):
+    with pytest.raises(ValueError, match=r"unknown option.*maxUsageCount"):
         SessionOptions.coerce({"maxUsageCount": 3})
 
 

@@ -235,7 +235,7 @@ def test_a_new_key_waits_while_every_session_is_held_by_another_key(caplog):
 
 
 def test_an_unhashable_cookiejar_key_is_a_clear_error():
-    with pytest.raises(MetaError, match="Request meta 'cookiejar': expected a hashable key .* got list"):
+    with pytest.raises(MetaError, match=r"Request meta 'cookiejar': expected a hashable key .* got list"):
         Rig().send("http://shop.test/", meta={"cookiejar": ["a"]})
 
 

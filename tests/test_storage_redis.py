@@ -6,17 +6,17 @@ import asyncio
 import functools
 import json
 import random
-import time
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import pytest_twisted
 
 from scrapy_sessionpool import Session, SessionPool, StateError
-from scrapy_sessionpool.cookies import make_cookie
 from scrapy_sessionpool.config import PoolSettings
+from scrapy_sessionpool.cookies import make_cookie
 from scrapy_sessionpool.stores.redis import RedisStore, RemoteSession, SharedPool
 from tests.clock import FakeClock
 from tests.crawling import make_crawler, stats
@@ -475,7 +475,7 @@ async def test_an_outage_queues_per_session_not_per_request_and_counts_retiremen
     # 400 sessions made offline for 2,000 uses of 5; retirements counted as they happen, not at the replay
     live = list(pool._fallback)
     assert len(created) == 401 and len(retired) == len(created) - len(live)
-    assert 2000 + 1 == 5 * len(retired) + sum(s.usage_count for s in live)
+    assert 5 * len(retired) + sum(s.usage_count for s in live) == 2000 + 1
     assert len(pool._pending) < 2 * (len(retired) + 3 * len(live))  # uncompacted: 12 writes a session
     pool._pending.compact()
     assert sorted(op[1] for op in pool._pending if op[0].is_retired) == ["retire"] * len(retired)

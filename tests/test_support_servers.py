@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.clock import FakeClock
-from tests.support.proxy import ForwardingProxy, Forwarded
+from tests.support.proxy import Forwarded, ForwardingProxy
 from tests.support.site import GuardedSite, Hit
 
 

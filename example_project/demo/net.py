@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import sys
@@ -11,11 +12,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from typing_extensions import Self
+
 Header = tuple[str, str]
-_S = TypeVar("_S", bound="LocalServer")
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -42,10 +44,8 @@ class _HTTPServer(ThreadingHTTPServer):
         with self._lock:
             connections = list(self._connections)
         for connection in connections:  # wakes handler threads blocked on idle keep-alive reads
-            try:
+            with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if not isinstance(sys.exc_info()[1], ConnectionError):  # a client hanging up is not news
@@ -83,7 +83,7 @@ class LocalServer:
             raise RuntimeError(f"{type(self).__name__} was never started")
         return self._port
 
-    def start(self: _S, port: int = 0) -> _S:
+    def start(self, port: int = 0) -> Self:
         """Bind (port 0 picks a free one) and serve in a daemon thread."""
         if self._httpd is not None:
             raise RuntimeError(f"{type(self).__name__} is already running")
@@ -104,7 +104,7 @@ class LocalServer:
         self._thread.join()
         self._httpd = self._thread = None
 
-    def __enter__(self: _S) -> _S:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

@@ -139,7 +139,7 @@ class Command(ScrapyCommand):
                 message = str(exc) if where in str(exc) else f"{where}: {exc}"
                 self._fail(f"Error: unusable session pool state: {message}")
                 continue
-            except Exception as exc:  # a store that cannot be reached (Redis down...)
+            except Exception as exc:  # noqa: BLE001 - a store that cannot be reached (Redis down...)
                 self._fail(f"Error: cannot read {where}: {type(exc).__name__}: {exc}")
                 continue
             shown.append(_pool_json(name, key, where, state is not None, sessions, retired, now))
@@ -164,10 +164,10 @@ class Command(ScrapyCommand):
             if answer.strip().lower() not in ("y", "yes"):
                 print("Nothing deleted.")
                 return
-        for (_, key), where in zip(pools, wheres):
+        for (_, key), where in zip(pools, wheres, strict=True):
             try:
                 deleted = store.delete(key)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - as above
                 self._fail(f"Error: cannot delete {where}: {type(exc).__name__}: {exc}")
                 continue
             print(f"{'Deleted' if deleted else 'Nothing stored at'} {_clean(where)}")
@@ -229,7 +229,7 @@ def _pool_text(pool: dict[str, Any]) -> str:
         rows = [tuple(_clean(cell) for cell in row) for row in rows]
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
         for row in rows:
-            lines.append("  " + "  ".join([*(c.ljust(w) for c, w in zip(row, widths)), row[-1]]).rstrip())
+            lines.append("  " + "  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]).rstrip())
     else:
         lines.append("  no sessions")
     per_proxy = Counter(s["proxy"] or "direct" for s in sessions)

@@ -6,6 +6,7 @@ deleted or overwritten: it is moved aside with a timestamp.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import logging
@@ -89,10 +90,8 @@ class FileStore:
                 os.fsync(f.fileno())
             os.replace(tmp, path)
         except BaseException:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
             raise
         _fsync_directory(self.directory)
 

@@ -107,7 +107,7 @@ class RedisStore:
                 pipe.hgetall(f"{base}:c:{sid}")
             replies = pipe.execute()
         sessions = []
-        for sid, fields, cookies in zip(ids, replies[::2], replies[1::2]):
+        for sid, fields, cookies in zip(ids, replies[::2], replies[1::2], strict=True):
             if fields:
                 sessions.append(_state_from_fields(sid, fields, cookies))
         return {"version": STATE_VERSION, "retired_sessions_count": int(meta.get("retired", 0)), "sessions": sessions}
@@ -520,7 +520,7 @@ class SharedPool:
                 repr(cfg.error_score_decrement), int(cfg.warm_up), cfg.reuse_strategy, *_ops(batch)]
 
     def _applied(self, batch: list[Op], replies: list[Any]) -> None:
-        for (session, kind, _, _), reply in zip(batch, replies):
+        for (session, kind, _, _), reply in zip(batch, replies, strict=False):
             if reply[0] == "retired" or reply[0] == "gone":
                 self._mirrors.pop(session.id, None)
                 self._announced.discard(session.id)

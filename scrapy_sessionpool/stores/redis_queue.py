@@ -80,7 +80,7 @@ class WriteQueue:
 
 
 def _needed(op: Op) -> Op:
-    session, kind, a, b = op
+    session, kind, _, _ = op
     if kind == "retire" and session._settled and session._unsent:
         return (session, "tally", "1", "")  # Redis never saw it: count it as made and retired
     return op

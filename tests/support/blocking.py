@@ -286,9 +286,7 @@ class BlockModel:
             ex.budget = self._rng.randint(*self.exit_budget)
             self.counts["exit_bans"] += 1
             refusal = self._refuse(self.ban_secs, headers)
-        elif trigger == "ip_rate" and len(ex.hits) > self.ip_rate:
-            refusal = self._ban(key, sid, session, ex, now, headers)
-        elif trigger == "site_rate" and len(self._site_hits) > self.site_rate:
+        elif (trigger == "ip_rate" and len(ex.hits) > self.ip_rate) or (trigger == "site_rate" and len(self._site_hits) > self.site_rate):
             refusal = self._ban(key, sid, session, ex, now, headers)
         if refusal is not None:
             return refusal

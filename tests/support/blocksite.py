@@ -24,6 +24,7 @@ if _DEMO not in sys.path:  # run as `python -m tests.support.blocksite`, without
     sys.path.insert(0, _DEMO)
 
 from demo.net import LocalServer, read_body, send  # noqa: E402
+
 from tests.support.blocking import BlockModel, Cell, cell_options  # noqa: E402
 
 __all__ = ["BlockSite", "CatalogueSpider", "Hit"]

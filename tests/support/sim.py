@@ -266,8 +266,8 @@ def simulate(cell: Cell | str, **kwargs: Any) -> Result:
 
 def table(results: Iterable[Result]) -> str:
     """One line per cell: items %, requests per item, sessions created, blame counts, seconds."""
-    lines = [f"{'cell':36} {'items':>7} {'req/item':>8} {'created':>7} {'session':>7} {'exit':>5} {'site':>5} "
-             f"{'innoc':>5} {'secs':>6}"]
+    lines = [(f"{'cell':36} {'items':>7} {'req/item':>8} {'created':>7} {'session':>7} {'exit':>5} {'site':>5} "
+              f"{'innoc':>5} {'secs':>6}")]
     for r in results:
         s = r.stats
         lines.append(f"{r.cell:36} {100 * r.share:6.1f}% {r.per_item:8.2f} {s.get('created', 0):7} "
