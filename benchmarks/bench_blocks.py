@@ -61,13 +61,15 @@ def run_scrapy(mode: str, site: str, proxies: list[str], timeout: float) -> dict
         "CLOSESPIDER_TIMEOUT": timeout,
     }
     if mode == "pool":
-        settings.update({
-            "ADDONS": {"scrapy_sessionpool.Addon": 300},
-            "SESSIONPOOL_PROXIES": proxies,
-            "SESSIONPOOL_BAN_PATTERNS": [BAN_TEXT],
-            "SESSIONPOOL_CHALLENGE_PATTERNS": [CHALLENGE_TEXT],
-            "SESSIONPOOL_PERSIST_STATE": False,
-        })
+        settings.update(
+            {
+                "ADDONS": {"scrapy_sessionpool.Addon": 300},
+                "SESSIONPOOL_PROXIES": proxies,
+                "SESSIONPOOL_BAN_PATTERNS": [BAN_TEXT],
+                "SESSIONPOOL_CHALLENGE_PATTERNS": [CHALLENGE_TEXT],
+                "SESSIONPOOL_PERSIST_STATE": False,
+            }
+        )
     marks: dict[str, Any] = {}
 
     def opened(spider: Any) -> None:
@@ -98,7 +100,7 @@ def run_scrapy(mode: str, site: str, proxies: list[str], timeout: float) -> dict
     }
 
 
-CRAWLEE_CHILD = r'''
+CRAWLEE_CHILD = r"""
 import asyncio, json, re, sys, time
 from crawlee import ConcurrencySettings, Request
 from crawlee.crawlers import ParselCrawler, ParselCrawlingContext
@@ -106,7 +108,8 @@ from crawlee.errors import SessionError
 from crawlee.proxy_configuration import ProxyConfiguration
 from crawlee.storage_clients import MemoryStorageClient
 
-site, proxies, timeout, ban, challenge = sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5]
+site, proxies, timeout = sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3])
+ban, challenge = sys.argv[4], sys.argv[5]
 items = set()
 
 async def main():
@@ -148,14 +151,15 @@ async def main():
                       "created": None, "blame": None, "leaked": 0}))
 
 asyncio.run(main())
-'''
+"""
 
 
 # -- parent: sites, crawls, table -----------------------------------------------------
 
 
-def crawl(mode: str, cell: str, items: int, proxies: int, timeout: float, crawlee_python: str | None,
-          seed: int) -> dict[str, Any]:
+def crawl(
+    mode: str, cell: str, items: int, proxies: int, timeout: float, crawlee_python: str | None, seed: int
+) -> dict[str, Any]:
     from demo.net import ForwardingProxy
 
     from tests.support.blocksite import BlockSite
@@ -167,22 +171,48 @@ def crawl(mode: str, cell: str, items: int, proxies: int, timeout: float, crawle
         if mode == "crawlee":
             if not crawlee_python:
                 return {"mode": mode, "error": "no --crawlee-python"}
-            cmd = [crawlee_python, "-c", CRAWLEE_CHILD, site.url, json.dumps(urls), str(timeout), BAN_TEXT,
-                   CHALLENGE_TEXT]
+            cmd = [
+                crawlee_python,
+                "-c",
+                CRAWLEE_CHILD,
+                site.url,
+                json.dumps(urls),
+                str(timeout),
+                BAN_TEXT,
+                CHALLENGE_TEXT,
+            ]
         else:
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--run", mode, "--site", site.url,
-                   "--proxy-urls", json.dumps(urls), "--timeout", str(timeout)]
+            cmd = [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--run",
+                mode,
+                "--site",
+                site.url,
+                "--proxy-urls",
+                json.dumps(urls),
+                "--timeout",
+                str(timeout),
+            ]
         try:
-            done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout + 120,
-                                  env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'example_project'}"})
+            done = subprocess.run(
+                cmd,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=timeout + 120,
+                env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'example_project'}"},
+            )
         except subprocess.TimeoutExpired:
             return {"mode": mode, "error": f"did not close within {timeout + 120:.0f} s"}
         lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
         if not lines:
-            return {"mode": mode, "error": f"exit {done.returncode}: " + " | ".join(done.stderr.strip().splitlines()[-3:])}
+            return {
+                "mode": mode,
+                "error": f"exit {done.returncode}: " + " | ".join(done.stderr.strip().splitlines()[-3:]),
+            }
         result = json.loads(lines[-1])
-        result.update(mode=mode, requests=site.model.counts["requests"], served=len(site.model.served),
-                      total=items)
+        result.update(mode=mode, requests=site.model.counts["requests"], served=len(site.model.served), total=items)
         return result
     finally:
         for server in (site, *exits):
@@ -198,8 +228,10 @@ def row(result: dict[str, Any]) -> str:
     blames = f"{blame.get('session', 0)}/{blame.get('exit', 0)}/{blame.get('site', 0)}" if blame else "-"
     created = "-" if result.get("created") is None else str(result["created"])
     leaked = f"  {result['leaked']} blocks reached the spider" if result.get("leaked") else ""
-    return (f"{result['mode']:>8}  {100 * obtained / result['total']:6.1f}%  {per_item:8.2f}  {created:>7}  "
-            f"{blames:>9}  {result['seconds'] or 0:7.1f}  {result['reason']}{leaked}")
+    return (
+        f"{result['mode']:>8}  {100 * obtained / result['total']:6.1f}%  {per_item:8.2f}  {created:>7}  "
+        f"{blames:>9}  {result['seconds'] or 0:7.1f}  {result['reason']}{leaked}"
+    )
 
 
 def main() -> None:
@@ -225,8 +257,10 @@ def main() -> None:
         print(f"(no {args.crawlee_python}: Crawlee is left out; make bench-blocks installs it)")
         modes.remove("crawlee")
     cells = [c.name for c in MATRIX if not args.cells or any(part in c.name for part in args.cells)]
-    print(f"{len(cells)} cells x {', '.join(modes)}; {args.items} items, {args.proxies} proxies, "
-          f"stop after {args.timeout:.0f} s\n")
+    print(
+        f"{len(cells)} cells x {', '.join(modes)}; {args.items} items, {args.proxies} proxies, "
+        f"stop after {args.timeout:.0f} s\n"
+    )
     print(f"{'':8}  {'items':>7}  {'req/item':>8}  {'created':>7}  {'s/e/site':>9}  {'seconds':>7}")
     results = []
     for cell in cells:
@@ -250,10 +284,12 @@ def summary(results: list[dict[str, Any]], modes: list[str]) -> None:
         good = [r for r in mine if r["items"] >= 0.99 * r["total"] and r["requests"] <= 1.15 * max(r["items"], 1)]
         worst_items = min(mine, key=lambda r: r["items"])
         worst_req = max(mine, key=lambda r: r["requests"] / max(r["items"], 1))
-        print(f"  {mode:>8}: {len(good)}/{len(mine)} cells; fewest items {worst_items['items']} "
-              f"({worst_items['cell']}); most requests per item "
-              f"{worst_req['requests'] / max(worst_req['items'], 1):.2f} ({worst_req['cell']}); "
-              f"seconds in all {sum(r['seconds'] or 0 for r in mine):.0f}")
+        print(
+            f"  {mode:>8}: {len(good)}/{len(mine)} cells; fewest items {worst_items['items']} "
+            f"({worst_items['cell']}); most requests per item "
+            f"{worst_req['requests'] / max(worst_req['items'], 1):.2f} ({worst_req['cell']}); "
+            f"seconds in all {sum(r['seconds'] or 0 for r in mine):.0f}"
+        )
 
 
 if __name__ == "__main__":

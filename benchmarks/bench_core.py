@@ -19,8 +19,9 @@ SIZES = (100, 1_000, 10_000, 100_000)
 
 def filled_pool(size: int, create_session_function=None, **options) -> SessionPool:
     """A pool of ``size`` sessions, each used once and holding two cookies."""
-    pool = SessionPool(max_pool_size=size, seed=1, session_options=options or None,
-                       create_session_function=create_session_function)
+    pool = SessionPool(
+        max_pool_size=size, seed=1, session_options=options or None, create_session_function=create_session_function
+    )
     for _ in range(size):
         s = pool.get_session()
         s.set_cookie("sid", s.id, domain="shop.example", expires=4_000_000_000)

@@ -79,8 +79,15 @@ def _cpu_seconds(pid: int) -> float | None:
         return None
 
 
-def run_crawl(mode: str, base: str, pages: int, site_pid: int | None, profile: str | None,
-              redis_url: str | None = None, redis_prefix: str | None = None) -> dict:
+def run_crawl(
+    mode: str,
+    base: str,
+    pages: int,
+    site_pid: int | None,
+    profile: str | None,
+    redis_url: str | None = None,
+    redis_prefix: str | None = None,
+) -> dict:
     import scrapy
     from scrapy import signals
     from scrapy.crawler import CrawlerProcess
@@ -166,7 +173,8 @@ def run_crawl(mode: str, base: str, pages: int, site_pid: int | None, profile: s
         "sessions_created": stats.get("sessionpool/created", 0),
         "sessions_retired": stats.get("sessionpool/retired", 0),
         "waits": stats.get("sessionpool/waits", 0),
-        "package": str(Path(sys.modules["scrapy_sessionpool"].__file__).parent) if "scrapy_sessionpool" in sys.modules
+        "package": str(Path(sys.modules["scrapy_sessionpool"].__file__).parent)
+        if "scrapy_sessionpool" in sys.modules
         else None,
         "errors": errors,
     }
@@ -220,10 +228,21 @@ def start_redis(directory: Path) -> tuple[Any, str]:
     return server, version
 
 
-def crawl(mode: str, base: str, pages: int, site_pid: int, workdir: str, profile: str | None = None,
-          redis: Any = None) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--run", mode, "--base", base, "--pages", str(pages),
-           "--site-pid", str(site_pid)]
+def crawl(
+    mode: str, base: str, pages: int, site_pid: int, workdir: str, profile: str | None = None, redis: Any = None
+) -> dict:
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--run",
+        mode,
+        "--base",
+        base,
+        "--pages",
+        str(pages),
+        "--site-pid",
+        str(site_pid),
+    ]
     if profile:
         cmd += ["--profile-out", profile]
     redis_cpu = None
@@ -299,10 +318,20 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=3, help="rounds, each a crawl in every mode")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated modes to run (default: all)")
-    parser.add_argument("--profile", nargs="?", const="on", choices=MODES[1:], metavar="MODE",
-                        help="also profile one crawl (cProfile) of MODE: on (the default) or redis")
-    parser.add_argument("--previous", metavar="REF", default="",
-                        help="a git commit whose package the 'prev' mode runs (without it, no 'prev' mode)")
+    parser.add_argument(
+        "--profile",
+        nargs="?",
+        const="on",
+        choices=MODES[1:],
+        metavar="MODE",
+        help="also profile one crawl (cProfile) of MODE: on (the default) or redis",
+    )
+    parser.add_argument(
+        "--previous",
+        metavar="REF",
+        default="",
+        help="a git commit whose package the 'prev' mode runs (without it, no 'prev' mode)",
+    )
     parser.add_argument("--run", choices=MODES, help=argparse.SUPPRESS)  # internal: one crawl in this process
     parser.add_argument("--code", help=argparse.SUPPRESS)  # internal: import scrapy_sessionpool from here
     parser.add_argument("--base", help=argparse.SUPPRESS)
@@ -315,8 +344,14 @@ def main() -> None:
     if args.run:
         if args.code:
             sys.path.insert(0, args.code)
-        print(json.dumps(run_crawl(args.run, args.base, args.pages, args.site_pid, args.profile_out,
-                                   args.redis_url, args.redis_prefix)), flush=True)
+        print(
+            json.dumps(
+                run_crawl(
+                    args.run, args.base, args.pages, args.site_pid, args.profile_out, args.redis_url, args.redis_prefix
+                )
+            ),
+            flush=True,
+        )
         return
 
     import scrapy
@@ -331,8 +366,11 @@ def main() -> None:
         if "prev" in modes:
             previous = Path(workdir) / "prev"
             previous.mkdir()
-            archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.previous, "scrapy_sessionpool"],
-                                     capture_output=True, check=False)
+            archive = subprocess.run(
+                ["git", "-C", str(ROOT), "archive", args.previous, "scrapy_sessionpool"],
+                capture_output=True,
+                check=False,
+            )
             if archive.returncode:
                 raise SystemExit(f"--previous {args.previous}: {archive.stderr.decode().strip()}")
             subprocess.run(["tar", "-x", "-C", str(previous)], input=archive.stdout, check=True)
@@ -341,24 +379,31 @@ def main() -> None:
         if "redis" in modes or args.profile == "redis":
             (Path(workdir) / "redis").mkdir()
             server, redis_version = start_redis(Path(workdir) / "redis")
-        print(f"Scrapy {scrapy.__version__}, Python {platform.python_version()}, {os.cpu_count()} CPU(s), "
-              f"{args.pages} pages per crawl, {args.repeat} round(s) of {','.join(modes)}, "
-              f"CONCURRENT_REQUESTS={COMMON_SETTINGS['CONCURRENT_REQUESTS']}"
-              + (f"\nredis-server {redis_version} at {server.url} (appendonly yes, appendfsync everysec)"
-                 if server else ""), flush=True)
+        print(
+            f"Scrapy {scrapy.__version__}, Python {platform.python_version()}, {os.cpu_count()} CPU(s), "
+            f"{args.pages} pages per crawl, {args.repeat} round(s) of {','.join(modes)}, "
+            f"CONCURRENT_REQUESTS={COMMON_SETTINGS['CONCURRENT_REQUESTS']}"
+            + (
+                f"\nredis-server {redis_version} at {server.url} (appendonly yes, appendfsync everysec)"
+                if server
+                else ""
+            ),
+            flush=True,
+        )
         try:
             site, base = start_site()
             try:
                 results, failed, round_ratios = run_rounds(modes, base, site.pid, workdir, args, server)
                 if args.profile:
                     profile = str(Path(tempfile.gettempdir()) / f"bench_crawl_{args.profile}.prof")
-                    result = crawl(args.profile, base, args.pages, site.pid, workdir, profile=profile,
-                                   redis=server)
+                    result = crawl(args.profile, base, args.pages, site.pid, workdir, profile=profile, redis=server)
                     if result.get("errors"):
                         print(f"profiled crawl: ERROR {'; '.join(result['errors'])}")
                     else:
-                        print(f"profiled '{args.profile}' crawl: {result['pages_per_s']:.0f} pages/s under "
-                              f"cProfile; stats in {profile}")
+                        print(
+                            f"profiled '{args.profile}' crawl: {result['pages_per_s']:.0f} pages/s under "
+                            f"cProfile; stats in {profile}"
+                        )
                         print_profile(profile, args.profile, 15)
             finally:
                 stop_site(site)
@@ -369,9 +414,11 @@ def main() -> None:
     if not args.repeat:
         return
     print()
-    print(f"{'mode':<5} {'runs':>4} {'median p/s':>11} {'min p/s':>8} {'max p/s':>8} {'Scrapy CPU':>10} "
-          f"{'ms/page':>7} {'site CPU':>9} {'Redis ms/page':>13} {'cookie sent':>12} {'distinct Cookie':>16} "
-          f"{'waits':>6}")
+    print(
+        f"{'mode':<5} {'runs':>4} {'median p/s':>11} {'min p/s':>8} {'max p/s':>8} {'Scrapy CPU':>10} "
+        f"{'ms/page':>7} {'site CPU':>9} {'Redis ms/page':>13} {'cookie sent':>12} {'distinct Cookie':>16} "
+        f"{'waits':>6}"
+    )
     medians: dict[str, float] = {}
     cpu_ms: dict[str, float] = {}
     for mode in modes:
@@ -389,34 +436,44 @@ def main() -> None:
         cpu_ms[mode] = statistics.median(_cpu_ms(r) for r in runs)
         redis_ms = statistics.median(_redis_ms(r) for r in runs) if mode == "redis" else None
         waits = "" if mode == "off" else f"{statistics.median(r.get('waits', 0) for r in runs):.0f}"
-        print(f"{mode:<5} {len(runs):>4} {medians[mode]:>11.0f} {min(rates):>8.0f} {max(rates):>8.0f} "
-              f"{cpu:>10.0%} {cpu_ms[mode]:>7.2f} {_pct(site_cpu):>9} "
-              f"{'' if redis_ms is None else f'{redis_ms:.2f}':>13} {cookie:>12.1%} {distinct:>16} "
-              f"{waits:>6}")
+        print(
+            f"{mode:<5} {len(runs):>4} {medians[mode]:>11.0f} {min(rates):>8.0f} {max(rates):>8.0f} "
+            f"{cpu:>10.0%} {cpu_ms[mode]:>7.2f} {_pct(site_cpu):>9} "
+            f"{'' if redis_ms is None else f'{redis_ms:.2f}':>13} {cookie:>12.1%} {distinct:>16} "
+            f"{waits:>6}"
+        )
     print()
     for (a, b), aim in RATIOS.items():
         if a in medians and b in medians:
             per_round = " ".join(f"{r:.3f}" for r in round_ratios[a, b])
-            print(f"ratio {a}/{b} (medians): {medians[a] / medians[b]:.3f}   (aim: >= {aim})"
-                  + (f"   per round: {per_round} (median {statistics.median(round_ratios[a, b]):.3f})"
-                     if round_ratios[a, b] else ""))
+            print(
+                f"ratio {a}/{b} (medians): {medians[a] / medians[b]:.3f}   (aim: >= {aim})"
+                + (
+                    f"   per round: {per_round} (median {statistics.median(round_ratios[a, b]):.3f})"
+                    if round_ratios[a, b]
+                    else ""
+                )
+            )
     for a, b in RATIOS:
         if a in cpu_ms and b in cpu_ms:
-            print(f"Scrapy CPU per page {a}/{b}: {cpu_ms[a] / cpu_ms[b]:.3f}   (less sensitive to other load "
-                  "on the machine than wall time)")
+            print(
+                f"Scrapy CPU per page {a}/{b}: {cpu_ms[a] / cpu_ms[b]:.3f}   (less sensitive to other load "
+                "on the machine than wall time)"
+            )
     if failed:
         print(f"\n{len(failed)} crawl(s) failed; see the ERROR lines above")
         sys.exit(1)
 
 
-def run_rounds(modes: tuple[str, ...], base: str, site_pid: int, workdir: str, args: argparse.Namespace,
-               redis: Any) -> tuple[dict[str, list[dict]], list[dict], dict[tuple[str, str], list[float]]]:
+def run_rounds(
+    modes: tuple[str, ...], base: str, site_pid: int, workdir: str, args: argparse.Namespace, redis: Any
+) -> tuple[dict[str, list[dict]], list[dict], dict[tuple[str, str], list[float]]]:
     results: dict[str, list[dict]] = {mode: [] for mode in modes}
     failed = []
     round_ratios: dict[tuple[str, str], list[float]] = {pair: [] for pair in RATIOS}
     for i in range(args.repeat):
         rates = {}
-        order = modes[i % len(modes):] + modes[: i % len(modes)]  # off,on,redis / on,redis,off / ...
+        order = modes[i % len(modes) :] + modes[: i % len(modes)]  # off,on,redis / on,redis,off / ...
         for mode in order:
             result = crawl(mode, base, args.pages, site_pid, workdir, redis=redis)
             if mode == "prev" and not result.get("errors") and not str(result.get("package")).startswith(workdir):
@@ -427,11 +484,15 @@ def run_rounds(modes: tuple[str, ...], base: str, site_pid: int, workdir: str, a
             else:
                 results[mode].append(result)
                 rates[mode] = result["pages_per_s"]
-                print(f"  {mode:>5}: {result['pages_per_s']:7.0f} pages/s  ({result['wall']:.2f} s, "
-                      f"Scrapy CPU {result['cpu']:.0%} = {_cpu_ms(result):.2f} ms/page, "
-                      f"site CPU {_pct(result['site_cpu'])}"
-                      + (f", redis-server CPU {_redis_ms(result):.2f} ms/page" if mode == "redis" else "")
-                      + (f", {result['waits']} waits for a session" if mode != "off" else "") + ")", flush=True)
+                print(
+                    f"  {mode:>5}: {result['pages_per_s']:7.0f} pages/s  ({result['wall']:.2f} s, "
+                    f"Scrapy CPU {result['cpu']:.0%} = {_cpu_ms(result):.2f} ms/page, "
+                    f"site CPU {_pct(result['site_cpu'])}"
+                    + (f", redis-server CPU {_redis_ms(result):.2f} ms/page" if mode == "redis" else "")
+                    + (f", {result['waits']} waits for a session" if mode != "off" else "")
+                    + ")",
+                    flush=True,
+                )
         for a, b in RATIOS:
             if a in rates and b in rates:
                 round_ratios[a, b].append(rates[a] / rates[b])

@@ -201,10 +201,12 @@ class Result:
 
     def summary(self) -> str:
         clean = "yes" if self.kills and not self.load_failures else "NO"
-        return (f"kills={self.kills} mid_write={self.mid_write} all_loads_clean={clean} "
-                f"generations old={self.old} new={self.new} leftover_tmp={self.leftovers} "
-                f"(complete={self.complete_leftovers}) last_generation={self.on_disk} "
-                f"violations={len(self.violations)}")
+        return (
+            f"kills={self.kills} mid_write={self.mid_write} all_loads_clean={clean} "
+            f"generations old={self.old} new={self.new} leftover_tmp={self.leftovers} "
+            f"(complete={self.complete_leftovers}) last_generation={self.on_disk} "
+            f"violations={len(self.violations)}"
+        )
 
 
 def _wait_generations(log: Path, proc: subprocess.Popen, count: int, timeout: float = 30.0) -> float | None:
@@ -251,15 +253,35 @@ def _sleep(seconds: float) -> None:
         pass
 
 
-def kill_once(directory: Path, log: Path, sessions: int, timing: Timing, rng: random.Random,
-              result: Result, stderr: Any = None, in_write_share: float = 2 / 3) -> bool:
+def kill_once(
+    directory: Path,
+    log: Path,
+    sessions: int,
+    timing: Timing,
+    rng: random.Random,
+    result: Result,
+    stderr: Any = None,
+    in_write_share: float = 2 / 3,
+) -> bool:
     """Start a child, kill it, check what it left; False if the child died or hung on its own."""
     store = FileStore(directory)
     before = temp_files(directory)
     log.write_text("")
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child", str(directory),
-                             "--log", str(log), "--sessions", str(sessions)],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--child",
+            str(directory),
+            "--log",
+            str(log),
+            "--sessions",
+            str(sessions),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+    )
     try:
         cycle = _wait_generations(log, proc, rng.randint(0, 2)) or timing.cycle
         if rng.random() >= in_write_share:  # anywhere in a save cycle
@@ -328,8 +350,16 @@ def kill_once(directory: Path, log: Path, sessions: int, timing: Timing, rng: ra
     return True
 
 
-def run(kills: int, sessions: int = 3000, seed: int = 1, directory: Path | None = None, verbose: bool = False,
-        in_write_share: float = 2 / 3, min_mid_write: int = 0, max_kills: int | None = None) -> tuple[Result, Timing]:
+def run(
+    kills: int,
+    sessions: int = 3000,
+    seed: int = 1,
+    directory: Path | None = None,
+    verbose: bool = False,
+    in_write_share: float = 2 / 3,
+    min_mid_write: int = 0,
+    max_kills: int | None = None,
+) -> tuple[Result, Timing]:
     """Kill ``kills`` children, or more until ``min_mid_write`` kills landed mid-write (``max_kills`` at most).
 
     The state lives in ``directory`` (a new temporary directory by default).
@@ -348,8 +378,10 @@ def run(kills: int, sessions: int = 3000, seed: int = 1, directory: Path | None 
                 if not kill_once(directory, log, sessions, timing, rng, result, stderr, in_write_share):
                     break
                 if verbose:
-                    print(f"  kill {result.kills}: generation {result.on_disk}, {result.mid_write} mid-write so far",
-                          file=sys.stderr)
+                    print(
+                        f"  kill {result.kills}: generation {result.on_disk}, {result.mid_write} mid-write so far",
+                        file=sys.stderr,
+                    )
         text = errors.read_text(errors="replace").strip()
         if text:
             result.violations.append(f"the children wrote to stderr: {text[-2000:]}")
@@ -371,8 +403,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     started = time.perf_counter()
     result, timing = run(args.kills, args.sessions, args.seed, args.dir, args.verbose)
-    print(f"{args.sessions} sessions, {timing.size / 1e6:.2f} MB a state; one save cycle {timing.cycle * 1e3:.1f} ms "
-          f"(save {timing.save * 1e3:.1f} ms, temporary file present {timing.window * 1e3:.1f} ms)")
+    print(
+        f"{args.sessions} sessions, {timing.size / 1e6:.2f} MB a state; one save cycle {timing.cycle * 1e3:.1f} ms "
+        f"(save {timing.save * 1e3:.1f} ms, temporary file present {timing.window * 1e3:.1f} ms)"
+    )
     for violation in result.violations:
         print("VIOLATION:", violation)
     print(result.summary(), f"({time.perf_counter() - started:.1f} s)")

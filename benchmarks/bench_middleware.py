@@ -36,9 +36,16 @@ def run(mode: str, answers: str, requests: int) -> float:
     from scrapy.http import Response
     from scrapy.utils.test import get_crawler
 
-    crawler = get_crawler(settings_dict={"SESSIONPOOL_ENABLED": mode != "scrapy", "SESSIONPOOL_WARM_UP": False,
-                                         "SESSIONPOOL_MAX_POOL_SIZE": 100, "SESSIONPOOL_MAX_USAGE_COUNT": 10**9,
-                                         "SESSIONPOOL_PERSIST_STATE": False, "LOG_LEVEL": "WARNING"})
+    crawler = get_crawler(
+        settings_dict={
+            "SESSIONPOOL_ENABLED": mode != "scrapy",
+            "SESSIONPOOL_WARM_UP": False,
+            "SESSIONPOOL_MAX_POOL_SIZE": 100,
+            "SESSIONPOOL_MAX_USAGE_COUNT": 10**9,
+            "SESSIONPOOL_PERSIST_STATE": False,
+            "LOG_LEVEL": "WARNING",
+        }
+    )
     crawler.spider = crawler._create_spider("bench")
     if mode == "scrapy":
         middleware = CookiesMiddleware.from_crawler(crawler)
@@ -91,15 +98,21 @@ def main() -> None:
     results: dict[tuple[str, str], list[float]] = {(m, a): [] for m in modes for a in ANSWERS}
     with tempfile.TemporaryDirectory(prefix="bench_middleware-") as workdir:
         if args.previous:
-            archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.previous, "scrapy_sessionpool"],
-                                     capture_output=True, check=False)
+            archive = subprocess.run(
+                ["git", "-C", str(ROOT), "archive", args.previous, "scrapy_sessionpool"],
+                capture_output=True,
+                check=False,
+            )
             if archive.returncode:
                 raise SystemExit(f"--previous {args.previous}: {archive.stderr.decode().strip()}")
             subprocess.run(["tar", "-x", "-C", workdir], input=archive.stdout, check=True)
-        print(f"Scrapy {scrapy.__version__}, {args.requests} requests per run, {args.runs} runs per figure"
-              + (f", prev = {args.previous}" if args.previous else ""), flush=True)
+        print(
+            f"Scrapy {scrapy.__version__}, {args.requests} requests per run, {args.runs} runs per figure"
+            + (f", prev = {args.previous}" if args.previous else ""),
+            flush=True,
+        )
         for n in range(args.runs):
-            for mode in modes[n % len(modes):] + modes[: n % len(modes)]:
+            for mode in modes[n % len(modes) :] + modes[: n % len(modes)]:
                 for answers in ANSWERS:
                     cmd = [sys.executable, __file__, "--run", mode, answers, "--requests", str(args.requests)]
                     if mode == "prev":
@@ -108,12 +121,14 @@ def main() -> None:
                     if done.returncode:
                         raise SystemExit(f"{mode}/{answers} failed:\n{done.stderr[-2000:]}")
                     results[mode, answers].append(json.loads(done.stdout.splitlines()[-1]))
-    print(f"\n{'answers':<44} " + " ".join(f"{m + ' µs':>10}" for m in modes)
-          + ("   on/prev" if args.previous else ""))
+    print(f"\n{'answers':<44} " + " ".join(f"{m + ' µs':>10}" for m in modes) + ("   on/prev" if args.previous else ""))
     for answers, label in ANSWERS.items():
         medians = {m: statistics.median(results[m, answers]) for m in modes}
-        print(f"{label:<44} " + " ".join(f"{medians[m]:>10.1f}" for m in modes)
-              + (f"   {medians['on'] / medians['prev']:>7.3f}" if args.previous else ""))
+        print(
+            f"{label:<44} "
+            + " ".join(f"{medians[m]:>10.1f}" for m in modes)
+            + (f"   {medians['on'] / medians['prev']:>7.3f}" if args.previous else "")
+        )
 
 
 if __name__ == "__main__":

@@ -65,8 +65,13 @@ async def outage(server, requests: int, max_usage: int, compact: bool, prefix: s
     replay = time.perf_counter() - started
     meta = RedisStore(server.url, prefix=prefix).client.hgetall(f"{pool.base}:meta")
     await pool.close()
-    return {"queued": queued, "memory": memory, "replay": replay, "retired": len(retired),
-            "redis": (int(meta.get("created", 0)), int(meta.get("retired", 0)))}
+    return {
+        "queued": queued,
+        "memory": memory,
+        "replay": replay,
+        "retired": len(retired),
+        "redis": (int(meta.get("created", 0)), int(meta.get("retired", 0))),
+    }
 
 
 def main() -> None:
@@ -84,9 +89,11 @@ def main() -> None:
                     result = asyncio.run(outage(server, requests, max_usage, compact, f"bench{index}{compact}"))
                     label = "compacted" if compact else "baseline"
                     created, retired = result["redis"]
-                    print(f"{name + f', {requests:,} requests':52} {label:>10} {result['queued']:>8,} "
-                          f"{result['memory'] / 2**20:>8.1f} MiB {result['replay']:>6.2f} s  {created}/{retired}"
-                          f" (this process counted {result['retired']} retired)")
+                    print(
+                        f"{name + f', {requests:,} requests':52} {label:>10} {result['queued']:>8,} "
+                        f"{result['memory'] / 2**20:>8.1f} MiB {result['replay']:>6.2f} s  {created}/{retired}"
+                        f" (this process counted {result['retired']} retired)"
+                    )
         finally:
             server.stop()
 

@@ -28,10 +28,18 @@ def measure(size: int, items: int, seed: int, state: Path) -> dict[str, object]:
         (state / "proxies.txt").write_text("".join(f"{p.url}\n" for p in proxies))
         label = f"size-{size}"
         started = time.monotonic()
-        process = run_demo.crawl(state, "catalogue", shop.url, {
-            "SESSIONPOOL_PROXIES": state / "proxies.txt", "SESSIONPOOL_PERSIST_STATE": False,
-            "SESSIONPOOL_MAX_POOL_SIZE": size,
-        }, label, quiet=True)
+        process = run_demo.crawl(
+            state,
+            "catalogue",
+            shop.url,
+            {
+                "SESSIONPOOL_PROXIES": state / "proxies.txt",
+                "SESSIONPOOL_PERSIST_STATE": False,
+                "SESSIONPOOL_MAX_POOL_SIZE": size,
+            },
+            label,
+            quiet=True,
+        )
         return run_demo.report(state, label, shop, run_demo.finish(state, process, label, started))
     finally:
         for server in (shop, *proxies):
@@ -47,8 +55,15 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory() as directory:
         rows = {size: measure(size, args.items, args.seed, Path(directory)) for size in sizes}
-    keys = ["items obtained", "requests per item", "sessions created", "sessions retired", "blocks absorbed",
-            "exit cool-downs", "seconds"]
+    keys = [
+        "items obtained",
+        "requests per item",
+        "sessions created",
+        "sessions retired",
+        "blocks absorbed",
+        "exit cool-downs",
+        "seconds",
+    ]
     print(f"\nDemo shop, {args.items} items, 4 proxies; columns: SESSIONPOOL_MAX_POOL_SIZE (16 is the default)")
     print(" " * 20 + "".join(f"{size:>22}" for size in sizes))
     for key in keys:

@@ -136,8 +136,9 @@ def core_soak(cycles: int, retire_rate: float) -> bool:
         s.set_cookie("pref", "eur", domain=".shop.example")
         return s
 
-    pool = SessionPool(max_pool_size=POOL_SIZE, seed=1, session_options={"max_usage_count": 10**9},
-                       create_session_function=create)
+    pool = SessionPool(
+        max_pool_size=POOL_SIZE, seed=1, session_options={"max_usage_count": 10**9}, create_session_function=create
+    )
     created = [0]
     pool.add_listener("session_created", lambda s: created.__setitem__(0, created[0] + 1))
     start = time.perf_counter()
@@ -145,12 +146,17 @@ def core_soak(cycles: int, retire_rate: float) -> bool:
         pool.get_session().mark_good()
     fill_s = time.perf_counter() - start
 
-    print(f"== core soak: pool of {POOL_SIZE:,} (2 cookies per session, max_usage_count=10**9, seed=1), "
-          f"{cycles:,} cycles of get_session() + mark_good(), {retire_rate:.0%} of them ending in retire() "
-          f"instead (~{cycles * retire_rate:,.0f} retirements, the pool turned over "
-          f"~{cycles * retire_rate / POOL_SIZE:.1f} times); filled in {fill_s:.2f} s", flush=True)
-    header = (f"{'cycles':>10} {'RSS MiB':>8} {'+MiB':>5} {'alloc blocks':>13} {'gc objects':>11} {'live':>6} "
-              f"{'expiry heap':>11} {'strategy':>15} {'by proxy':>8} {'created':>8} {'retired':>8} {'cycles/s':>9}")
+    print(
+        f"== core soak: pool of {POOL_SIZE:,} (2 cookies per session, max_usage_count=10**9, seed=1), "
+        f"{cycles:,} cycles of get_session() + mark_good(), {retire_rate:.0%} of them ending in retire() "
+        f"instead (~{cycles * retire_rate:,.0f} retirements, the pool turned over "
+        f"~{cycles * retire_rate / POOL_SIZE:.1f} times); filled in {fill_s:.2f} s",
+        flush=True,
+    )
+    header = (
+        f"{'cycles':>10} {'RSS MiB':>8} {'+MiB':>5} {'alloc blocks':>13} {'gc objects':>11} {'live':>6} "
+        f"{'expiry heap':>11} {'strategy':>15} {'by proxy':>8} {'created':>8} {'retired':>8} {'cycles/s':>9}"
+    )
     print(header)
     print(f"{'':>10} {'':>8} {'':>5} {'':>13} {'':>11} {'':>6} {'':>11} {'(items/index)':>15}")
     rows: list[dict[str, Any]] = []
@@ -172,9 +178,12 @@ def core_soak(cycles: int, retire_rate: float) -> bool:
             "retired": pool.retired_sessions_count,
         }
         grew = f"{row['rss'] - rows[-1]['rss']:+.1f}" if rows else ""
-        print(f"{done:>10,} {row['rss']:>8.1f} {grew:>5} {row['blocks']:>13,} {row['objects']:>11,} {row['live']:>6,} "
-              f"{row['expiry']:>11,} {row['items']:>7,}/{row['index']:<7,} {row['by_proxy']:>8,} "
-              f"{row['created']:>8,} {row['retired']:>8,} {'' if rate is None else f'{rate:,.0f}':>9}", flush=True)
+        print(
+            f"{done:>10,} {row['rss']:>8.1f} {grew:>5} {row['blocks']:>13,} {row['objects']:>11,} {row['live']:>6,} "
+            f"{row['expiry']:>11,} {row['items']:>7,}/{row['index']:<7,} {row['by_proxy']:>8,} "
+            f"{row['created']:>8,} {row['retired']:>8,} {'' if rate is None else f'{rate:,.0f}':>9}",
+            flush=True,
+        )
         rows.append(row)
         return row
 
@@ -208,8 +217,10 @@ def core_soak(cycles: int, retire_rate: float) -> bool:
     failures = []
     judged = cycles * retire_rate >= MIN_JUDGED_TURNOVERS * POOL_SIZE
     if judged and late_rss_growth > MAX_LATE_RSS_GROWTH:
-        failures.append(f"RSS still grows in the second half: {late_rss_growth:+.1%} from {mid['cycles']:,} to "
-                        f"{last['cycles']:,} cycles (allowed {MAX_LATE_RSS_GROWTH:+.0%})")
+        failures.append(
+            f"RSS still grows in the second half: {late_rss_growth:+.1%} from {mid['cycles']:,} to "
+            f"{last['cycles']:,} cycles (allowed {MAX_LATE_RSS_GROWTH:+.0%})"
+        )
     if judged and blocks_growth > MAX_BLOCKS_GROWTH:
         failures.append(f"allocated blocks grew {blocks_growth:+.1%} (allowed {MAX_BLOCKS_GROWTH:+.0%})")
     if judged and objects_growth > MAX_OBJECTS_GROWTH:
@@ -219,36 +230,50 @@ def core_soak(cycles: int, retire_rate: float) -> bool:
         if not POOL_SIZE - 1 <= row["live"] <= POOL_SIZE:  # POOL_SIZE - 1 when the last cycle retired
             failures.append(f"{at}: {row['live']:,} live sessions, expected {POOL_SIZE:,}")
         if not row["live"] == row["items"] == row["index"] == row["by_proxy"]:
-            failures.append(f"{at}: the strategy ({row['items']:,}/{row['index']:,}) or the per-proxy index "
-                            f"({row['by_proxy']:,}) does not match the {row['live']:,} live sessions")
+            failures.append(
+                f"{at}: the strategy ({row['items']:,}/{row['index']:,}) or the per-proxy index "
+                f"({row['by_proxy']:,}) does not match the {row['live']:,} live sessions"
+            )
         if not row["live"] <= row["expiry"] <= 2 * row["live"] + 64:
             failures.append(f"{at}: expiry heap {row['expiry']:,} is out of [live, 2 * live + 64]")
         if row["created"] != row["live"] + row["retired"]:
             failures.append(f"{at}: created {row['created']:,} != live + retired")
     print()
     for row in (first, last):
-        print(f"memory at {row['cycles']:>9,} cycles: {row['rss']:.1f} MiB RSS, {row['blocks']:,} allocated "
-              f"blocks, {row['objects']:,} gc objects")
-    print(f"growth {first['cycles']:,} -> {last['cycles']:,}: RSS {rss_growth:+.1%} "
-          f"({last['rss'] - first['rss']:+.1f} MiB), allocated blocks {blocks_growth:+.1%}, "
-          f"gc objects {objects_growth:+.1%}")
-    print(f"growth {mid['cycles']:,} -> {last['cycles']:,}: RSS {late_rss_growth:+.1%} "
-          f"({last['rss'] - mid['rss']:+.1f} MiB)")
-    print(f"throughput: {done / loop_s:,.0f} cycles/s ({loop_s / done * 1e6:.2f} us per cycle, "
-          f"{loop_s:.1f} s for {done:,} cycles)")
+        print(
+            f"memory at {row['cycles']:>9,} cycles: {row['rss']:.1f} MiB RSS, {row['blocks']:,} allocated "
+            f"blocks, {row['objects']:,} gc objects"
+        )
+    print(
+        f"growth {first['cycles']:,} -> {last['cycles']:,}: RSS {rss_growth:+.1%} "
+        f"({last['rss'] - first['rss']:+.1f} MiB), allocated blocks {blocks_growth:+.1%}, "
+        f"gc objects {objects_growth:+.1%}"
+    )
+    print(
+        f"growth {mid['cycles']:,} -> {last['cycles']:,}: RSS {late_rss_growth:+.1%} "
+        f"({last['rss'] - mid['rss']:+.1f} MiB)"
+    )
+    print(
+        f"throughput: {done / loop_s:,.0f} cycles/s ({loop_s / done * 1e6:.2f} us per cycle, "
+        f"{loop_s:.1f} s for {done:,} cycles)"
+    )
     if failures:
         for failure in failures:
             print(f"FAIL: {failure}")
         return False
     if not judged:
-        print(f"OK: structures within their bounds; memory not judged: fewer than {MIN_JUDGED_TURNOVERS} pool "
-              f"turnovers ({MIN_JUDGED_TURNOVERS * POOL_SIZE:,} retirements; the allocators settle over the first "
-              "five)")
+        print(
+            f"OK: structures within their bounds; memory not judged: fewer than {MIN_JUDGED_TURNOVERS} pool "
+            f"turnovers ({MIN_JUDGED_TURNOVERS * POOL_SIZE:,} retirements; the allocators settle over the first "
+            "five)"
+        )
         return True
-    print(f"OK: no leak: live Python allocations flat from {first['cycles']:,} cycles on (allocated blocks "
-          f"within {MAX_BLOCKS_GROWTH:+.0%}, gc objects within {MAX_OBJECTS_GROWTH:+.0%}), RSS flat in the second "
-          f"half (within {MAX_LATE_RSS_GROWTH:+.0%}); expiry heap within 2 * live + 64; strategy and indexes "
-          "match the live sessions; created = live + retired")
+    print(
+        f"OK: no leak: live Python allocations flat from {first['cycles']:,} cycles on (allocated blocks "
+        f"within {MAX_BLOCKS_GROWTH:+.0%}, gc objects within {MAX_OBJECTS_GROWTH:+.0%}), RSS flat in the second "
+        f"half (within {MAX_LATE_RSS_GROWTH:+.0%}); expiry heap within 2 * live + 64; strategy and indexes "
+        "match the live sessions; created = live + retired"
+    )
     return True
 
 
@@ -290,8 +315,12 @@ def run_crawl(base: str, pages: int, workdir: str, log_level: str = "INFO") -> d
 
     state_dir = Path(workdir) / "state"
     log_file = Path(workdir) / "crawl.log"
-    settings = {**CRAWL_SETTINGS, "SESSIONPOOL_PERSIST_STATE_STORE": str(state_dir), "LOG_FILE": str(log_file),
-                "LOG_LEVEL": log_level}
+    settings = {
+        **CRAWL_SETTINGS,
+        "SESSIONPOOL_PERSIST_STATE_STORE": str(state_dir),
+        "LOG_FILE": str(log_file),
+        "LOG_LEVEL": log_level,
+    }
     process = CrawlerProcess(settings)
     crawler = process.create_crawler(SoakSpider)
     marks: dict[str, Any] = {}
@@ -302,18 +331,25 @@ def run_crawl(base: str, pages: int, workdir: str, log_level: str = "INFO") -> d
         summary = get_manager(crawler).summary()
         rss = rss_mib()
         peak[0] = max(peak[0], rss)
-        print(json.dumps({"progress": {
-            "t": time.perf_counter() - marks["wall"],
-            "items": len(crawler.spider.items),
-            "responses": stats.get("response_received_count", 0),
-            "created": summary["created"],
-            "retired": summary["retired"],
-            "usable": summary["usable"],
-            "persisted": stats.get("sessionpool/persisted", 0),
-            "rss": rss,
-            "blocks": sys.getallocatedblocks(),
-            "threads": threading.active_count(),
-        }}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "progress": {
+                        "t": time.perf_counter() - marks["wall"],
+                        "items": len(crawler.spider.items),
+                        "responses": stats.get("response_received_count", 0),
+                        "created": summary["created"],
+                        "retired": summary["retired"],
+                        "usable": summary["usable"],
+                        "persisted": stats.get("sessionpool/persisted", 0),
+                        "rss": rss,
+                        "blocks": sys.getallocatedblocks(),
+                        "threads": threading.active_count(),
+                    }
+                }
+            ),
+            flush=True,
+        )
 
     tickers: list[LoopingCall] = []
 
@@ -354,8 +390,15 @@ def run_crawl(base: str, pages: int, workdir: str, log_level: str = "INFO") -> d
         errors.append(f"{twice} item(s) parsed more than once")
     if spider.wrong:
         errors.append(f"{spider.wrong} parsed page(s) were not the item page (a block let through?)")
-    for key in ("log_count/ERROR", "log_count/CRITICAL", "spider_exceptions/count", "downloader/exception_count",
-                "sessionpool/persist_failed", "sessionpool/rotations_exhausted", "sessionpool/state_rejected"):
+    for key in (
+        "log_count/ERROR",
+        "log_count/CRITICAL",
+        "spider_exceptions/count",
+        "downloader/exception_count",
+        "sessionpool/persist_failed",
+        "sessionpool/rotations_exhausted",
+        "sessionpool/state_rejected",
+    ):
         if stats.get(key):
             errors.append(f"{key} = {stats[key]}")
     log_text = log_file.read_text(errors="replace") if log_file.exists() else ""
@@ -367,8 +410,10 @@ def run_crawl(base: str, pages: int, workdir: str, log_level: str = "INFO") -> d
     elif created != usable + retired:
         errors.append(f"sessionpool/created {created} != usable {usable} + retired {retired}")
     if abs(persisted - expected_saves) > 1:
-        errors.append(f"sessionpool/persisted {persisted}, expected {expected_saves} +- 1 "
-                      f"({wall:.1f} s // {PERSIST_INTERVAL} + 1)")
+        errors.append(
+            f"sessionpool/persisted {persisted}, expected {expected_saves} +- 1 "
+            f"({wall:.1f} s // {PERSIST_INTERVAL} + 1)"
+        )
     saved_sessions = saved_retired = no_sid = None
     try:
         state = FileStore(state_dir).load(SPIDER)
@@ -379,8 +424,10 @@ def run_crawl(base: str, pages: int, workdir: str, log_level: str = "INFO") -> d
             saved = SessionPool.from_state(state, max_pool_size=CRAWL_SETTINGS["SESSIONPOOL_MAX_POOL_SIZE"])
             saved_sessions = saved.usable_sessions_count
             if saved_sessions != usable or len(state["sessions"]) != usable:
-                errors.append(f"saved state has {len(state['sessions'])} session(s), {saved_sessions} usable "
-                              f"after restore; sessionpool/usable is {usable}")
+                errors.append(
+                    f"saved state has {len(state['sessions'])} session(s), {saved_sessions} usable "
+                    f"after restore; sessionpool/usable is {usable}"
+                )
             if saved_retired != retired:
                 errors.append(f"saved retired_sessions_count {saved_retired} != sessionpool/retired {retired}")
             # the site sets a sid cookie on a session's first request: a used session without one sent
@@ -398,12 +445,12 @@ def run_crawl(base: str, pages: int, workdir: str, log_level: str = "INFO") -> d
         "pages_per_s": len(spider.items) / wall if wall else 0.0,
         "reason": marks.get("reason"),
         "responses": stats.get("response_received_count", 0),
-        "statuses": {k.rsplit("/", 1)[1]: v for k, v in stats.items()
-                     if k.startswith("downloader/response_status_count/")},
+        "statuses": {
+            k.rsplit("/", 1)[1]: v for k, v in stats.items() if k.startswith("downloader/response_status_count/")
+        },
         "created": created,
         "retired": retired,
-        "retired_by_reason": {k.split("/", 2)[2]: v for k, v in stats.items()
-                              if k.startswith("sessionpool/retired/")},
+        "retired_by_reason": {k.split("/", 2)[2]: v for k, v in stats.items() if k.startswith("sessionpool/retired/")},
         "usable": usable,
         "rotations": stats.get("sessionpool/rotations/count", 0),
         "persisted": persisted,
@@ -424,22 +471,33 @@ def run_crawl(base: str, pages: int, workdir: str, log_level: str = "INFO") -> d
 # -- crawl soak: parent --------------------------------------------------------------
 
 
-
-
 def crawl_soak(pages: int, timeout: float, keep: bool, log_level: str = "INFO") -> bool:
     import scrapy
 
-    print(f"== crawl soak: {pages:,} pages, Scrapy {scrapy.__version__}, Python {platform.python_version()}, "
-          f"{os.cpu_count()} CPU(s); site budget {SITE_BUDGET} requests per session, block {SITE_BLOCK}; "
-          f"{CRAWL_SETTINGS['SESSIONPOOL_MAX_POOL_SIZE']} sessions, CONCURRENT_REQUESTS="
-          f"{CRAWL_SETTINGS['CONCURRENT_REQUESTS']}, persisted every {PERSIST_INTERVAL} s to a file store",
-          flush=True)
+    print(
+        f"== crawl soak: {pages:,} pages, Scrapy {scrapy.__version__}, Python {platform.python_version()}, "
+        f"{os.cpu_count()} CPU(s); site budget {SITE_BUDGET} requests per session, block {SITE_BLOCK}; "
+        f"{CRAWL_SETTINGS['SESSIONPOOL_MAX_POOL_SIZE']} sessions, CONCURRENT_REQUESTS="
+        f"{CRAWL_SETTINGS['CONCURRENT_REQUESTS']}, persisted every {PERSIST_INTERVAL} s to a file store",
+        flush=True,
+    )
     workdir = tempfile.mkdtemp(prefix="bench_soak-")
     site, base = start_site("--budget", str(SITE_BUDGET), "--block", SITE_BLOCK, probe="/status/200")
     result: dict[str, Any] | None = None
     try:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--run-crawl", "--base", base, "--pages", str(pages),
-               "--workdir", workdir, "--log-level", log_level]
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--run-crawl",
+            "--base",
+            base,
+            "--pages",
+            str(pages),
+            "--workdir",
+            workdir,
+            "--log-level",
+            log_level,
+        ]
         child = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         lines: queue.Queue[str | None] = queue.Queue()
         stderr: list[str] = []
@@ -472,10 +530,13 @@ def crawl_soak(pages: int, timeout: float, keep: bool, log_level: str = "INFO") 
             data = json.loads(line)
             if "progress" in data:
                 p = data["progress"]
-                print(f"  {p['t']:6.0f} s  {p['items']:>7,} / {pages:,} items ({p['items'] / p['t']:,.0f}/s)  "
-                      f"{p['responses']:>7,} responses  sessions: {p['created']:,} created, {p['retired']:,} "
-                      f"retired, {p['usable']} usable  {p['persisted']} saves  RSS {p['rss']:.0f} MiB, "
-                      f"{p['blocks'] / 1e6:.2f}M blocks, {p['threads']} threads", flush=True)
+                print(
+                    f"  {p['t']:6.0f} s  {p['items']:>7,} / {pages:,} items ({p['items'] / p['t']:,.0f}/s)  "
+                    f"{p['responses']:>7,} responses  sessions: {p['created']:,} created, {p['retired']:,} "
+                    f"retired, {p['usable']} usable  {p['persisted']} saves  RSS {p['rss']:.0f} MiB, "
+                    f"{p['blocks'] / 1e6:.2f}M blocks, {p['threads']} threads",
+                    flush=True,
+                )
             else:
                 result = data
         child.wait()
@@ -496,42 +557,54 @@ def crawl_soak(pages: int, timeout: float, keep: bool, log_level: str = "INFO") 
     print()
     print(f"finished            {r['reason']} in {r['wall']:.1f} s (spider_opened to spider_closed)")
     print(f"items               {r['items']:,} / {r['pages']:,} ({r['pages_per_s']:,.0f} pages/s)")
-    print(f"responses           {sum(r['statuses'].values()):,} downloaded ({statuses}), "
-          f"{r['responses']:,} reached the spider")
-    print(f"sessions            {r['created']:,} created = {r['usable']} usable + {r['retired']:,} retired"
-          f" ({reasons})")
-    print(f"rotations           {r['rotations']:,} (blocked requests moved to a new session); "
-          f"{r['waits']:,} waits for a session; {r['retries']:,} Scrapy retries")
-    print(f"persisted           {r['persisted']} saves (expected {r['expected_saves']} +- 1); the saved state "
-          f"holds {r['saved_sessions']} usable session(s) ({r['saved_without_sid']} used without a sid cookie), "
-          f"retired count {r['saved_retired']}")
-    print(f"crawler RSS         {r['rss_start']:.0f} MiB at start, {r['rss_peak']:.0f} MiB peak, "
-          f"{r['rss_end']:.0f} MiB at the end; log {r['log_lines']:,} lines"
-          + (f" in {workdir}/crawl.log" if keep else ""))
+    print(
+        f"responses           {sum(r['statuses'].values()):,} downloaded ({statuses}), "
+        f"{r['responses']:,} reached the spider"
+    )
+    print(f"sessions            {r['created']:,} created = {r['usable']} usable + {r['retired']:,} retired ({reasons})")
+    print(
+        f"rotations           {r['rotations']:,} (blocked requests moved to a new session); "
+        f"{r['waits']:,} waits for a session; {r['retries']:,} Scrapy retries"
+    )
+    print(
+        f"persisted           {r['persisted']} saves (expected {r['expected_saves']} +- 1); the saved state "
+        f"holds {r['saved_sessions']} usable session(s) ({r['saved_without_sid']} used without a sid cookie), "
+        f"retired count {r['saved_retired']}"
+    )
+    print(
+        f"crawler RSS         {r['rss_start']:.0f} MiB at start, {r['rss_peak']:.0f} MiB peak, "
+        f"{r['rss_end']:.0f} MiB at the end; log {r['log_lines']:,} lines"
+        + (f" in {workdir}/crawl.log" if keep else "")
+    )
     if r["errors"]:
         for error in r["errors"]:
             print(f"FAIL: {error}")
         return False
-    print("OK: finished, every item once, no ERROR or Traceback in the log, created = usable + retired, "
-          "saves on schedule, saved state loads")
+    print(
+        "OK: finished, every item once, no ERROR or Traceback in the log, created = usable + retired, "
+        "saves on schedule, saved state loads"
+    )
     return True
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cycles", type=int, default=1_000_000, help="core soak cycles (default 1,000,000)")
-    parser.add_argument("--retire-rate", type=float, default=0.1,
-                        help="share of core cycles that end in retire() (default 0.1)")
+    parser.add_argument(
+        "--retire-rate", type=float, default=0.1, help="share of core cycles that end in retire() (default 0.1)"
+    )
     parser.add_argument("--pages", type=int, default=50_000, help="crawl soak pages (default 50,000)")
     parser.add_argument("--only", choices=("core", "crawl"), help="run one part only")
-    parser.add_argument("--timeout", type=float, default=420.0,
-                        help="seconds the crawl may take before it is killed (default 420)")
+    parser.add_argument(
+        "--timeout", type=float, default=420.0, help="seconds the crawl may take before it is killed (default 420)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the crawl's directory (log, saved state)")
     parser.add_argument("--run-crawl", action="store_true", help=argparse.SUPPRESS)  # internal: the crawl child
     parser.add_argument("--base", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
-    parser.add_argument("--log-level", default="INFO", help="the crawl's LOG_LEVEL (default INFO; DEBUG with --keep "
-                        "to study a failure)")
+    parser.add_argument(
+        "--log-level", default="INFO", help="the crawl's LOG_LEVEL (default INFO; DEBUG with --keep to study a failure)"
+    )
     args = parser.parse_args()
 
     if args.run_crawl:

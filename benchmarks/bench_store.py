@@ -52,8 +52,11 @@ KEY = "bench"
 def filled_pool(size: int) -> SessionPool:
     def make(pool: SessionPool) -> Any:
         n = len(pool._live)
-        return pool.make_session(proxy_url=PROXIES[n % len(PROXIES)], user_agent=AGENTS[n % len(AGENTS)],
-                                 user_data={"login": f"user{n}", "tries": 1} if n % 10 == 0 else None)
+        return pool.make_session(
+            proxy_url=PROXIES[n % len(PROXIES)],
+            user_agent=AGENTS[n % len(AGENTS)],
+            user_data={"login": f"user{n}", "tries": 1} if n % 10 == 0 else None,
+        )
 
     return bench_core.filled_pool(size, make, max_usage_count=10**9)
 
@@ -96,8 +99,17 @@ def bench_file(pool: SessionPool, size: int, store: FileStore) -> dict[str, floa
     assert restored == size, (restored, size)
     # the whole save as the extension does it: FileStore.save(key, snapshot()()), for the total
     total_ms, _ = timed(lambda: store.save(KEY, pool.snapshot()()))
-    return {"snap": snap_ms, "build": build_ms, "json": json_ms, "write": write_ms, "save": total_ms,
-            "bytes": nbytes, "parse": parse_ms, "restore": restore_ms, "load": parse_ms + restore_ms}
+    return {
+        "snap": snap_ms,
+        "build": build_ms,
+        "json": json_ms,
+        "write": write_ms,
+        "save": total_ms,
+        "bytes": nbytes,
+        "parse": parse_ms,
+        "restore": restore_ms,
+        "load": parse_ms + restore_ms,
+    }
 
 
 # -- Redis store -----------------------------------------------------------------
@@ -117,8 +129,14 @@ def bench_redis(pool: SessionPool, size: int, store: Any) -> dict[str, float]:
     target = fresh_pool(size)
     restore_ms, restored = timed(lambda: target.restore(loaded))
     assert restored == size, (restored, size)
-    return {"save": build_ms + save_ms, "store_save": save_ms, "bytes": used, "fetch": fetch_ms,
-            "restore": restore_ms, "load": fetch_ms + restore_ms}
+    return {
+        "save": build_ms + save_ms,
+        "store_save": save_ms,
+        "bytes": used,
+        "fetch": fetch_ms,
+        "restore": restore_ms,
+        "load": fetch_ms + restore_ms,
+    }
 
 
 def start_redis(directory: Path) -> Any:
@@ -166,8 +184,10 @@ def main() -> None:
 
                 redis_store = RedisStore(server.url, prefix="bench")
         try:
-            print(f"Python {platform.python_version()}, {os.cpu_count()} CPU(s); files in {tmp}"
-                  + (f"; redis-server {server.url} (appendonly yes, appendfsync everysec)" if server else ""))
+            print(
+                f"Python {platform.python_version()}, {os.cpu_count()} CPU(s); files in {tmp}"
+                + (f"; redis-server {server.url} (appendonly yes, appendfsync everysec)" if server else "")
+            )
             file_rows: dict[int, dict[str, float]] = {}
             redis_rows: dict[int, dict[str, float]] = {}
             for size in sizes:
@@ -187,24 +207,35 @@ def main() -> None:
                 server.stop()
 
     print("\nFile store (median ms; 'reactor' is the part of a periodic save that runs on the reactor thread)")
-    print(f"{'sessions':>9} {'reactor':>8} {'build':>7} {'JSON':>7} {'write+':>7} {'save':>8} "
-          f"{'file':>8} {'bytes/':>7} {'read+':>8} {'restore':>8} {'load':>8}")
-    print(f"{'':>9} {'(snap.)':>8} {'':>7} {'':>7} {'fsync':>7} {'total':>8} "
-          f"{'KiB':>8} {'session':>7} {'parse':>8} {'':>8} {'total':>8}")
+    print(
+        f"{'sessions':>9} {'reactor':>8} {'build':>7} {'JSON':>7} {'write+':>7} {'save':>8} "
+        f"{'file':>8} {'bytes/':>7} {'read+':>8} {'restore':>8} {'load':>8}"
+    )
+    print(
+        f"{'':>9} {'(snap.)':>8} {'':>7} {'':>7} {'fsync':>7} {'total':>8} "
+        f"{'KiB':>8} {'session':>7} {'parse':>8} {'':>8} {'total':>8}"
+    )
     for size, r in file_rows.items():
-        print(f"{size:>9,} {r['snap']:>8.1f} {r['build']:>7.1f} {r['json']:>7.1f} {r['write']:>7.1f} "
-              f"{r['save']:>8.1f} {r['bytes'] / 1024:>8,.0f} {r['bytes'] / size:>7.0f} {r['parse']:>8.1f} "
-              f"{r['restore']:>8.1f} {r['load']:>8.1f}")
+        print(
+            f"{size:>9,} {r['snap']:>8.1f} {r['build']:>7.1f} {r['json']:>7.1f} {r['write']:>7.1f} "
+            f"{r['save']:>8.1f} {r['bytes'] / 1024:>8,.0f} {r['bytes'] / size:>7.0f} {r['parse']:>8.1f} "
+            f"{r['restore']:>8.1f} {r['load']:>8.1f}"
+        )
     if redis_rows:
-        print("\nRedis store (median ms). RedisStore.save is the one-off seeding path; a crawl never saves"
-              "\nwhole snapshots to Redis: its pool lives there and each change is written as it happens.")
-        print(f"{'sessions':>9} {'save':>8} {'of which':>10} {'Redis':>8} {'bytes/':>7} {'fetch':>8} "
-              f"{'restore':>8} {'load':>8}")
-        print(f"{'':>9} {'total':>8} {'Store.save':>10} {'MiB':>8} {'session':>7} {'(load)':>8} "
-              f"{'':>8} {'total':>8}")
+        print(
+            "\nRedis store (median ms). RedisStore.save is the one-off seeding path; a crawl never saves"
+            "\nwhole snapshots to Redis: its pool lives there and each change is written as it happens."
+        )
+        print(
+            f"{'sessions':>9} {'save':>8} {'of which':>10} {'Redis':>8} {'bytes/':>7} {'fetch':>8} "
+            f"{'restore':>8} {'load':>8}"
+        )
+        print(f"{'':>9} {'total':>8} {'Store.save':>10} {'MiB':>8} {'session':>7} {'(load)':>8} {'':>8} {'total':>8}")
         for size, r in redis_rows.items():
-            print(f"{size:>9,} {r['save']:>8.1f} {r['store_save']:>10.1f} {r['bytes'] / 2**20:>8.1f} "
-                  f"{r['bytes'] / size:>7.0f} {r['fetch']:>8.1f} {r['restore']:>8.1f} {r['load']:>8.1f}")
+            print(
+                f"{size:>9,} {r['save']:>8.1f} {r['store_save']:>10.1f} {r['bytes'] / 2**20:>8.1f} "
+                f"{r['bytes'] / size:>7.0f} {r['fetch']:>8.1f} {r['restore']:>8.1f} {r['load']:>8.1f}"
+            )
     if 10_000 in file_rows:
         snap = file_rows[10_000]["snap"]
         print(f"\nReactor time of a periodic save at 10,000 sessions: {snap:.1f} ms (aim: well under 100 ms)")

@@ -57,14 +57,28 @@ def crawl(
     """Start ``scrapy crawl`` in its own process (its output shown as it comes, or kept in a log file)."""
     stats_file = state / f"stats-{label}.json"
     stats_file.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "scrapy", "crawl", name, "-a", f"site={site}",
-               "-O", str(state / f"items-{label}.jsonl"),
-               "-s", "EXTENSIONS=" + json.dumps({"demo.statsfile.StatsFile": 0}), "-s", f"STATSFILE={stats_file}"]
+    command = [
+        sys.executable,
+        "-m",
+        "scrapy",
+        "crawl",
+        name,
+        "-a",
+        f"site={site}",
+        "-O",
+        str(state / f"items-{label}.jsonl"),
+        "-s",
+        "EXTENSIONS=" + json.dumps({"demo.statsfile.StatsFile": 0}),
+        "-s",
+        f"STATSFILE={stats_file}",
+    ]
     for key, value in settings.items():
         command += ["-s", f"{key}={value}"]
     output = open(state / f"{label}.log", "wb") if quiet else None  # noqa: SIM115 - the crawl process writes it
     print(f"\n=== {label}: scrapy crawl {name}" + (f" (log: {output.name})" if output else "") + " ===", flush=True)
-    return subprocess.Popen(command, cwd=HERE, stdout=output, stderr=output, env={**os.environ, "PYTHONPATH": str(HERE)})
+    return subprocess.Popen(
+        command, cwd=HERE, stdout=output, stderr=output, env={**os.environ, "PYTHONPATH": str(HERE)}
+    )
 
 
 def finish(state: Path, process: subprocess.Popen[bytes], label: str, started: float) -> dict[str, Any]:
@@ -118,14 +132,27 @@ def main() -> None:
             plain_shop = DemoShop(items=args.items, seed=args.seed).start(0)
             servers.append(plain_shop)
             plain = crawl(state, "catalogue", plain_shop.url, {"SESSIONPOOL_ENABLED": False}, "without-pool", True)
-        pooled = finish(state, crawl(state, "catalogue", shop.url, {
-            "SESSIONPOOL_PROXIES": state / "proxies.txt",
-            "SESSIONPOOL_PERSIST_STATE_STORE": pool_dir,
-        }, "with-pool"), "with-pool", started)
+        pooled = finish(
+            state,
+            crawl(
+                state,
+                "catalogue",
+                shop.url,
+                {
+                    "SESSIONPOOL_PROXIES": state / "proxies.txt",
+                    "SESSIONPOOL_PERSIST_STATE_STORE": pool_dir,
+                },
+                "with-pool",
+            ),
+            "with-pool",
+            started,
+        )
         rows = {"with the session pool": report(state, "with-pool", shop, pooled)}
         if not args.no_compare:
             print("\n(waiting for the crawl without the pool to finish)", flush=True)
-            rows["plain Scrapy"] = report(state, "without-pool", plain_shop, finish(state, plain, "without-pool", started))
+            rows["plain Scrapy"] = report(
+                state, "without-pool", plain_shop, finish(state, plain, "without-pool", started)
+            )
     finally:
         for server in servers:
             server.stop()
@@ -139,8 +166,10 @@ def main() -> None:
     saved = pool_dir / "catalogue.json"
     print(f"\nThe pool was saved to {saved}.")
     if resuming:
-        print(f"This run resumed the pool saved by the previous one ({pooled.get('sessionpool/restored', 0)} "
-              "sessions restored, with their cookies and proxies).")
+        print(
+            f"This run resumed the pool saved by the previous one ({pooled.get('sessionpool/restored', 0)} "
+            "sessions restored, with their cookies and proxies)."
+        )
     else:
         print("Run the demo again: the next run resumes this pool instead of starting new sessions.")
 

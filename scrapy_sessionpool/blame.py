@@ -227,7 +227,9 @@ class Judge:
         guilty: tuple[tuple[str, str], ...] = ()
         if ev.condemned:  # its own good answer acquits it; another's is the control
             ev.condemned.pop(sid, None)
-            guilty = tuple((other, signal) for other, (t, signal) in ev.condemned.items() if other != sid and sent_at >= t)
+            guilty = tuple(
+                (other, signal) for other, (t, signal) in ev.condemned.items() if other != sid and sent_at >= t
+            )
             for other, _ in guilty:
                 del ev.condemned[other]
         if not (cleared or exit_closed or site_closed or guilty):
@@ -283,16 +285,27 @@ class Judge:
         return replace(decision, acquitted=acquitted) if acquitted else decision
 
     def _judge(
-        self, place: _Site, ev: _Exit, session: Suspect, sent_at: float, retry_after: float | None, signal: str,
-        exits: int, exit_is_blocked: bool, now: float,
+        self,
+        place: _Site,
+        ev: _Exit,
+        session: Suspect,
+        sent_at: float,
+        retry_after: float | None,
+        signal: str,
+        exits: int,
+        exit_is_blocked: bool,
+        now: float,
     ) -> Decision:
         sid, suspected_at = session.id, session.suspected_at
         probing = place if place.probing else ev if ev.probing else None
         if exit_is_blocked or len(ev.run) >= self._exit_sessions + self._coincidences(ev, now):
             if probing is not None:  # the probes failed too: pause, then probe again
                 return self._open(place, ev, probing, retry_after, now, f"{len(ev.run)} probes blocked in a row")
-            why = "the ban policy blames the exit" if exit_is_blocked else (
-                f"{len(ev.run)} sessions blocked in a row through this exit")
+            why = (
+                "the ban policy blames the exit"
+                if exit_is_blocked
+                else (f"{len(ev.run)} sessions blocked in a row through this exit")
+            )
             since = now - self._window
             ev.blamed_at = now
             active = [e for e in place.exits.values() if e.seen > since]
@@ -301,25 +314,37 @@ class Judge:
             breaker: _Breaker = ev
             if total <= 1 or (len(suspected) >= 2 and len(suspected) > self._site_share * total):
                 breaker = place
-            return self._open(place, ev, breaker, retry_after, now,
-                              f"{why}; {len(suspected)} of {total} exits suspected", first=True)
+            return self._open(
+                place, ev, breaker, retry_after, now, f"{why}; {len(suspected)} of {total} exits suspected", first=True
+            )
         if suspected_at is None:
-            return Decision(Blame.PENDING, self._session_wait(retry_after, 1), 1, evidence="first block of this session")
+            return Decision(
+                Blame.PENDING, self._session_wait(retry_after, 1), 1, evidence="first block of this session"
+            )
         # its first request after the wait was blocked too
         others_blocked = sum(1 for other, t in ev.recent.items() if other != sid and t >= suspected_at)
         others_good = ev.good_from_another(sid) >= suspected_at
         strikes = session.strikes + 1
-        evidence = (f"block {strikes} in a row; since its first, other sessions of the exit: "
-                    f"{'good answers' if others_good else 'no good answer'}, {others_blocked} blocked")
+        evidence = (
+            f"block {strikes} in a row; since its first, other sessions of the exit: "
+            f"{'good answers' if others_good else 'no good answer'}, {others_blocked} blocked"
+        )
         if strikes >= self._max_strikes:
             ev.condemned.pop(sid, None)
             return Decision(Blame.SESSION, strikes=strikes, evidence=evidence)
         if others_good and not (ev.probing or place.probing):
             if ev.good_from_another(sid) >= sent_at:  # the control is in already: another session got through after
-                return Decision(Blame.SESSION, strikes=strikes, evidence=evidence + "; another session got through since")
+                return Decision(
+                    Blame.SESSION, strikes=strikes, evidence=evidence + "; another session got through since"
+                )
             ev.condemned[sid] = (sent_at, signal)
-            return Decision(Blame.PENDING, self._session_wait(retry_after, strikes), strikes, condemned=True,
-                            evidence=evidence + "; condemned, unless the next answer through the exit is blocked too")
+            return Decision(
+                Blame.PENDING,
+                self._session_wait(retry_after, strikes),
+                strikes,
+                condemned=True,
+                evidence=evidence + "; condemned, unless the next answer through the exit is blocked too",
+            )
         return Decision(Blame.PENDING, self._session_wait(retry_after, strikes), strikes, evidence=evidence)
 
     def _newcomer(self, ev: _Exit, sid: str, sent_at: float, now: float, retry_after: float | None) -> Decision | None:
@@ -335,11 +360,21 @@ class Judge:
         pause = self._pause(retry_after, ev.newcomer_pauses)
         refused = tuple(ev.newcomers)
         ev.newcomers.clear()
-        return Decision(Blame.EXIT, pause, newcomers=refused,
-                        evidence=f"{len(refused)} new sessions refused in a row while established ones got good answers")
+        return Decision(
+            Blame.EXIT,
+            pause,
+            newcomers=refused,
+            evidence=f"{len(refused)} new sessions refused in a row while established ones got good answers",
+        )
 
     def _open(
-        self, place: _Site, ev: _Exit, breaker: _Breaker, retry_after: float | None, now: float, why: str,
+        self,
+        place: _Site,
+        ev: _Exit,
+        breaker: _Breaker,
+        retry_after: float | None,
+        now: float,
+        why: str,
         first: bool = False,
     ) -> Decision:
         """Suspect the exit (or the whole site, when ``breaker`` is the site): probe it at once on a
@@ -347,8 +382,9 @@ class Judge:
         if now - breaker.closed_at < SETTLE:  # closed a moment ago: the same episode goes on, its rate is no new one
             first = False
         breaker.blamed_at = now
-        began = min((t for e in (place.exits.values() if breaker is place else (ev,)) for t in e.run.values()),
-                    default=now)
+        began = min(
+            (t for e in (place.exits.values() if breaker is place else (ev,)) for t in e.run.values()), default=now
+        )
         if first and retry_after is None:
             pause = 0.0
         else:
@@ -362,8 +398,9 @@ class Judge:
             for e in place.exits.values():
                 e.run.clear()
                 e.probing, e.known_until = False, min(e.known_until, now)
-            return Decision(Blame.SITE, pause, suspects=suspects, lifted=lifted, slow_down=first, began=began,
-                            evidence=why)
+            return Decision(
+                Blame.SITE, pause, suspects=suspects, lifted=lifted, slow_down=first, began=began, evidence=why
+            )
         suspects = tuple(ev.run)
         ev.run.clear()
         return Decision(Blame.EXIT, pause, suspects=suspects, slow_down=first, began=began, evidence=why)

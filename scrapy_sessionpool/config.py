@@ -66,8 +66,9 @@ def _int(name: str, value: Any, minimum: int) -> int:
         value = int(value)
     maximum = _maximum(name)
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum or (maximum and value > maximum):
-        raise _fail(name, f"an integer from {minimum} to {maximum:,.0f}" if maximum else f"an integer >= {minimum}",
-                    value)
+        raise _fail(
+            name, f"an integer from {minimum} to {maximum:,.0f}" if maximum else f"an integer >= {minimum}", value
+        )
     return value
 
 
@@ -278,9 +279,7 @@ class PoolSettings:
         """Read and validate every ``SESSIONPOOL_*`` setting from Scrapy ``settings``."""
         get = settings.get
         values: dict[str, Any] = {}
-        unknown = sorted(
-            k for k in settings if k.startswith(PREFIX) and k[len(PREFIX):].lower() not in _SETTING_NAMES
-        )
+        unknown = sorted(k for k in settings if k.startswith(PREFIX) and k[len(PREFIX) :].lower() not in _SETTING_NAMES)
         if unknown:
             raise SettingsError(f"{unknown[0]}: unknown setting; expected one of {', '.join(_documented())}")
 
@@ -317,9 +316,15 @@ class PoolSettings:
         values["proxy_block_threshold"] = _int(
             "SESSIONPOOL_PROXY_BLOCK_THRESHOLD", get("SESSIONPOOL_PROXY_BLOCK_THRESHOLD", 2), 1
         )
-        for key, default in (("proxy_block_window", 60), ("proxy_backoff_base", 5), ("proxy_backoff_max", 600),
-                             ("proxy_throttle_delay", 0.05), ("proxy_max_delay", 5), ("suspect_wait", 5),
-                             ("max_wait", 600)):
+        for key, default in (
+            ("proxy_block_window", 60),
+            ("proxy_backoff_base", 5),
+            ("proxy_backoff_max", 600),
+            ("proxy_throttle_delay", 0.05),
+            ("proxy_max_delay", 5),
+            ("suspect_wait", 5),
+            ("max_wait", 600),
+        ):
             values[key] = _number(PREFIX + key.upper(), get(PREFIX + key.upper(), default), 0, strict=True)
         share = _number("SESSIONPOOL_SITE_BLOCK_SHARE", get("SESSIONPOOL_SITE_BLOCK_SHARE", 0.5), 0)
         if share >= 1:
@@ -365,7 +370,9 @@ def _read_persistence(get: Any) -> dict[str, Any]:
         if not isinstance(key, str) or not (key % {"spider": "name"}):
             raise TypeError
     except (TypeError, ValueError, KeyError):
-        raise _fail("SESSIONPOOL_PERSIST_STATE_KEY", "a non-empty string, '%(spider)s' may stand for the spider name", key) from None
+        raise _fail(
+            "SESSIONPOOL_PERSIST_STATE_KEY", "a non-empty string, '%(spider)s' may stand for the spider name", key
+        ) from None
     values["persist_state_key"] = key
     on_error = get("SESSIONPOOL_PERSIST_STATE_ON_ERROR", "start_fresh")
     if on_error not in ON_ERROR_CHOICES:

@@ -43,10 +43,22 @@ def make_cookie(
     if not host_only and not domain.startswith("."):
         domain = "." + domain
     return Cookie(
-        version=0, name=name, value=value, port=None, port_specified=False,
-        domain=domain, domain_specified=not host_only, domain_initial_dot=domain.startswith("."),
-        path=path, path_specified=True, secure=secure, expires=expires, discard=expires is None,
-        comment=None, comment_url=None, rest=dict(_HTTP_ONLY) if http_only else {},
+        version=0,
+        name=name,
+        value=value,
+        port=None,
+        port_specified=False,
+        domain=domain,
+        domain_specified=not host_only,
+        domain_initial_dot=domain.startswith("."),
+        path=path,
+        path_specified=True,
+        secure=secure,
+        expires=expires,
+        discard=expires is None,
+        comment=None,
+        comment_url=None,
+        rest=dict(_HTTP_ONLY) if http_only else {},
     )
 
 
@@ -125,13 +137,22 @@ def cookie_from_state(state: Any, where: str = "cookie") -> Cookie:
     if isinstance(expires, float) and expires.is_integer():
         expires = int(expires)
     return Cookie(
-        version=version, name=state["name"], value=state["value"],
-        port=state.get("port"), port_specified=state.get("port_specified", False),
-        domain=domain, domain_specified=not state["host_only"],
+        version=version,
+        name=state["name"],
+        value=state["value"],
+        port=state.get("port"),
+        port_specified=state.get("port_specified", False),
+        domain=domain,
+        domain_specified=not state["host_only"],
         domain_initial_dot=state.get("domain_initial_dot", domain.startswith(".")),
-        path=state["path"], path_specified=state.get("path_specified", True),
-        secure=state["secure"], expires=expires, discard=state.get("discard", expires is None),
-        comment=state.get("comment"), comment_url=state.get("comment_url"), rest=dict(rest),
+        path=state["path"],
+        path_specified=state.get("path_specified", True),
+        secure=state["secure"],
+        expires=expires,
+        discard=state.get("discard", expires is None),
+        comment=state.get("comment"),
+        comment_url=state.get("comment_url"),
+        rest=dict(rest),
         rfc2109=state.get("rfc2109", False),
     )
 

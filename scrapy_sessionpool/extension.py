@@ -67,9 +67,15 @@ class SessionPoolExtension:
 
         assert settings.redis_url is not None
         return SharedPool(
-            url=settings.redis_url, key=self.key_for(pool_name), settings=settings, prefix=settings.redis_prefix,
-            ttl=settings.redis_ttl, rng=self.manager.rng, on_created=self.manager.session_created,
-            on_retired=self.manager.session_retired, refuses_new=self.manager.proxies.refuses_new,
+            url=settings.redis_url,
+            key=self.key_for(pool_name),
+            settings=settings,
+            prefix=settings.redis_prefix,
+            ttl=settings.redis_ttl,
+            rng=self.manager.rng,
+            on_created=self.manager.session_created,
+            on_retired=self.manager.session_retired,
+            refuses_new=self.manager.proxies.refuses_new,
         )
 
     def _shared_pools(self) -> list[Any]:
@@ -89,18 +95,28 @@ class SessionPoolExtension:
         key = self.key_for(pool_name)
         where = self.store.describe(key)
         if self.settings.persist_state_on_error == "stop":
-            raise StateError(f"{where}: unusable session pool state ({error}); "
-                             "SESSIONPOOL_PERSIST_STATE_ON_ERROR is 'stop'") from error
+            raise StateError(
+                f"{where}: unusable session pool state ({error}); SESSIONPOOL_PERSIST_STATE_ON_ERROR is 'stop'"
+            ) from error
         set_aside = getattr(self.store, "set_aside", None)
         try:
             moved = set_aside(key) if set_aside else None
         except OSError as exc:
             self._untouchable.add(key)
-            logger.warning("Session pool state %s is unusable (%s) and could not be moved aside (%s): "
-                           "starting with a fresh pool that will not be saved there", where, error, exc)
+            logger.warning(
+                "Session pool state %s is unusable (%s) and could not be moved aside (%s): "
+                "starting with a fresh pool that will not be saved there",
+                where,
+                error,
+                exc,
+            )
             return
-        logger.warning("Session pool state %s is unusable (%s); kept it as %s and started with a fresh pool",
-                       where, error, moved or "(gone)")
+        logger.warning(
+            "Session pool state %s is unusable (%s); kept it as %s and started with a fresh pool",
+            where,
+            error,
+            moved or "(gone)",
+        )
         self.manager.stat("state_rejected")
 
     def damaged(self, pool_name: str | None, problems: list[StateError]) -> None:
@@ -112,11 +128,16 @@ class SessionPoolExtension:
             copy = keep_copy(key)
         except OSError as exc:
             self._untouchable.add(key)
-            logger.warning("Session pool state %s could not be copied before it is saved over (%s): "
-                           "it will not be saved there", self.store.describe(key), exc)
+            logger.warning(
+                "Session pool state %s could not be copied before it is saved over (%s): it will not be saved there",
+                self.store.describe(key),
+                exc,
+            )
             return
         if copy is not None:
-            logger.warning("Session pool state %s: kept the state as it was loaded in %s", self.store.describe(key), copy)
+            logger.warning(
+                "Session pool state %s: kept the state as it was loaded in %s", self.store.describe(key), copy
+            )
 
     # -- signals -------------------------------------------------------------------
 
@@ -125,7 +146,8 @@ class SessionPoolExtension:
         logger.info(
             "Session pool: up to %d sessions, %s, saved to %s",
             cfg.max_pool_size,
-            f"{len(cfg.proxies)} proxies ({', '.join(redact(p) or '' for p in cfg.proxies)})" if cfg.proxies
+            f"{len(cfg.proxies)} proxies ({', '.join(redact(p) or '' for p in cfg.proxies)})"
+            if cfg.proxies
             else "no proxies",
             self.store.describe(self.key),
         )
@@ -173,8 +195,11 @@ class SessionPoolExtension:
         for name, pool in self.manager:
             key = self.key_for(name)
             if key in self._untouchable:
-                logger.warning("Not saving session pool %s: %s could not be moved aside", name or "default",
-                               self.store.describe(key))
+                logger.warning(
+                    "Not saving session pool %s: %s could not be moved aside",
+                    name or "default",
+                    self.store.describe(key),
+                )
                 continue
             try:
                 jobs.append((name, key, pool.snapshot()))

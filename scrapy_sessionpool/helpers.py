@@ -98,9 +98,7 @@ def get_session(response: Response, crawler: Crawler | Spider) -> Session | None
     return get_manager(crawler).pool(response.meta.get(META_POOL)).find(session_id)
 
 
-def retry_with_new_session(
-    response: Response, crawler: Crawler | Spider, reason: str = "soft_block"
-) -> Request | None:
+def retry_with_new_session(response: Response, crawler: Crawler | Spider, reason: str = "soft_block") -> Request | None:
     """A copy of the request of ``response`` that will get a different session.
 
     Counted against ``SESSIONPOOL_MAX_SESSION_ROTATIONS``; None once they are used up.

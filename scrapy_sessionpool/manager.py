@@ -179,9 +179,13 @@ class PoolManager:
             self.state_source.reject(name, exc)
             return
         if problems:
-            logger.warning("Session pool %s: left out %d unusable part(s) of the saved state, restored the rest: %s%s",
-                           name or "default", len(problems), "; ".join(str(p) for p in problems[:5]),
-                           " ..." if len(problems) > 5 else "")
+            logger.warning(
+                "Session pool %s: left out %d unusable part(s) of the saved state, restored the rest: %s%s",
+                name or "default",
+                len(problems),
+                "; ".join(str(p) for p in problems[:5]),
+                " ..." if len(problems) > 5 else "",
+            )
             damaged = getattr(self.state_source, "damaged", None)
             if damaged is not None:
                 damaged(name, problems)
@@ -326,9 +330,7 @@ class PoolManager:
 
     # -- verdicts ---------------------------------------------------------------
 
-    def settle(
-        self, session: Session, verdict: Verdict, *, site: str, sent_at: float, challenges: int = 0
-    ) -> Outcome:
+    def settle(self, session: Session, verdict: Verdict, *, site: str, sent_at: float, challenges: int = 0) -> Outcome:
         """Apply a verdict on one answer (``challenges``: re-fetches of this request so far) and say
         what becomes of the request."""
         kind = verdict.kind
@@ -354,17 +356,31 @@ class PoolManager:
                 session.release()
                 self.pacer.answered(site, session.proxy_url)
                 self.stat("challenges")
-                return Outcome(True, True, False, True, verdict.url,
-                               min(max(verdict.delay, 0.0), MAX_CHALLENGE_DELAY), verdict.reason)
+                return Outcome(
+                    True,
+                    True,
+                    False,
+                    True,
+                    verdict.url,
+                    min(max(verdict.delay, 0.0), MAX_CHALLENGE_DELAY),
+                    verdict.reason,
+                )
             verdict = Verdict.blocked(verdict.reason)  # the same session could not get past it
         self._note_block(verdict.reason)
         tested = session.is_suspect and not session.is_sitting_out  # its block is its own test
         if kind is VerdictKind.SESSION_BLOCKED:
             decision = Decision(Blame.SESSION, evidence="the ban policy blames the session")
         else:
-            decision = self.judge.blocked(session, session.proxy_url, site, sent_at, verdict.retry_after,
-                                          signal=verdict.reason, exits=self._exits_of(session),
-                                          exit_is_blocked=kind is VerdictKind.PROXY_BLOCKED)
+            decision = self.judge.blocked(
+                session,
+                session.proxy_url,
+                site,
+                sent_at,
+                verdict.retry_after,
+                signal=verdict.reason,
+                exits=self._exits_of(session),
+                exit_is_blocked=kind is VerdictKind.PROXY_BLOCKED,
+            )
         outcome = self._apply(session, decision, site, verdict.reason)
         return replace(outcome, counted=False) if tested else outcome
 
@@ -383,9 +399,14 @@ class PoolManager:
                 self.judge.guilty(proxy, site)
                 self.blamed["session"] += 1
                 self.stat("blame/session")
-                logger.debug("Blame session for %s on %s via %s (%s): blocked again after its wait, while "
-                             "another session got a good answer through the same exit", signal, site,
-                             redact(proxy) or "direct", sid)
+                logger.debug(
+                    "Blame session for %s on %s via %s (%s): blocked again after its wait, while "
+                    "another session got a good answer through the same exit",
+                    signal,
+                    site,
+                    redact(proxy) or "direct",
+                    sid,
+                )
                 guilty.retire(signal)
         if news.exit_closed:
             self.pacer.probe_exit(site, proxy, False)
@@ -401,8 +422,15 @@ class PoolManager:
         if blame not in (Blame.KNOWN, Blame.NEWCOMER):
             self.blamed[blame.value] += 1
             self.stat(f"blame/{blame.value}")
-            logger.debug("Blame %s for %s on %s via %s (%s): %s", blame.value, reason, site,
-                         redact(proxy) or "direct", session.id, decision.evidence)
+            logger.debug(
+                "Blame %s for %s on %s via %s (%s): %s",
+                blame.value,
+                reason,
+                site,
+                redact(proxy) or "direct",
+                session.id,
+                decision.evidence,
+            )
         if blame is Blame.SESSION:
             self.judge.guilty(proxy, site)
             session.retire(reason)
@@ -414,8 +442,11 @@ class PoolManager:
         if decision.newcomers:  # new sessions refused: drop them; a cap on new sessions: make none there a while
             if decision.wait:
                 self.proxies.refuse_new(proxy, decision.wait)
-                logger.info("Proxy %s refuses new sessions: none is made there for %.1f s; its sessions go on",
-                            redact(proxy) or "direct", decision.wait)
+                logger.info(
+                    "Proxy %s refuses new sessions: none is made there for %.1f s; its sessions go on",
+                    redact(proxy) or "direct",
+                    decision.wait,
+                )
             for sid in decision.newcomers:
                 newcomer = session if sid == session.id else self._find(sid)
                 if newcomer is not None:
@@ -443,8 +474,12 @@ class PoolManager:
                         pool.resume_proxy(exit_url)
             self.pacer.slow_site(site, decision.wait, slow_down=decision.slow_down, since=decision.began)
             self.pacer.probe_site(site)
-            logger.info("Site %s is suspected (%s): %s, then one request at a time; sessions and exits are kept",
-                        site, reason, f"paused for {decision.wait:.1f} s" if decision.wait else "probed now")
+            logger.info(
+                "Site %s is suspected (%s): %s, then one request at a time; sessions and exits are kept",
+                site,
+                reason,
+                f"paused for {decision.wait:.1f} s" if decision.wait else "probed now",
+            )
             self._stats_gauge()
         session.release()
         return Outcome(True, True, reason=reason)

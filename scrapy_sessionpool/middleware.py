@@ -144,8 +144,9 @@ class SessionPoolMiddleware:
                 self._apply(request, chained, False)
                 return None
             return self._wait(request, chained, ask._replace(picked=False))
-        session = None if FLAG_NOT_BEFORE in meta else self.manager.acquire(
-            pool_name, ask.session_id, site, avoid=ask.avoid)
+        session = (
+            None if FLAG_NOT_BEFORE in meta else self.manager.acquire(pool_name, ask.session_id, site, avoid=ask.avoid)
+        )
         if session is not None and not inspect.isawaitable(session):
             self._claim(ask, session)
             turn = self.manager.turn(site, session)
@@ -164,8 +165,9 @@ class SessionPoolMiddleware:
         try:
             hash(key)
         except TypeError:
-            raise MetaError(f"Request meta 'cookiejar': expected a hashable key (a number, a string...), "
-                            f"got {type(key).__name__}") from None
+            raise MetaError(
+                f"Request meta 'cookiejar': expected a hashable key (a number, a string...), got {type(key).__name__}"
+            ) from None
         keys = self.manager.jar_keys
         away = meta.pop(FLAG_AWAY_FROM, None)
         avoid = keys.avoid(pool_name, key, away)  # should its session be gone, a fresh one of no other key
@@ -220,8 +222,11 @@ class SessionPoolMiddleware:
             if session is not None:
                 session.release()
             manager.stat("waits/timed_out")
-            logger.warning("Gave up on %s: no session was free for it within SESSIONPOOL_MAX_WAIT (%g s)",
-                           request, manager.settings.max_wait)
+            logger.warning(
+                "Gave up on %s: no session was free for it within SESSIONPOOL_MAX_WAIT (%g s)",
+                request,
+                manager.settings.max_wait,
+            )
             raise IgnoreRequest("sessionpool: no session within SESSIONPOOL_MAX_WAIT") from None
 
     async def _sleep_until(self, when: float, deadline: float) -> None:
@@ -306,13 +311,17 @@ class SessionPoolMiddleware:
         keys.bind(ask.pool_name, ask.key, session.id)
         if not self._warned_keys and len(keys) >= self.manager.settings.for_pool(ask.pool_name).max_pool_size:
             self._warned_keys = True
-            logger.warning("Every session of the pool is held by a meta['cookiejar'] key (%d keys): requests of "
-                           "new keys wait until a session retires; raise SESSIONPOOL_MAX_POOL_SIZE for more keys",
-                           len(keys))
+            logger.warning(
+                "Every session of the pool is held by a meta['cookiejar'] key (%d keys): requests of "
+                "new keys wait until a session retires; raise SESSIONPOOL_MAX_POOL_SIZE for more keys",
+                len(keys),
+            )
 
     # -- response path ----------------------------------------------------------
 
-    def process_response(self, request: Request, response: Response, spider: Spider | None = None) -> Request | Response:
+    def process_response(
+        self, request: Request, response: Response, spider: Spider | None = None
+    ) -> Request | Response:
         entry = self._in_flight.pop(request, None)
         if entry is None:
             return response
@@ -320,8 +329,13 @@ class SessionPoolMiddleware:
         if request.meta.get(FLAG_COOKIES) and self.cookies is not None and urlparse_cached(request).hostname:
             self.cookies.receive(request, response, session, self.crawler.spider)
         verdict = self.policy.response_verdict(request, response)
-        outcome = self.manager.settle(session, verdict, site=urlparse_cached(request).hostname or "", sent_at=sent_at,
-                                      challenges=request.meta.get(META_CHALLENGES, 0))
+        outcome = self.manager.settle(
+            session,
+            verdict,
+            site=urlparse_cached(request).hostname or "",
+            sent_at=sent_at,
+            challenges=request.meta.get(META_CHALLENGES, 0),
+        )
         if not outcome.retry:
             return response
         new = self._again(request, outcome)
@@ -360,11 +374,15 @@ class SessionPoolMiddleware:
                 new.meta[FLAG_NOT_BEFORE] = time.time() + outcome.delay
             return new
         # a request pinned by the spider keeps a session that was not to blame
-        return rotate(request, self.crawler, outcome.reason,
-                      keep_session=outcome.same_session and not meta.get(FLAG_PICKED), counted=outcome.counted)
+        return rotate(
+            request,
+            self.crawler,
+            outcome.reason,
+            keep_session=outcome.same_session and not meta.get(FLAG_PICKED),
+            counted=outcome.counted,
+        )
 
     def _spider_closed(self, spider: Spider) -> None:
         for session, _ in list(self._in_flight.values()):
             session.release()
         self._in_flight.clear()
-

@@ -5,11 +5,11 @@ rate is cut and grown back as TCP CUBIC does with its window: when the judge fin
 the site) throttling, its peak is the rate it was refused at (what it was sending before the
 blocks began, or less: what the site let through then, its good answers); the rate is cut to half
 the peak, grows back to 90% of it within ``T_KNEE`` seconds, then only slowly past it (doubling
-in ``T_PLATEAU`` seconds), until the next cut or until it no longer limits anything. Delays never pass ``max_delay``, so no exit can run away to one request a minute. A
-suspected exit or site is probed: one request at a time until the judge has its answer. A request
-asks for its turn: it goes at once, or is told how long to wait before it asks again (turns are
-not reserved, so a gate that speeds up serves its waiting requests sooner). Pure: no Scrapy, no
-Twisted.
+in ``T_PLATEAU`` seconds), until the next cut or until it no longer limits anything. Delays
+never pass ``max_delay``, so no exit can run away to one request a minute. A suspected exit or
+site is probed: one request at a time until the judge has its answer. A request asks for its
+turn: it goes at once, or is told how long to wait before it asks again (turns are not reserved,
+so a gate that speeds up serves its waiting requests sooner). Pure: no Scrapy, no Twisted.
 """
 
 from __future__ import annotations

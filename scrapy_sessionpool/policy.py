@@ -141,7 +141,10 @@ def _causes(exception: BaseException, depth: int = 4) -> list[BaseException]:
 #: Block pages learnt from redirects, at most.
 MAX_BLOCK_PAGES = 64
 
-_BARE_REFRESH = re.compile(rb"""<meta[^>]+http-equiv\s*=\s*["']?refresh["']?[^>]*content\s*=\s*["']?\s*(\d+(?:\.\d+)?)\s*["'>;]""", re.IGNORECASE)
+_BARE_REFRESH = re.compile(
+    rb"""<meta[^>]+http-equiv\s*=\s*["']?refresh["']?[^>]*content\s*=\s*["']?\s*(\d+(?:\.\d+)?)\s*["'>;]""",
+    re.IGNORECASE,
+)
 
 
 def _meta_refresh(response: Response) -> tuple[float | None, str | None]:

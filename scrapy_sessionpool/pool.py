@@ -232,8 +232,7 @@ class SessionPool:
             session = self._create_session_function(self)
             if not isinstance(session, Session):
                 raise TypeError(
-                    "create_session_function: expected it to return a Session, "
-                    f"got {type(session).__name__}"
+                    f"create_session_function: expected it to return a Session, got {type(session).__name__}"
                 )
             if session.id in self._live:
                 raise ValueError(f"create_session_function: returned session {session.id!r} twice")
@@ -307,8 +306,9 @@ class SessionPool:
         heapq.heappush(self._asleep, (session._sits_out_until, next(self._seq), session.id))
         self._sitting.add(session.id)
         if len(self._asleep) > 2 * len(self._live) + 64:
-            self._asleep = [(s._sits_out_until, next(self._seq), sid) for sid, s in self._live.items()
-                            if sid in self._sitting]
+            self._asleep = [
+                (s._sits_out_until, next(self._seq), sid) for sid, s in self._live.items() if sid in self._sitting
+            ]
             heapq.heapify(self._asleep)
 
     def _wake_due(self) -> None:
@@ -402,8 +402,9 @@ class SessionPool:
         gc_was_on = gc.isenabled()
         gc.disable()  # restore allocates many objects and frees none: collecting meanwhile only costs
         try:
-            sessions, retired_count = parse_state(state, options=self._options, clock=self._clock,
-                                                 on_problem=on_problem)
+            sessions, retired_count = parse_state(
+                state, options=self._options, clock=self._clock, on_problem=on_problem
+            )
         finally:
             if gc_was_on:
                 gc.enable()

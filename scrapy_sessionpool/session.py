@@ -69,9 +69,7 @@ class SessionOptions:
         }
         for name, (ok, expected) in checks.items():
             if not ok:
-                raise ValueError(
-                    f"session option {name!r}: expected {expected}, got {getattr(self, name)!r}"
-                )
+                raise ValueError(f"session option {name!r}: expected {expected}, got {getattr(self, name)!r}")
 
     @classmethod
     def coerce(cls, value: SessionOptions | Mapping[str, Any] | None) -> SessionOptions:
@@ -193,7 +191,9 @@ class Session:
         Cookies without a ``Domain`` attribute go back only to the exact host that set them.
         """
         if self._jar is None:
-            self._jar = CookieJar(policy=DefaultCookiePolicy(strict_ns_domain=DefaultCookiePolicy.DomainStrictNonDomain))
+            self._jar = CookieJar(
+                policy=DefaultCookiePolicy(strict_ns_domain=DefaultCookiePolicy.DomainStrictNonDomain)
+            )
         return self._jar
 
     @property
@@ -391,9 +391,7 @@ class Session:
         if self._owner is not None and self._retired is None:
             self._owner._session_used(self, False)
 
-    def retire_on_blocked_status_codes(
-        self, status: int, blocked_status_codes: Iterable[int] | None = None
-    ) -> bool:
+    def retire_on_blocked_status_codes(self, status: int, blocked_status_codes: Iterable[int] | None = None) -> bool:
         """Retire the session if ``status`` is a blocking code (default 401, 403, 429)."""
         codes = DEFAULT_BLOCKED_STATUS_CODES if blocked_status_codes is None else blocked_status_codes
         if status in codes:
@@ -427,9 +425,21 @@ class Session:
         encoded here)."""
         user_data = json.dumps(self._user_data, allow_nan=False) if self._user_data else None
         cookies = jar_cookies(self._jar) if self._jar is not None else ()
-        suspicion = (self._suspected_at, self._sits_out_until, self._strikes) if self._suspected_at is not None else None
-        return (self._id, self._created_at, self._usage_count, self._error_score, self._proxy_url,
-                self._user_agent, user_data, cookies, self._retired, suspicion)
+        suspicion = (
+            (self._suspected_at, self._sits_out_until, self._strikes) if self._suspected_at is not None else None
+        )
+        return (
+            self._id,
+            self._created_at,
+            self._usage_count,
+            self._error_score,
+            self._proxy_url,
+            self._user_agent,
+            user_data,
+            cookies,
+            self._retired,
+            suspicion,
+        )
 
     @classmethod
     def from_state(

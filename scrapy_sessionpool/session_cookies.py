@@ -72,9 +72,12 @@ class SessionCookies:
             if isinstance(middleware_class, type) and issubclass(middleware_class, CookiesMiddleware):
                 for name in ("process_request", "process_response"):
                     if inspect.iscoroutinefunction(getattr(middleware_class, name)):
-                        raise _fail("DOWNLOADER_MIDDLEWARES", "a CookiesMiddleware whose process_request and "
-                                    "process_response return at once, as Scrapy's do (not coroutines)",
-                                    path)
+                        raise _fail(
+                            "DOWNLOADER_MIDDLEWARES",
+                            "a CookiesMiddleware whose process_request and "
+                            "process_response return at once, as Scrapy's do (not coroutines)",
+                            path,
+                        )
                 try:
                     return cls(build_from_crawler(middleware_class, crawler))
                 except NotConfigured:
@@ -103,7 +106,8 @@ class SessionCookies:
         merge = self._lend(request, session)
         try:
             self._middleware.process_response(
-                *((request, response, spider) if self._pass_spider else (request, response)))
+                *((request, response, spider) if self._pass_spider else (request, response))
+            )
         finally:
             self._take_back(request, merge)
 

@@ -45,13 +45,17 @@ class ListSpider(scrapy.Spider):
         self.failures.append(failure)
 
 
-def make_crawler(spider_cls: type[scrapy.Spider] = ListSpider, settings: dict[str, Any] | None = None,
-                 base: dict[str, Any] | None = BASE_SETTINGS):
+def make_crawler(
+    spider_cls: type[scrapy.Spider] = ListSpider,
+    settings: dict[str, Any] | None = None,
+    base: dict[str, Any] | None = BASE_SETTINGS,
+):
     merged = {**(base or {}), **(settings or {})}
     return get_crawler(spider_cls, merged)
 
 
 def stats(crawler) -> dict[str, Any]:
     """The crawl's ``sessionpool/`` stats, without the prefix."""
-    return {k.removeprefix("sessionpool/"): v for k, v in crawler.stats.get_stats().items()
-            if k.startswith("sessionpool/")}
+    return {
+        k.removeprefix("sessionpool/"): v for k, v in crawler.stats.get_stats().items() if k.startswith("sessionpool/")
+    }

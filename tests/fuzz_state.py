@@ -19,16 +19,21 @@ ODD_TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=30) | st.samp
     ["", "../../x", "session_ok", "a" * 200, "\x00", "\n", "%(spider)s", "session_\u202e", "1e309"]
 )
 SCALARS = (
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70)
-    | st.floats(allow_nan=True, allow_infinity=True) | ODD_TEXT
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True, allow_infinity=True) | ODD_TEXT
 )
-JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(ODD_TEXT, inner, max_size=4),
-                    max_leaves=20)
+JSON = st.recursive(
+    SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(ODD_TEXT, inner, max_size=4), max_leaves=20
+)
 
 
 def valid_state() -> dict:
-    pool = SessionPool(max_pool_size=3, seed=1, create_session_function=lambda p: p.make_session(
-        proxy_url="http://u:p@proxy:8080", user_agent="UA", user_data={"k": [1, 2]}))
+    pool = SessionPool(
+        max_pool_size=3,
+        seed=1,
+        create_session_function=lambda p: p.make_session(
+            proxy_url="http://u:p@proxy:8080", user_agent="UA", user_data={"k": [1, 2]}
+        ),
+    )
     for _ in range(3):
         session = pool.get_session()
         session.set_cookie("sid", "v", domain="shop.example", expires=4_000_000_000, secure=True)

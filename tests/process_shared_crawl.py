@@ -20,13 +20,28 @@ class Shared(scrapy.Spider):
         pass
 
 
-process = CrawlerProcess({
-    "ADDONS": {"scrapy_sessionpool.Addon": 300}, "LOG_LEVEL": "WARNING", "TELNETCONSOLE_ENABLED": False,
-    "SESSIONPOOL_PERSIST_STATE_STORE": REDIS, "SESSIONPOOL_REDIS_PREFIX": PREFIX, "SESSIONPOOL_MAX_POOL_SIZE": 3,
-    "CONCURRENT_REQUESTS": 4, "DOWNLOAD_DELAY": 0.01,
-})
+process = CrawlerProcess(
+    {
+        "ADDONS": {"scrapy_sessionpool.Addon": 300},
+        "LOG_LEVEL": "WARNING",
+        "TELNETCONSOLE_ENABLED": False,
+        "SESSIONPOOL_PERSIST_STATE_STORE": REDIS,
+        "SESSIONPOOL_REDIS_PREFIX": PREFIX,
+        "SESSIONPOOL_MAX_POOL_SIZE": 3,
+        "CONCURRENT_REQUESTS": 4,
+        "DOWNLOAD_DELAY": 0.01,
+    }
+)
 crawler = process.create_crawler(Shared)
 process.crawl(crawler)
 process.start()
-print(json.dumps({k.removeprefix("sessionpool/"): v for k, v in crawler.stats.get_stats().items()
-                  if k.startswith("sessionpool/") or k == "response_received_count"}, default=str))
+print(
+    json.dumps(
+        {
+            k.removeprefix("sessionpool/"): v
+            for k, v in crawler.stats.get_stats().items()
+            if k.startswith("sessionpool/") or k == "response_received_count"
+        },
+        default=str,
+    )
+)

@@ -22,8 +22,12 @@ class Base(scrapy.Spider):
 
     def closed(self, reason):
         pool = get_pool(self)
-        RESULT[self.name].update(pool_size=pool.max_pool_size, pool=id(pool), live=pool.usable_sessions_count,
-                                 max_usage=next(iter(pool)).max_usage_count)
+        RESULT[self.name].update(
+            pool_size=pool.max_pool_size,
+            pool=id(pool),
+            live=pool.usable_sessions_count,
+            max_usage=next(iter(pool)).max_usage_count,
+        )
 
 
 class Alpha(Base):
@@ -33,12 +37,16 @@ class Alpha(Base):
 
 class Beta(Base):
     name = "beta"
-    custom_settings = {"SESSIONPOOL_MAX_POOL_SIZE": 5, "SESSIONPOOL_MAX_USAGE_COUNT": 7,
-                       "SESSIONPOOL_USER_AGENTS": ["beta-agent"]}
+    custom_settings = {
+        "SESSIONPOOL_MAX_POOL_SIZE": 5,
+        "SESSIONPOOL_MAX_USAGE_COUNT": 7,
+        "SESSIONPOOL_USER_AGENTS": ["beta-agent"],
+    }
 
 
-process = CrawlerProcess({"ADDONS": {"scrapy_sessionpool.Addon": 300}, "LOG_LEVEL": "WARNING",
-                          "TELNETCONSOLE_ENABLED": False})
+process = CrawlerProcess(
+    {"ADDONS": {"scrapy_sessionpool.Addon": 300}, "LOG_LEVEL": "WARNING", "TELNETCONSOLE_ENABLED": False}
+)
 process.crawl(Alpha)
 process.crawl(Beta)
 process.start()

@@ -1,5 +1,6 @@
 """Run by test_crawl_closing: a crawler process whose requests end up waiting (a blocked exit);
-prints "waiting" once it was blocked and a request waits, then, after the signal the test sends, its close reason and stats."""
+prints "waiting" once it was blocked and a request waits, then, after the signal the test sends, its close
+reason and stats."""
 
 import json
 import sys
@@ -9,11 +10,17 @@ from scrapy.crawler import CrawlerProcess
 
 SITE, PROXY, STORE, EXTRA = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 
-process = CrawlerProcess({
-    "ADDONS": {"scrapy_sessionpool.Addon": 300}, "LOG_LEVEL": "WARNING", "TELNETCONSOLE_ENABLED": False,
-    "REMOTE_CONTROL_ENABLED": False, "SESSIONPOOL_PROXIES": [PROXY] if PROXY else [], "SESSIONPOOL_PERSIST_STATE_STORE": STORE,
-    **EXTRA,
-})
+process = CrawlerProcess(
+    {
+        "ADDONS": {"scrapy_sessionpool.Addon": 300},
+        "LOG_LEVEL": "WARNING",
+        "TELNETCONSOLE_ENABLED": False,
+        "REMOTE_CONTROL_ENABLED": False,
+        "SESSIONPOOL_PROXIES": [PROXY] if PROXY else [],
+        "SESSIONPOOL_PERSIST_STATE_STORE": STORE,
+        **EXTRA,
+    }
+)
 from tests.support.blocksite import CatalogueSpider  # noqa: E402
 
 crawler = process.create_crawler(CatalogueSpider)
@@ -39,6 +46,16 @@ watch = {}
 crawler.signals.connect(engine_started, signal=signals.engine_started)
 process.crawl(crawler, site=SITE)
 process.start()
-print(json.dumps({"reason": closed.get("reason"),
-                  "stats": {k.removeprefix("sessionpool/"): v for k, v in crawler.stats.get_stats().items()
-                            if k.startswith("sessionpool/")}}, default=str))
+print(
+    json.dumps(
+        {
+            "reason": closed.get("reason"),
+            "stats": {
+                k.removeprefix("sessionpool/"): v
+                for k, v in crawler.stats.get_stats().items()
+                if k.startswith("sessionpool/")
+            },
+        },
+        default=str,
+    )
+)

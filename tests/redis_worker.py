@@ -11,8 +11,9 @@ from scrapy_sessionpool.stores.redis import SharedPool
 
 async def main(url: str, prefix: str, rounds: int, seed: int) -> None:
     # decrement 0: a good mark leaves the error score alone, so the final scores are exact sums
-    settings = PoolSettings(max_pool_size=3, max_usage_count=10**6, max_error_score=10**6,
-                            error_score_decrement=0, warm_up=False)
+    settings = PoolSettings(
+        max_pool_size=3, max_usage_count=10**6, max_error_score=10**6, error_score_decrement=0, warm_up=False
+    )
     pool = SharedPool(url=url, key="shared", settings=settings, prefix=prefix, rng=random.Random(seed))
     counts = {"good": 0, "bad": 0}
     for i in range(rounds):

@@ -25,13 +25,16 @@ def project(tmp_path):
     (tmp_path / "scrapy.cfg").write_text("[settings]\ndefault = proj.settings\n")
     (tmp_path / "proj" / "spiders").mkdir(parents=True)
     (tmp_path / "proj" / "__init__.py").write_text("")
-    (tmp_path / "proj" / "settings.py").write_text(textwrap.dedent("""
+    (tmp_path / "proj" / "settings.py").write_text(
+        textwrap.dedent("""
         BOT_NAME = "proj"
         SPIDER_MODULES = ["proj.spiders"]
         ADDONS = {"scrapy_sessionpool.Addon": 300}
-    """))
+    """)
+    )
     (tmp_path / "proj" / "spiders" / "__init__.py").write_text("")
-    (tmp_path / "proj" / "spiders" / "shop.py").write_text(textwrap.dedent(f"""
+    (tmp_path / "proj" / "spiders" / "shop.py").write_text(
+        textwrap.dedent(f"""
         import scrapy
 
         class ShopSpider(scrapy.Spider):
@@ -40,7 +43,8 @@ def project(tmp_path):
                 "SESSIONPOOL_PERSIST_STATE_STORE": {str(tmp_path / "pools")!r},
                 "SESSIONPOOL_POOLS": {{"login": {{"max_pool_size": 2}}}},
             }}
-    """))
+    """)
+    )
     return tmp_path
 
 
@@ -51,8 +55,15 @@ def store(project):
 def save_pools(project):
     """A default pool of two sessions (one retired before) and a ``login`` pool of one."""
     pool = SessionPool(max_pool_size=3, session_options={"max_age_secs": 86400})
-    first = pool.make_session(id="sess-a", proxy_url=PROXY, user_agent=UA, created_at=time.time() - 720,
-                              usage_count=4, error_score=1.5, user_data={"token": "USER-DATA-SECRET"})
+    first = pool.make_session(
+        id="sess-a",
+        proxy_url=PROXY,
+        user_agent=UA,
+        created_at=time.time() - 720,
+        usage_count=4,
+        error_score=1.5,
+        user_data={"token": "USER-DATA-SECRET"},
+    )
     first.set_cookie("sid", "COOKIE-VALUE-SECRET", domain="example.com")
     first.set_cookie("cart", "COOKIE-VALUE-SECRET", domain=".example.com")
     pool.add_session(first)
@@ -68,8 +79,15 @@ def save_pools(project):
 
 def run(project, *args, stdin=subprocess.DEVNULL):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCRAPY_")}
-    result = subprocess.run([sys.executable, "-m", "scrapy", "sessionpool", *args], cwd=project, env=env,
-                            stdin=stdin, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "scrapy", "sessionpool", *args],
+        cwd=project,
+        env=env,
+        stdin=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     for secret in SECRETS:
         assert secret not in result.stdout + result.stderr
     return result
@@ -101,8 +119,17 @@ def test_json(project):
     assert default["where"] == store(project).describe("shop")
     assert default["retired_sessions_count"] == 1
     a, b = default["sessions"]
-    assert set(a) == {"id", "created_at", "age_secs", "usage_count", "error_score", "proxy", "user_agent",
-                      "cookie_names", "user_data_keys"}
+    assert set(a) == {
+        "id",
+        "created_at",
+        "age_secs",
+        "usage_count",
+        "error_score",
+        "proxy",
+        "user_agent",
+        "cookie_names",
+        "user_data_keys",
+    }
     assert (a["id"], a["usage_count"], a["error_score"]) == ("sess-a", 4, 1.5)
     assert 720 <= a["age_secs"] < 780
     assert a["proxy"] == "http://bob:***@127.0.0.1:3128" and a["user_agent"] == UA

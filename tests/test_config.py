@@ -15,14 +15,22 @@ def test_defaults():
     cfg = read()
     assert not cfg.enabled
     assert cfg.max_pool_size == 16  # CONCURRENT_REQUESTS
-    assert cfg.session_options == {"max_age_secs": 3000, "max_usage_count": 50, "max_error_score": 3,
-                                   "error_score_decrement": 0.5}
+    assert cfg.session_options == {
+        "max_age_secs": 3000,
+        "max_usage_count": 50,
+        "max_error_score": 3,
+        "error_score_decrement": 0.5,
+    }
     assert cfg.blocked_status_codes == {401, 403, 429, 503}
     assert cfg.challenge_patterns == cfg.block_redirect_patterns == ()
     assert cfg.max_challenge_refetches == 3 and cfg.proxy_block_threshold == 2 and cfg.site_block_share == 0.5
     assert (cfg.suspect_wait, cfg.proxy_max_delay, cfg.proxy_backoff_base, cfg.max_wait) == (5, 5, 5, 600)
     assert {c.__name__ for c in cfg.block_exceptions} == {
-        "ResponseFailed", "ConnectionLost", "ConnectionDone", "TunnelError"}
+        "ResponseFailed",
+        "ConnectionLost",
+        "ConnectionDone",
+        "TunnelError",
+    }
     assert cfg.reuse_strategy == "random" and cfg.max_session_rotations == 10
     assert cfg.persist_interval == 60 and cfg.log_interval == 60
     assert cfg.ban_policy is BanPolicy and cfg.proxies == () and cfg.user_agents == ()
@@ -34,10 +42,21 @@ def test_pool_size_follows_concurrency_unless_set():
 
 
 def test_command_line_strings_are_accepted():
-    cfg = read(ENABLED="True", MAX_POOL_SIZE="7", MAX_AGE_SECS="12.5", BLOCKED_STATUS_CODES="403,503",
-               USER_AGENTS="a,b", WARM_UP="0")
+    cfg = read(
+        ENABLED="True",
+        MAX_POOL_SIZE="7",
+        MAX_AGE_SECS="12.5",
+        BLOCKED_STATUS_CODES="403,503",
+        USER_AGENTS="a,b",
+        WARM_UP="0",
+    )
     assert (cfg.enabled, cfg.max_pool_size, cfg.max_age_secs, cfg.user_agents, cfg.warm_up) == (
-        True, 7, 12.5, ("a", "b"), False)
+        True,
+        7,
+        12.5,
+        ("a", "b"),
+        False,
+    )
     assert cfg.blocked_status_codes == {403, 503}
 
 
@@ -69,19 +88,33 @@ BAD = [
     ("MAX_AGE_SECS", float("nan"), "SESSIONPOOL_MAX_AGE_SECS: expected a number > 0 and <= 315,360,000, got nan"),
     ("MAX_USAGE_COUNT", 0, "SESSIONPOOL_MAX_USAGE_COUNT: expected an integer from 1 to 1,000,000,000, got 0"),
     ("MAX_ERROR_SCORE", -2, "SESSIONPOOL_MAX_ERROR_SCORE: expected a number > 0 and <= 1,000,000, got -2"),
-    ("ERROR_SCORE_DECREMENT", -0.5, "SESSIONPOOL_ERROR_SCORE_DECREMENT: expected a number >= 0 and <= 1,000,000, got -0.5"),
-    ("REUSE_STRATEGY", "lru", ("SESSIONPOOL_REUSE_STRATEGY: expected one of 'random', 'round_robin', "
-                               "'use_until_failure', got 'lru'")),
+    (
+        "ERROR_SCORE_DECREMENT",
+        -0.5,
+        "SESSIONPOOL_ERROR_SCORE_DECREMENT: expected a number >= 0 and <= 1,000,000, got -0.5",
+    ),
+    (
+        "REUSE_STRATEGY",
+        "lru",
+        ("SESSIONPOOL_REUSE_STRATEGY: expected one of 'random', 'round_robin', 'use_until_failure', got 'lru'"),
+    ),
     ("BLOCKED_STATUS_CODES", [403, 999], "SESSIONPOOL_BLOCKED_STATUS_CODES: expected a list of HTTP status codes"),
     ("BLOCKED_STATUS_CODES", 403, "SESSIONPOOL_BLOCKED_STATUS_CODES: expected a list of HTTP status codes"),
     ("BAN_PATTERNS", ["(unclosed"], "SESSIONPOOL_BAN_PATTERNS: '(unclosed' is not a valid regular expression"),
     ("BAN_PATTERNS", [3], "SESSIONPOOL_BAN_PATTERNS: expected a list of regular expressions"),
     ("BAN_POLICY", "nowhere.Policy", "SESSIONPOOL_BAN_POLICY: cannot import 'nowhere.Policy'"),
     ("JUDGE", "nowhere.Judge", "SESSIONPOOL_JUDGE: cannot import 'nowhere.Judge'"),
-    ("JUDGE", "scrapy_sessionpool.policy.BanPolicy", "SESSIONPOOL_JUDGE: expected a subclass of scrapy_sessionpool.blame.Judge"),
+    (
+        "JUDGE",
+        "scrapy_sessionpool.policy.BanPolicy",
+        "SESSIONPOOL_JUDGE: expected a subclass of scrapy_sessionpool.blame.Judge",
+    ),
     ("MAX_SESSION_ROTATIONS", -1, "SESSIONPOOL_MAX_SESSION_ROTATIONS: expected an integer from 0 to 1,000, got -1"),
-    ("PROXIES", ["ftp://x:1"], ("SESSIONPOOL_PROXIES: expected proxy URLs like http://[user:pass@]host:port, "
-                                "got 'ftp://x:1'")),
+    (
+        "PROXIES",
+        ["ftp://x:1"],
+        ("SESSIONPOOL_PROXIES: expected proxy URLs like http://[user:pass@]host:port, got 'ftp://x:1'"),
+    ),
     ("PROXIES", ["http://u:secret@h:1/path"], "got 'http://u:***@h:1/path'"),
     ("PROXIES", ["http://a:1", "http://a:1"], "SESSIONPOOL_PROXIES: the same proxy is listed twice"),
     ("PROXIES", "/no/such/file", "SESSIONPOOL_PROXIES: cannot read proxy list file '/no/such/file'"),
@@ -99,7 +132,11 @@ BAD = [
     ("POOLS", {"bad name": {}}, "SESSIONPOOL_POOLS: expected pool names of 1-64 characters"),
     ("POOLS", {"login": 3}, "SESSIONPOOL_POOLS['login']: expected a dict of settings, got 3"),
     ("POOLS", {"login": {"ban_patterns": []}}, "SESSIONPOOL_POOLS['login']: cannot override 'ban_patterns'"),
-    ("POOLS", {"login": {"max_pool_size": 0}}, "SESSIONPOOL_POOLS['login'].max_pool_size: expected an integer from 1 to 10,000,000, got 0"),
+    (
+        "POOLS",
+        {"login": {"max_pool_size": 0}},
+        "SESSIONPOOL_POOLS['login'].max_pool_size: expected an integer from 1 to 10,000,000, got 0",
+    ),
     ("MAX_POOLSIZE", 3, "SESSIONPOOL_MAX_POOLSIZE: unknown setting"),
     ("MAX_POOL_SIZE", 10**9, "SESSIONPOOL_MAX_POOL_SIZE: expected an integer from 1 to 10,000,000, got 1000000000"),
     ("MAX_AGE_SECS", 1e12, "SESSIONPOOL_MAX_AGE_SECS: expected a number > 0 and <= 315,360,000, got 1000000000000.0"),
@@ -147,8 +184,9 @@ def test_the_table_covers_every_setting():
 
 
 def test_redis_alone_takes_redis_url_as_scrapy_redis_does():
-    cfg = PoolSettings.from_settings(Settings({"SESSIONPOOL_PERSIST_STATE_STORE": "redis",
-                                               "REDIS_URL": "redis://cache:6380/2"}))
+    cfg = PoolSettings.from_settings(
+        Settings({"SESSIONPOOL_PERSIST_STATE_STORE": "redis", "REDIS_URL": "redis://cache:6380/2"})
+    )
     assert cfg.redis_url == "redis://cache:6380/2"
     with pytest.raises(SettingsError, match=r"^REDIS_URL: expected a Redis URL"):
         PoolSettings.from_settings(Settings({"SESSIONPOOL_PERSIST_STATE_STORE": "redis", "REDIS_URL": "nope"}))

@@ -22,21 +22,49 @@ from scrapy.http import HtmlResponse
 from scrapy_sessionpool.middleware import SessionPoolMiddleware
 from tests.crawling import ListSpider, make_crawler
 
-HOSTS = ["shop.example", "www.shop.example", "a.www.shop.example", "other.example", "127.0.0.1",
-         "evil.blogspot.com", "victim.blogspot.com", "a.co.uk", "b.co.uk", "co.uk"]
+HOSTS = [
+    "shop.example",
+    "www.shop.example",
+    "a.www.shop.example",
+    "other.example",
+    "127.0.0.1",
+    "evil.blogspot.com",
+    "victim.blogspot.com",
+    "a.co.uk",
+    "b.co.uk",
+    "co.uk",
+]
 PUBLIC_SUFFIXES = {"blogspot.com", "co.uk"}
 PATHS = ["/", "/cart", "/cart/items", "/account", "/carton"]
 SESSIONS = [0, 1, 2, None]  # None: outside the pool (sessionpool_enabled=False)
 
-cookie_attributes = st.fixed_dictionaries({
-    "domain": st.sampled_from([None, "shop.example", ".shop.example", "www.shop.example", "other.example", "example",
-                               "blogspot.com", "co.uk"]),
-    "path": st.sampled_from([None, "/", "/cart", "/account"]),
-    "secure": st.sampled_from([None, False, True]),  # None: not said (Set-Cookie: not Secure; request cookie: https)
-})
+cookie_attributes = st.fixed_dictionaries(
+    {
+        "domain": st.sampled_from(
+            [
+                None,
+                "shop.example",
+                ".shop.example",
+                "www.shop.example",
+                "other.example",
+                "example",
+                "blogspot.com",
+                "co.uk",
+            ]
+        ),
+        "path": st.sampled_from([None, "/", "/cart", "/account"]),
+        "secure": st.sampled_from(
+            [None, False, True]
+        ),  # None: not said (Set-Cookie: not Secure; request cookie: https)
+    }
+)
 visit = st.tuples(
-    st.sampled_from(SESSIONS), st.sampled_from(["http", "https", "file", "data"]), st.sampled_from(HOSTS),
-    st.sampled_from(PATHS), st.one_of(st.none(), cookie_attributes), st.one_of(st.none(), cookie_attributes),
+    st.sampled_from(SESSIONS),
+    st.sampled_from(["http", "https", "file", "data"]),
+    st.sampled_from(HOSTS),
+    st.sampled_from(PATHS),
+    st.one_of(st.none(), cookie_attributes),
+    st.one_of(st.none(), cookie_attributes),
 )
 
 
@@ -83,13 +111,18 @@ def test_cookies_never_leak(visits):
             host, url = "", f"file:///tmp{path}"
         else:
             url = f"{scheme}://{host}{path}"
-        meta = {"sessionpool_enabled": False} if who is None else (
-            {"sessionpool_session_id": session_ids[who]} if who in session_ids else {})
+        meta = (
+            {"sessionpool_enabled": False}
+            if who is None
+            else ({"sessionpool_session_id": session_ids[who]} if who in session_ids else {})
+        )
         if who is None and not host and SCRAPY_FAILS_HOSTLESS:
             request_cookie = set_cookie = None
         cookies = []
         if request_cookie is not None:  # Request(cookies=...): the request's own cookie, kept by its jar
-            cookies = [{"name": f"r{n}", "value": f"g{n}", **{k: v for k, v in request_cookie.items() if v is not None}}]
+            cookies = [
+                {"name": f"r{n}", "value": f"g{n}", **{k: v for k, v in request_cookie.items() if v is not None}}
+            ]
         request = Request(url, meta=meta, cookies=cookies)
         call(pool_mw.process_request, request=request, spider=spider)
         call(cookies_mw.process_request, request=request, spider=spider)
@@ -97,7 +130,10 @@ def test_cookies_never_leak(visits):
         if who is not None:
             session_ids.setdefault(who, owner)
         if request_cookie is not None:
-            attrs = {**request_cookie, "secure": scheme == "https" if request_cookie["secure"] is None else request_cookie["secure"]}
+            attrs = {
+                **request_cookie,
+                "secure": scheme == "https" if request_cookie["secure"] is None else request_cookie["secure"],
+            }
             origins[f"r{n}"] = (owner, host, attrs, default_path(urlsplit(url).path))
 
         for part in (request.headers.get("Cookie") or b"").decode().split(";"):

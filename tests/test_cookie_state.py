@@ -19,31 +19,79 @@ from scrapy_sessionpool.cookies import cookie_to_state, jar_cookies, make_cookie
 from scrapy_sessionpool.stores import FileStore
 from tests.test_session_cookies import Rig
 
-HOSTS = ["shop.test", "www.shop.test", "a.b.shop.test", "other.test", "localhost", "127.0.0.1",
-         "foo.blogspot.com", "co.uk"]
+HOSTS = [
+    "shop.test",
+    "www.shop.test",
+    "a.b.shop.test",
+    "other.test",
+    "localhost",
+    "127.0.0.1",
+    "foo.blogspot.com",
+    "co.uk",
+]
 PATHS = ["/", "/cart", "/cart/items", "/carton"]
 
 attribute = st.one_of(
-    st.builds("Domain={}".format, st.sampled_from(["shop.test", ".shop.test", "www.shop.test", "blogspot.com",
-                                                  "co.uk", "other.test", "localhost", "127.0.0.1"])),
+    st.builds(
+        "Domain={}".format,
+        st.sampled_from(
+            [
+                "shop.test",
+                ".shop.test",
+                "www.shop.test",
+                "blogspot.com",
+                "co.uk",
+                "other.test",
+                "localhost",
+                "127.0.0.1",
+            ]
+        ),
+    ),
     st.builds("Path={}".format, st.sampled_from([*PATHS, "", "cart"])),
     st.builds("Max-Age={}".format, st.sampled_from(["0", "-1", "3600", "99999999", "10" + "0" * 20, "soon"])),
-    st.builds("Expires={}".format, st.sampled_from(["Thu, 01 Jan 1970 00:00:00 GMT", "Fri, 31 Dec 9999 23:59:59 GMT",
-                                                    "Wed, 21 Oct 2065 07:28:00 GMT", "not a date"])),
-    st.sampled_from(["Secure", "HttpOnly", "httponly", "SameSite=Lax", "SameSite=Strict", "SameSite=None",
-                     "Priority=High", "Partitioned", "Version=1", "Port=80", "Comment=x"]),
+    st.builds(
+        "Expires={}".format,
+        st.sampled_from(
+            [
+                "Thu, 01 Jan 1970 00:00:00 GMT",
+                "Fri, 31 Dec 9999 23:59:59 GMT",
+                "Wed, 21 Oct 2065 07:28:00 GMT",
+                "not a date",
+            ]
+        ),
+    ),
+    st.sampled_from(
+        [
+            "Secure",
+            "HttpOnly",
+            "httponly",
+            "SameSite=Lax",
+            "SameSite=Strict",
+            "SameSite=None",
+            "Priority=High",
+            "Partitioned",
+            "Version=1",
+            "Port=80",
+            "Comment=x",
+        ]
+    ),
 )
 name = st.sampled_from(["sid", "a", "consent", "__Host-x", "$weird", "Q"])
 value = st.one_of(st.none(), st.sampled_from(["", "1", "v=2", '"quoted"', "é", "a b"]))
 set_cookie = st.builds(
     lambda n, v, attrs: "; ".join([n if v is None else f"{n}={v}", *attrs]),
-    name, value, st.lists(attribute, max_size=4),
+    name,
+    value,
+    st.lists(attribute, max_size=4),
 )
 url = st.builds("{}://{}{}".format, st.sampled_from(["http", "https"]), st.sampled_from(HOSTS), st.sampled_from(PATHS))
 request_cookie = st.fixed_dictionaries(
     {"name": name, "value": st.sampled_from(["1", "", "x"])},
-    optional={"domain": st.sampled_from([*HOSTS, ".shop.test"]), "path": st.sampled_from(PATHS),
-              "secure": st.booleans()},
+    optional={
+        "domain": st.sampled_from([*HOSTS, ".shop.test"]),
+        "path": st.sampled_from(PATHS),
+        "secure": st.booleans(),
+    },
 )
 visit = st.tuples(url, st.lists(set_cookie, max_size=3), st.lists(request_cookie, max_size=2))
 
@@ -80,8 +128,9 @@ def test_a_restored_jar_sends_what_the_saved_one_sent(visits, targets):
     assert problems == []
     (again,) = restored
     assert sends(rig, again, targets) == sends(rig, session, targets)
-    assert sorted(map(json.dumps, map(cookie_to_state, jar_cookies(again.cookie_jar)))) == \
-        sorted(map(json.dumps, map(cookie_to_state, jar_cookies(session.cookie_jar))))
+    assert sorted(map(json.dumps, map(cookie_to_state, jar_cookies(again.cookie_jar)))) == sorted(
+        map(json.dumps, map(cookie_to_state, jar_cookies(session.cookie_jar)))
+    )
 
 
 def test_the_cookies_that_once_made_the_whole_state_unloadable_come_back():

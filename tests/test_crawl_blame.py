@@ -56,8 +56,9 @@ def crawl_settings(proxies: list[Any], **extra: Any) -> dict[str, Any]:
 def run(site: BlockSite, settings: dict[str, Any]):
     crawler = make_crawler(CatalogueSpider, settings, base=None)
     errors: list[str] = []
-    crawler.signals.connect(lambda failure, response, spider: errors.append(str(failure.value)),
-                            signal=signals.spider_error, weak=False)
+    crawler.signals.connect(
+        lambda failure, response, spider: errors.append(str(failure.value)), signal=signals.spider_error, weak=False
+    )
     return crawler, errors
 
 
@@ -65,8 +66,11 @@ def innocents(site: BlockSite, retired: list[tuple[str | None, str]]) -> list[tu
     """Sessions retired for a block that worked (a good answer) and that the site never banned."""
     worked = {hit.sid for hit in site.hits if hit.status == 200 and not hit.blocked and not hit.challenge}
     sessions = site.model._sessions
-    return [(sid, reason) for sid, reason in retired if reason not in WEAR and sid in worked
-            and sid in sessions and not sessions[sid].banned]
+    return [
+        (sid, reason)
+        for sid, reason in retired
+        if reason not in WEAR and sid in worked and sid in sessions and not sessions[sid].banned
+    ]
 
 
 CELLS = [
@@ -111,8 +115,9 @@ def test_a_crawl_gets_every_item_and_retires_only_the_guilty(cell, proxies, opti
 def test_the_issues_site_a_per_cookie_limiter_that_never_forgives(make_proxies, retired):
     """429 + Retry-After on every request of a banned cookie, for ever: its sessions are retired
     once blocked again after the wait, no exit is slowed for them, every item is fetched."""
-    with BlockSite("session/budget/429_retry_after", items=600, seed=5, budget=(10, 30), retry_after=1,
-                   challenge=False) as site:
+    with BlockSite(
+        "session/budget/429_retry_after", items=600, seed=5, budget=(10, 30), retry_after=1, challenge=False
+    ) as site:
         crawler, errors = run(site, crawl_settings(make_proxies(8)))  # as the issue tried it: 8 proxies, defaults
         yield crawler.crawl(site=site.url)
     s = stats(crawler)
@@ -141,8 +146,10 @@ def test_the_interstitial_on_the_first_page_is_passed_with_the_same_session(make
 def test_a_challenge_that_never_lets_a_session_through_counts_as_a_block(make_proxies):
     with BlockSite("session/budget/403", items=5, seed=1) as site:
         site.model._passes = _Never()  # the pass cookie it sets is never accepted
-        crawler, errors = run(site, crawl_settings(make_proxies(1), SESSIONPOOL_MAX_SESSION_ROTATIONS=2,
-                                                   SESSIONPOOL_MAX_CHALLENGE_REFETCHES=2))
+        crawler, errors = run(
+            site,
+            crawl_settings(make_proxies(1), SESSIONPOOL_MAX_SESSION_ROTATIONS=2, SESSIONPOOL_MAX_CHALLENGE_REFETCHES=2),
+        )
         yield crawler.crawl(site=site.url)
     assert not crawler.spider.items and not errors  # the challenge page never reaches the callback
     s = stats(crawler)

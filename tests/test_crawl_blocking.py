@@ -19,13 +19,19 @@ def _sid(session):
 @pytest_twisted.inlineCallbacks
 def test_banned_sessions_are_retired_innocent_ones_never_and_every_item_is_fetched():
     with GuardedSite(budget=5, block="mixed") as site:
-        crawler = make_crawler(settings={"SESSIONPOOL_MAX_POOL_SIZE": 4, "SESSIONPOOL_SUSPECT_WAIT": 0.2,
-                                         "SESSIONPOOL_BAN_PATTERNS": ["solve the captcha"]})
+        crawler = make_crawler(
+            settings={
+                "SESSIONPOOL_MAX_POOL_SIZE": 4,
+                "SESSIONPOOL_SUSPECT_WAIT": 0.2,
+                "SESSIONPOOL_BAN_PATTERNS": ["solve the captcha"],
+            }
+        )
         retired = {}
 
         def opened(spider):  # signals hold weak references: keep this one alive in the test's frame
             get_pools(crawler)[None].add_listener(
-                "session_retired", lambda s: retired.__setitem__(s.id, (s.retired_reason, _sid(s))))
+                "session_retired", lambda s: retired.__setitem__(s.id, (s.retired_reason, _sid(s)))
+            )
 
         crawler.signals.connect(opened, signal=signals.spider_opened)
         yield crawler.crawl(urls=[site.url(f"/items/{i}") for i in range(50)])
@@ -47,8 +53,7 @@ def test_banned_sessions_are_retired_innocent_ones_never_and_every_item_is_fetch
 
 @pytest_twisted.inlineCallbacks
 def test_when_rotations_run_out_the_block_ends_as_ignore_request(site, caplog):
-    crawler = make_crawler(settings={"SESSIONPOOL_MAX_SESSION_ROTATIONS": 2,
-                                     "SESSIONPOOL_PROXY_BLOCK_THRESHOLD": 10})
+    crawler = make_crawler(settings={"SESSIONPOOL_MAX_SESSION_ROTATIONS": 2, "SESSIONPOOL_PROXY_BLOCK_THRESHOLD": 10})
     yield crawler.crawl(urls=[site.url("/status/403")])
     assert crawler.spider.responses == []
     (failure,) = crawler.spider.failures
@@ -94,8 +99,9 @@ class HelperSpider(scrapy.Spider):
         session = get_session(response, self)
         session.user_data["token"] = "t-1"
         for n in (1, 2, 3):
-            yield scrapy.Request(self.site.url(f"/items/{n}"), callback=self.page,
-                                 meta={"sessionpool_session_id": session.id})
+            yield scrapy.Request(
+                self.site.url(f"/items/{n}"), callback=self.page, meta={"sessionpool_session_id": session.id}
+            )
         yield scrapy.Request(self.site.url("/items/9"), callback=self.soft_block)
 
     def page(self, response):
@@ -136,12 +142,16 @@ def test_a_pinned_session_that_is_gone_gets_a_fresh_one(site):
 @pytest_twisted.inlineCallbacks
 def test_bad_meta_fails_that_request_with_a_clear_error(site):
     crawler = make_crawler()
-    yield crawler.crawl(urls=[(site.url("/items/1"), {"sessionpool_pool": 3}),
-                              (site.url("/items/2"), {"sessionpool_enabled": "no"}),
-                              (site.url("/items/3"), {"sessionpool_session_id": ["x"]}),
-                              (site.url("/items/5"), {"sessionpool_pool": "../etc"}),
-                              (site.url("/status/403"), {"sessionpool_rotations": "many"}),
-                              site.url("/items/4")])
+    yield crawler.crawl(
+        urls=[
+            (site.url("/items/1"), {"sessionpool_pool": 3}),
+            (site.url("/items/2"), {"sessionpool_enabled": "no"}),
+            (site.url("/items/3"), {"sessionpool_session_id": ["x"]}),
+            (site.url("/items/5"), {"sessionpool_pool": "../etc"}),
+            (site.url("/status/403"), {"sessionpool_rotations": "many"}),
+            site.url("/items/4"),
+        ]
+    )
     messages = sorted(str(f.value) for f in crawler.spider.failures)
     assert messages == [
         "Request meta 'sessionpool_enabled': expected True or False, got 'no'",

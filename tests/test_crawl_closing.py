@@ -34,17 +34,32 @@ PROMPT = 10.0
 def blocked_site(proxies: int) -> BlockSite:
     """A site that, once over its rate, answers every request with Retry-After: FOR_EVER."""
     if proxies:
-        return BlockSite("exit/ip_rate/429_retry_after", items=300, ip_rate=3.0, ban_secs=FOR_EVER,
-                         retry_after=FOR_EVER, challenge=False)
-    return BlockSite("site/site_rate/503_retry_after", items=300, site_rate=3.0, ban_secs=FOR_EVER,
-                     retry_after=FOR_EVER, challenge=False)
+        return BlockSite(
+            "exit/ip_rate/429_retry_after",
+            items=300,
+            ip_rate=3.0,
+            ban_secs=FOR_EVER,
+            retry_after=FOR_EVER,
+            challenge=False,
+        )
+    return BlockSite(
+        "site/site_rate/503_retry_after",
+        items=300,
+        site_rate=3.0,
+        ban_secs=FOR_EVER,
+        retry_after=FOR_EVER,
+        challenge=False,
+    )
 
 
 def closing_crawler(site: BlockSite, proxies: list[Any], **extra: Any):
     crawler = make_crawler(CatalogueSpider, crawl_settings(proxies, **extra), base=None)
     closed: dict[str, Any] = {}
-    crawler.signals.connect(lambda spider, reason: closed.update(reason=reason, at=time.monotonic()),
-                            signal=signals.spider_closed, weak=False)
+    crawler.signals.connect(
+        lambda spider, reason: closed.update(reason=reason, at=time.monotonic()),
+        signal=signals.spider_closed,
+        weak=False,
+    )
     return crawler, closed
 
 
@@ -87,8 +102,9 @@ def test_engine_close_spider_ends_the_waits_at_once(proxies, make_proxies, caplo
     assert not [r for r in caplog.records if r.levelname == "ERROR" and "tldextract" not in r.name]  # ended cleanly
 
 
-def _run_until_waiting(tmp_path: Path, store: str, signum: int, extra: dict[str, Any],
-                       proxies: int = 1) -> tuple[dict[str, Any], float]:
+def _run_until_waiting(
+    tmp_path: Path, store: str, signum: int, extra: dict[str, Any], proxies: int = 1
+) -> tuple[dict[str, Any], float]:
     """Start a crawler process against a blocked site, wait until its requests wait, send ``signum``."""
     with blocked_site(proxies) as site:
         from demo.net import ForwardingProxy
@@ -96,10 +112,18 @@ def _run_until_waiting(tmp_path: Path, store: str, signum: int, extra: dict[str,
         proxy = ForwardingProxy("proxy0").start() if proxies else None
         try:
             proc = subprocess.Popen(
-                [sys.executable, str(ROOT / "tests" / "process_waiting_crawl.py"), site.url,
-                 proxy.url if proxy else "", store,
-                 json.dumps(extra)],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                [
+                    sys.executable,
+                    str(ROOT / "tests" / "process_waiting_crawl.py"),
+                    site.url,
+                    proxy.url if proxy else "",
+                    store,
+                    json.dumps(extra),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=tmp_path,
                 env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'example_project'}"},
             )
             assert proc.stdout is not None
@@ -133,7 +157,8 @@ def test_a_signal_closes_a_waiting_crawler_process_and_its_pool_is_saved(signum,
 
 
 def test_sigterm_closes_a_worker_waiting_on_a_shared_redis_pool(tmp_path, redis_server, redis_prefix):
-    result, took = _run_until_waiting(tmp_path, redis_server.url, signal.SIGTERM,
-                                      {"SESSIONPOOL_REDIS_PREFIX": redis_prefix})
+    result, took = _run_until_waiting(
+        tmp_path, redis_server.url, signal.SIGTERM, {"SESSIONPOOL_REDIS_PREFIX": redis_prefix}
+    )
     assert took < PROMPT
     assert result["reason"] == "shutdown" and result["stats"].get("waits/closed", 0) >= 1, result

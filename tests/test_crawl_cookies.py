@@ -53,22 +53,42 @@ class JarSpider(scrapy.Spider):
         self.echo = {}
 
     async def start(self):
-        yield scrapy.Request(self.site.url("/cookies/set?name=global&value=g"), meta={"sessionpool_enabled": False},
-                             callback=self.set_session_cookie)
+        yield scrapy.Request(
+            self.site.url("/cookies/set?name=global&value=g"),
+            meta={"sessionpool_enabled": False},
+            callback=self.set_session_cookie,
+        )
 
     def set_session_cookie(self, response):
         yield scrapy.Request(self.site.url("/cookies/set?name=sess&value=s"), callback=self.look)
 
     def look(self, response):
         session_id = response.meta["sessionpool_session_id"]
-        yield scrapy.Request(self.site.url("/echo?global"), meta={"sessionpool_enabled": False},
-                             callback=self.record, cb_kwargs={"side": "global"})
-        yield scrapy.Request(self.site.url("/echo?session"), meta={"sessionpool_session_id": session_id},
-                             callback=self.record, cb_kwargs={"side": "session"})
-        yield scrapy.Request(self.site.url("/echo?other"), meta={"sessionpool_pool": "other"},
-                             callback=self.record, cb_kwargs={"side": "other"})
-        yield scrapy.Request(self.site.url("/echo?merged"), meta={"sessionpool_session_id": session_id},
-                             cookies={"extra": "x"}, callback=self.record, cb_kwargs={"side": "merged"})
+        yield scrapy.Request(
+            self.site.url("/echo?global"),
+            meta={"sessionpool_enabled": False},
+            callback=self.record,
+            cb_kwargs={"side": "global"},
+        )
+        yield scrapy.Request(
+            self.site.url("/echo?session"),
+            meta={"sessionpool_session_id": session_id},
+            callback=self.record,
+            cb_kwargs={"side": "session"},
+        )
+        yield scrapy.Request(
+            self.site.url("/echo?other"),
+            meta={"sessionpool_pool": "other"},
+            callback=self.record,
+            cb_kwargs={"side": "other"},
+        )
+        yield scrapy.Request(
+            self.site.url("/echo?merged"),
+            meta={"sessionpool_session_id": session_id},
+            cookies={"extra": "x"},
+            callback=self.record,
+            cb_kwargs={"side": "merged"},
+        )
 
     def record(self, response, side):
         self.echo[side] = json.loads(response.text)["cookie"] or ""
@@ -103,12 +123,17 @@ class ScopeSpider(JarSpider):
     def more(self, response):
         sid = response.meta["sessionpool_session_id"]
         pinned = {"sessionpool_session_id": sid}
-        yield scrapy.Request(self.site.url("/cookies/set?name=sec&value=1&secure=1"), meta=pinned,
-                             callback=self.then_echo)
+        yield scrapy.Request(
+            self.site.url("/cookies/set?name=sec&value=1&secure=1"), meta=pinned, callback=self.then_echo
+        )
 
     def then_echo(self, response):
-        yield scrapy.Request(self.site.url("/echo"), meta={"sessionpool_session_id": response.meta[
-            "sessionpool_session_id"]}, callback=self.record, cb_kwargs={"side": "echo"})
+        yield scrapy.Request(
+            self.site.url("/echo"),
+            meta={"sessionpool_session_id": response.meta["sessionpool_session_id"]},
+            callback=self.record,
+            cb_kwargs={"side": "echo"},
+        )
 
 
 @pytest_twisted.inlineCallbacks

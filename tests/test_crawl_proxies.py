@@ -33,8 +33,12 @@ def test_each_session_always_leaves_through_its_own_proxy(site, make_proxies):
     # each new session took the proxy with the fewest live sessions
     assert Counter(s.proxy_url for s in sessions.values()) == {p.url: 2 for p in proxies}
     assert sum(len(p.log) for p in proxies) == 60
-    assert all(r.meta["download_slot"].endswith(f"@127.0.0.1:{sessions[r.meta['sessionpool_session_id']].proxy_url.rsplit(':', 1)[1]}")
-               for r in responses)
+    assert all(
+        r.meta["download_slot"].endswith(
+            f"@127.0.0.1:{sessions[r.meta['sessionpool_session_id']].proxy_url.rsplit(':', 1)[1]}"
+        )
+        for r in responses
+    )
 
 
 @pytest_twisted.inlineCallbacks
@@ -50,8 +54,9 @@ def test_a_request_with_its_own_proxy_keeps_it(site, make_proxies):
 def test_proxy_passwords_never_reach_logs_or_stats(site, make_proxies, caplog):
     caplog.set_level("DEBUG")
     proxies = make_proxies(2, username="scraper", password="pw-Sekr1t")
-    crawler = make_crawler(settings={"SESSIONPOOL_PROXIES": [p.url for p in proxies], "SESSIONPOOL_MAX_POOL_SIZE": 2,
-                                     "LOG_LEVEL": "DEBUG"})
+    crawler = make_crawler(
+        settings={"SESSIONPOOL_PROXIES": [p.url for p in proxies], "SESSIONPOOL_MAX_POOL_SIZE": 2, "LOG_LEVEL": "DEBUG"}
+    )
     site.budget = 3
     yield crawler.crawl(urls=[site.url(f"/items/{i}") for i in range(12)])
     assert len(crawler.spider.responses) == 12 and site.blocked_sids  # blocks, and the log lines they make
@@ -64,8 +69,13 @@ def test_proxy_passwords_never_reach_logs_or_stats(site, make_proxies, caplog):
 def test_a_rate_limited_exit_cools_down_and_its_sessions_are_kept(make_proxies):
     with GuardedSite(budget=None, ip_limit=3, ip_window=0.5, retry_after=1) as site:
         proxies = make_proxies(2)
-        crawler = make_crawler(settings={"SESSIONPOOL_PROXIES": [p.url for p in proxies],
-                                         "SESSIONPOOL_MAX_POOL_SIZE": 4, "CONCURRENT_REQUESTS": 4})
+        crawler = make_crawler(
+            settings={
+                "SESSIONPOOL_PROXIES": [p.url for p in proxies],
+                "SESSIONPOOL_MAX_POOL_SIZE": 4,
+                "CONCURRENT_REQUESTS": 4,
+            }
+        )
         yield crawler.crawl(urls=[site.url(f"/items/{i}") for i in range(12)])
         assert len(crawler.spider.responses) == 12
         assert all(r.status == 200 for r in crawler.spider.responses)

@@ -14,8 +14,13 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "example_project"
 
 
 def run_demo(state: Path, *args: str) -> str:
-    result = subprocess.run([sys.executable, str(EXAMPLE / "run_demo.py"), "--state", str(state), *args],
-                            capture_output=True, text=True, timeout=300, check=True)
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLE / "run_demo.py"), "--state", str(state), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     return result.stdout
 
 
@@ -46,9 +51,28 @@ def test_the_account_spider_warms_up_pins_and_uses_its_named_pool(tmp_path):
     with DemoShop(items=40, seed=3, rate_limit=None, exit_block_after=None, flagged=0.0) as shop:
         out = tmp_path / "items.jsonl"
         subprocess.run(
-            [sys.executable, "-m", "scrapy", "crawl", "account", "-a", f"site={shop.url}", "-a", "category=books",
-             "-O", str(out), "-s", f"SESSIONPOOL_PERSIST_STATE_STORE={tmp_path / 'pool'}", "-s", "LOG_LEVEL=WARNING"],
-            cwd=EXAMPLE, check=True, timeout=120, capture_output=True)
+            [
+                sys.executable,
+                "-m",
+                "scrapy",
+                "crawl",
+                "account",
+                "-a",
+                f"site={shop.url}",
+                "-a",
+                "category=books",
+                "-O",
+                str(out),
+                "-s",
+                f"SESSIONPOOL_PERSIST_STATE_STORE={tmp_path / 'pool'}",
+                "-s",
+                "LOG_LEVEL=WARNING",
+            ],
+            cwd=EXAMPLE,
+            check=True,
+            timeout=120,
+            capture_output=True,
+        )
         items = [json.loads(line) for line in out.read_text().splitlines()]
         assert len(items) == 8 and {i["number"] % 5 for i in items} == {1}  # every book (items 1, 6, 11, ...)
         saved = json.loads((tmp_path / "pool" / "account.account.json").read_text())

@@ -69,7 +69,9 @@ def test_a_redirect_to_a_page_that_was_a_ban_page_is_a_block():
     assert p.response_verdict(followed, page).kind is VerdictKind.BLOCKED
     again = HtmlResponse(REQUEST.url, status=302, headers={"Location": "/denied?from=2"}, request=REQUEST)
     assert (p.response_verdict(REQUEST, again).kind, p.response_verdict(REQUEST, again).reason) == (
-        VerdictKind.BLOCKED, "redirect")
+        VerdictKind.BLOCKED,
+        "redirect",
+    )
     elsewhere = HtmlResponse(REQUEST.url, status=302, headers={"Location": "/items/2"}, request=REQUEST)
     assert p.response_verdict(REQUEST, elsewhere).kind is VerdictKind.NEUTRAL
 
@@ -107,9 +109,15 @@ def test_ban_patterns_skip_binary_responses():
 
 @pytest.mark.parametrize(
     ("exception", "kind"),
-    [(TimeoutError(), VerdictKind.BAD), (DNSLookupError(), VerdictKind.BAD),
-     (ConnectionRefusedError(), VerdictKind.BAD), (ResponseNeverReceived([]), VerdictKind.BLOCKED),
-     (ConnectionLost(), VerdictKind.BLOCKED), (IgnoreRequest(), VerdictKind.NEUTRAL), (ValueError(), VerdictKind.NEUTRAL)],
+    [
+        (TimeoutError(), VerdictKind.BAD),
+        (DNSLookupError(), VerdictKind.BAD),
+        (ConnectionRefusedError(), VerdictKind.BAD),
+        (ResponseNeverReceived([]), VerdictKind.BLOCKED),
+        (ConnectionLost(), VerdictKind.BLOCKED),
+        (IgnoreRequest(), VerdictKind.NEUTRAL),
+        (ValueError(), VerdictKind.NEUTRAL),
+    ],
 )
 def test_exception_verdicts(exception, kind):
     assert policy().exception_verdict(REQUEST, exception).kind is kind

@@ -56,8 +56,9 @@ def test_a_retired_session_is_never_handed_out_again(strategy):
 @pytest.mark.parametrize("reason", ["blocked", "expired", "used_up"])
 def test_every_kind_of_unusable_session_leaves_at_once(reason):
     clock = FakeClock()
-    pool = make_pool(clock, max_pool_size=1, session_options={"max_error_score": 1, "max_usage_count": 2,
-                                                               "max_age_secs": 60})
+    pool = make_pool(
+        clock, max_pool_size=1, session_options={"max_error_score": 1, "max_usage_count": 2, "max_age_secs": 60}
+    )
     s = pool.get_session()
     if reason == "blocked":
         s.mark_bad()
@@ -121,8 +122,12 @@ def test_use_until_failure_sticks_to_a_session_until_it_fails():
 
 def test_random_strategy_is_seeded():
     def picks(seed):
-        pool = SessionPool(max_pool_size=5, seed=seed, clock=FakeClock(),
-                           create_session_function=lambda p: p.make_session(id=f"s{len(p)}"))
+        pool = SessionPool(
+            max_pool_size=5,
+            seed=seed,
+            clock=FakeClock(),
+            create_session_function=lambda p: p.make_session(id=f"s{len(p)}"),
+        )
         [pool.get_session() for _ in range(5)]
         return [pool.get_session().id for _ in range(20)]
 
@@ -196,9 +201,13 @@ def test_retire_listener_is_told_with_the_reason():
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"max_pool_size": 0}, "max_pool_size"), ({"max_pool_size": "10"}, "max_pool_size"),
-     ({"reuse_strategy": "lru"}, "reuse_strategy"), ({"session_options": {"max_age_secs": -1}}, "max_age_secs"),
-     ({"create_session_function": 3}, "create_session_function")],
+    [
+        ({"max_pool_size": 0}, "max_pool_size"),
+        ({"max_pool_size": "10"}, "max_pool_size"),
+        ({"reuse_strategy": "lru"}, "reuse_strategy"),
+        ({"session_options": {"max_age_secs": -1}}, "max_age_secs"),
+        ({"create_session_function": 3}, "create_session_function"),
+    ],
 )
 def test_bad_options_are_named(kwargs, message):
     with pytest.raises((ValueError, TypeError), match=message):
@@ -222,8 +231,13 @@ def test_proxy_pause_keeps_sessions_but_does_not_hand_them_out():
 
 def test_state_survives_a_json_round_trip_exactly():
     clock = FakeClock()
-    pool = make_pool(clock, max_pool_size=4, create_session_function=lambda p: p.make_session(
-        proxy_url="http://user:pw@proxy:3128", user_agent="UA/2", user_data={"k": [1, "v"]}))
+    pool = make_pool(
+        clock,
+        max_pool_size=4,
+        create_session_function=lambda p: p.make_session(
+            proxy_url="http://user:pw@proxy:3128", user_agent="UA/2", user_data={"k": [1, "v"]}
+        ),
+    )
     for _ in range(4):
         s = pool.get_session()
         s.set_cookie("sid", s.id, domain="example.com", expires=2_000_000_000, secure=True, http_only=True)
@@ -237,8 +251,12 @@ def test_state_survives_a_json_round_trip_exactly():
 
 def test_restore_keeps_cookies_and_proxy_and_drops_expired_sessions():
     clock = FakeClock()
-    pool = make_pool(clock, max_pool_size=3, session_options={"max_age_secs": 100},
-                     create_session_function=lambda p: p.make_session(proxy_url="http://p:1"))
+    pool = make_pool(
+        clock,
+        max_pool_size=3,
+        session_options={"max_age_secs": 100},
+        create_session_function=lambda p: p.make_session(proxy_url="http://p:1"),
+    )
     old = pool.get_session()
     clock.advance(50)
     young = pool.get_session()

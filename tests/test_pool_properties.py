@@ -23,8 +23,9 @@ class PoolMachine(RuleBasedStateMachine):
         self.pool = self._new_pool()
 
     def _new_pool(self, state=None):
-        pool = SessionPool(max_pool_size=5, session_options=OPTIONS, clock=self.clock, seed=3,
-                           reuse_strategy=self.strategy)
+        pool = SessionPool(
+            max_pool_size=5, session_options=OPTIONS, clock=self.clock, seed=3, reuse_strategy=self.strategy
+        )
         pool.add_listener("session_created", self._on_created)
         pool.add_listener("session_retired", lambda s: self.retired_ids.add(s.id))
         if state is not None:

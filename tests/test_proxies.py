@@ -13,9 +13,12 @@ def manager(clock=None, **kwargs):
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("http://user:pass@host:8080", "http://user:***@host:8080"),
-     ("proxy http://u:p@a:1 and https://v:q@b:2/", "proxy http://u:***@a:1 and https://v:***@b:2/"),
-     ("http://host:8080", "http://host:8080"), (None, None)],
+    [
+        ("http://user:pass@host:8080", "http://user:***@host:8080"),
+        ("proxy http://u:p@a:1 and https://v:q@b:2/", "proxy http://u:***@a:1 and https://v:***@b:2/"),
+        ("http://host:8080", "http://host:8080"),
+        (None, None),
+    ],
 )
 def test_redact(text, expected):
     assert redact(text) == expected

@@ -14,8 +14,7 @@ README = (Path(__file__).resolve().parent.parent / "README.rst").read_text(encod
 
 
 def test_readme_renders_without_warnings():
-    docutils.core.publish_doctree(README,
-                                  settings_overrides={"report_level": 2, "halt_level": 2})
+    docutils.core.publish_doctree(README, settings_overrides={"report_level": 2, "halt_level": 2})
 
 
 def test_every_setting_is_documented_with_its_default():
@@ -34,8 +33,9 @@ def test_every_meta_key_is_documented():
 def python_snippets() -> list[str]:
     """The ``.. code-block:: python`` blocks of the README."""
     doctree = docutils.core.publish_doctree(README, settings_overrides={"report_level": 4})
-    return [node.astext() for node in doctree.findall(docutils.nodes.literal_block)
-            if "python" in node.get("classes", [])]
+    return [
+        node.astext() for node in doctree.findall(docutils.nodes.literal_block) if "python" in node.get("classes", [])
+    ]
 
 
 def test_every_python_snippet_runs():

@@ -21,11 +21,17 @@ def test_no_secret_in_logs_stats_or_saved_file_mode(site, make_proxies, tmp_path
     site.budget = 2  # blocks and rotations log too
     proxies = make_proxies(2, username="scraper", password=PROXY_SECRET)
     urls = [site.url(f"/cookies/set?name=token&value={COOKIE_SECRET}")] + [site.url(f"/items/{i}") for i in range(8)]
-    crawler = make_crawler(settings={
-        "LOG_LEVEL": "DEBUG", "SESSIONPOOL_PROXIES": [p.url for p in proxies], "SESSIONPOOL_MAX_POOL_SIZE": 2,
-        "SESSIONPOOL_PERSIST_STATE": True, "SESSIONPOOL_PERSIST_STATE_STORE": str(tmp_path),
-        "SESSIONPOOL_LOG_INTERVAL": 0.05, "DOWNLOAD_DELAY": 0.05,
-    })
+    crawler = make_crawler(
+        settings={
+            "LOG_LEVEL": "DEBUG",
+            "SESSIONPOOL_PROXIES": [p.url for p in proxies],
+            "SESSIONPOOL_MAX_POOL_SIZE": 2,
+            "SESSIONPOOL_PERSIST_STATE": True,
+            "SESSIONPOOL_PERSIST_STATE_STORE": str(tmp_path),
+            "SESSIONPOOL_LOG_INTERVAL": 0.05,
+            "DOWNLOAD_DELAY": 0.05,
+        }
+    )
     yield crawler.crawl(urls=urls)
     assert any(c["value"] == COOKIE_SECRET for s in get_pool(crawler) for c in s.cookies) or site.blocked_sids
     text = caplog.text + repr(crawler.stats.get_stats())

@@ -92,8 +92,15 @@ def test_a_session_blocked_by_errors_stays_retired_after_mark_good():
 
 @pytest.mark.parametrize(
     ("status", "codes", "retired"),
-    [(403, None, True), (401, None, True), (429, None, True), (200, None, False), (503, None, False),
-     (503, [503], True), (403, [503], False)],
+    [
+        (403, None, True),
+        (401, None, True),
+        (429, None, True),
+        (200, None, False),
+        (503, None, False),
+        (503, [503], True),
+        (403, [503], False),
+    ],
 )
 def test_retire_on_blocked_status_codes(status, codes, retired):
     s = make()
@@ -105,11 +112,21 @@ def test_retire_on_blocked_status_codes(status, codes, retired):
 
 def test_cookies_keep_their_attributes_through_state():
     s = make()
-    s.set_cookie("sid", "s3cret", domain="shop.example", path="/cart", expires=2_000_000_000, secure=True, http_only=True)
+    s.set_cookie(
+        "sid", "s3cret", domain="shop.example", path="/cart", expires=2_000_000_000, secure=True, http_only=True
+    )
     s.set_cookie("wide", "1", domain=".example.org")
     sid, wide = sorted(s.cookies, key=lambda c: c["name"])
-    assert sid == {"name": "sid", "value": "s3cret", "domain": "shop.example", "path": "/cart",
-                   "expires": 2_000_000_000, "secure": True, "http_only": True, "host_only": True}
+    assert sid == {
+        "name": "sid",
+        "value": "s3cret",
+        "domain": "shop.example",
+        "path": "/cart",
+        "expires": 2_000_000_000,
+        "secure": True,
+        "http_only": True,
+        "host_only": True,
+    }
     assert wide["domain"] == ".example.org" and not wide["host_only"] and wide["expires"] is None
     copy = Session.from_state(json.loads(json.dumps(s.to_state())))
     assert copy.cookies == s.cookies
@@ -117,8 +134,9 @@ def test_cookies_keep_their_attributes_through_state():
 
 def test_state_round_trip_is_exact():
     clock = FakeClock()
-    s = Session(proxy_url="http://u:p@proxy:8080", user_agent="UA/1", user_data={"token": "t", "n": [1, 2]},
-                clock=clock)
+    s = Session(
+        proxy_url="http://u:p@proxy:8080", user_agent="UA/1", user_data={"token": "t", "n": [1, 2]}, clock=clock
+    )
     s.set_cookie("a", "b", domain="example.com")
     s.mark_bad()
     s.mark_good()
@@ -155,10 +173,40 @@ def test_retired_state_stays_retired():
         ({"user_data": []}, "user_data"),
         ({"cookies": {}}, "cookies"),
         ({"cookies": [{"name": "a"}]}, "cookies[0]"),
-        ({"cookies": [{"name": "a", "value": 1, "domain": "d", "path": "/", "expires": None,
-                       "secure": False, "http_only": False, "host_only": True}]}, "cookies[0].value"),
-        ({"cookies": [{"name": "a", "value": "1", "domain": "d", "path": "/", "expires": "soon",
-                       "secure": False, "http_only": False, "host_only": True}]}, "cookies[0].expires"),
+        (
+            {
+                "cookies": [
+                    {
+                        "name": "a",
+                        "value": 1,
+                        "domain": "d",
+                        "path": "/",
+                        "expires": None,
+                        "secure": False,
+                        "http_only": False,
+                        "host_only": True,
+                    }
+                ]
+            },
+            "cookies[0].value",
+        ),
+        (
+            {
+                "cookies": [
+                    {
+                        "name": "a",
+                        "value": "1",
+                        "domain": "d",
+                        "path": "/",
+                        "expires": "soon",
+                        "secure": False,
+                        "http_only": False,
+                        "host_only": True,
+                    }
+                ]
+            },
+            "cookies[0].expires",
+        ),
     ],
 )
 def test_from_state_names_the_bad_field(patch, field):
@@ -169,9 +217,14 @@ def test_from_state_names_the_bad_field(patch, field):
 
 @pytest.mark.parametrize(
     ("options", "name"),
-    [({"max_age_secs": 0}, "max_age_secs"), ({"max_usage_count": 0}, "max_usage_count"),
-     ({"max_usage_count": 1.5}, "max_usage_count"), ({"max_error_score": -1}, "max_error_score"),
-     ({"error_score_decrement": math.nan}, "error_score_decrement"), ({"max_age_secs": True}, "max_age_secs")],
+    [
+        ({"max_age_secs": 0}, "max_age_secs"),
+        ({"max_usage_count": 0}, "max_usage_count"),
+        ({"max_usage_count": 1.5}, "max_usage_count"),
+        ({"max_error_score": -1}, "max_error_score"),
+        ({"error_score_decrement": math.nan}, "error_score_decrement"),
+        ({"max_age_secs": True}, "max_age_secs"),
+    ],
 )
 def test_bad_options_name_the_option(options, name):
     with pytest.raises(ValueError, match=name):

@@ -61,9 +61,12 @@ def scrapy_jar_sends(visits: list[tuple[str, str | None]], url: str, headers=Non
     crawler = make_crawler(ListSpider)
     crawler.spider = crawler._create_spider(urls=[])
     mw = build_from_crawler(CookiesMiddleware, crawler)
-    call = (lambda f, *a: f(*a, crawler.spider)) if "spider" in inspect.signature(mw.process_request).parameters \
-        and inspect.signature(mw.process_request).parameters["spider"].default is inspect.Parameter.empty \
+    call = (
+        (lambda f, *a: f(*a, crawler.spider))
+        if "spider" in inspect.signature(mw.process_request).parameters
+        and inspect.signature(mw.process_request).parameters["spider"].default is inspect.Parameter.empty
         else (lambda f, *a: f(*a))
+    )
     for visit_url, set_cookie in visits:
         request = Request(visit_url)
         call(mw.process_request, request)
@@ -76,10 +79,14 @@ def scrapy_jar_sends(visits: list[tuple[str, str | None]], url: str, headers=Non
 # -- what Scrapy's settings and checks decide ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("settings", [
-    {"COOKIES_ENABLED": False},
-    {"DOWNLOADER_MIDDLEWARES": {"scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None}},
-], ids=["COOKIES_ENABLED=False", "CookiesMiddleware disabled"])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"COOKIES_ENABLED": False},
+        {"DOWNLOADER_MIDDLEWARES": {"scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None}},
+    ],
+    ids=["COOKIES_ENABLED=False", "CookiesMiddleware disabled"],
+)
 def test_no_cookies_when_scrapy_would_handle_none(settings):
     rig = Rig(**settings)
     first = rig.visit("http://shop.test/", "sid=1; Path=/", cookies={"given": "yes"})
@@ -99,16 +106,21 @@ class CountingCookies(CookiesMiddleware):
 
 def test_a_cookies_middleware_subclass_in_its_place_is_the_one_used():
     CountingCookies.calls = 0
-    rig = Rig(SESSIONPOOL_MAX_POOL_SIZE=1, DOWNLOADER_MIDDLEWARES={"scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
-                                      CountingCookies: 700})
+    rig = Rig(
+        SESSIONPOOL_MAX_POOL_SIZE=1,
+        DOWNLOADER_MIDDLEWARES={"scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None, CountingCookies: 700},
+    )
     rig.visit("http://shop.test/", "sid=1")
     assert cookie(rig.send("http://shop.test/")) == b"sid=1" and CountingCookies.calls == 2
 
 
-@pytest.mark.parametrize(("setter", "domain", "victim"), [
-    ("http://evil.blogspot.com/", "blogspot.com", "http://victim.blogspot.com/"),
-    ("http://evil.co.uk/", "co.uk", "http://victim.co.uk/"),
-])
+@pytest.mark.parametrize(
+    ("setter", "domain", "victim"),
+    [
+        ("http://evil.blogspot.com/", "blogspot.com", "http://victim.blogspot.com/"),
+        ("http://evil.co.uk/", "co.uk", "http://victim.co.uk/"),
+    ],
+)
 @pytest.mark.parametrize("how", ["Set-Cookie", "Request(cookies=...)"])
 def test_a_cookie_for_a_public_suffix_never_reaches_another_site(setter, domain, victim, how):
     rig = Rig(SESSIONPOOL_MAX_POOL_SIZE=1)
@@ -149,8 +161,9 @@ def test_invalid_request_cookies_get_scrapys_warning(caplog):
     with caplog.at_level(logging.WARNING):
         request = rig.send("http://shop.test/", cookies=[{"value": "orphan"}, {"name": "ok", "value": "1"}])
     assert cookie(request) == b"ok=1"
-    assert any("Invalid cookie found in request" in r.getMessage() and r.levelno == logging.WARNING
-               for r in caplog.records)
+    assert any(
+        "Invalid cookie found in request" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records
+    )
 
 
 def test_cookie_values_are_logged_only_with_cookies_debug(caplog):
@@ -201,8 +214,9 @@ def test_each_cookiejar_key_has_its_own_session_and_keeps_it():
 
 def test_requests_without_a_key_never_get_a_keyed_session():
     rig = Rig(SESSIONPOOL_MAX_POOL_SIZE=3)
-    keyed = {rig.visit("http://shop.test/", f"sid={k}", meta={"cookiejar": k}).meta["sessionpool_session_id"]
-             for k in (1, 2)}
+    keyed = {
+        rig.visit("http://shop.test/", f"sid={k}", meta={"cookiejar": k}).meta["sessionpool_session_id"] for k in (1, 2)
+    }
     for _ in range(20):
         request = rig.visit("http://shop.test/")
         assert request.meta["sessionpool_session_id"] not in keyed and cookie(request) is None
@@ -254,13 +268,16 @@ class AsyncCookies(CookiesMiddleware):
         return None
 
 
-SPIDER_REQUIRED = inspect.signature(CookiesMiddleware.process_request).parameters["spider"].default \
-    is inspect.Parameter.empty
+SPIDER_REQUIRED = (
+    inspect.signature(CookiesMiddleware.process_request).parameters["spider"].default is inspect.Parameter.empty
+)
 
 
 def test_a_subclass_written_for_older_scrapy_gets_its_spider_argument():
-    rig = Rig(SESSIONPOOL_MAX_POOL_SIZE=1, DOWNLOADER_MIDDLEWARES={
-        "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None, OldStyleCookies: 700})
+    rig = Rig(
+        SESSIONPOOL_MAX_POOL_SIZE=1,
+        DOWNLOADER_MIDDLEWARES={"scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None, OldStyleCookies: 700},
+    )
     rig.visit("http://shop.test/", "sid=1")
     assert cookie(rig.send("http://shop.test/")) == b"sid=1"
 
@@ -269,8 +286,7 @@ def test_an_async_cookies_middleware_is_a_clear_error():
     from scrapy_sessionpool.config import SettingsError
 
     with pytest.raises(SettingsError, match="DOWNLOADER_MIDDLEWARES: expected a CookiesMiddleware whose"):
-        Rig(DOWNLOADER_MIDDLEWARES={"scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
-                                    AsyncCookies: 700})
+        Rig(DOWNLOADER_MIDDLEWARES={"scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None, AsyncCookies: 700})
 
 
 def test_a_key_keeps_the_sessions_it_left_and_two_waiting_requests_of_a_new_key_share_one():

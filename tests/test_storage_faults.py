@@ -52,8 +52,9 @@ bench_kill = _load_benchmark("bench_kill")
 
 def test_sigkill_during_saves_always_leaves_the_previous_or_the_new_state(tmp_path):
     """A short run of ``benchmarks/bench_kill.py``: 5 kills (more, up to 10, until one lands mid-write)."""
-    result, _ = bench_kill.run(5, sessions=500, seed=1, directory=tmp_path / "store", in_write_share=0.8,
-                               min_mid_write=1, max_kills=10)
+    result, _ = bench_kill.run(
+        5, sessions=500, seed=1, directory=tmp_path / "store", in_write_share=0.8, min_mid_write=1, max_kills=10
+    )
     assert result.violations == []
     assert result.old + result.new == result.kills >= 5
     assert result.mid_write >= 1  # at least one kill interrupted a write ...
@@ -358,10 +359,15 @@ def test_the_crawl_goes_on_when_saving_breaks_after_a_first_save(site, broken_la
             fault.ensure_applied()
 
     monkeypatch.setattr(FileStore, "save", save_then_break)
-    crawler = make_crawler(settings={
-        "SESSIONPOOL_PERSIST_STATE": True, "SESSIONPOOL_PERSIST_STATE_STORE": str(fault.directory),
-        "SESSIONPOOL_PERSIST_INTERVAL": 0.1, "DOWNLOAD_DELAY": 0.1, "CONCURRENT_REQUESTS": 1,
-    })
+    crawler = make_crawler(
+        settings={
+            "SESSIONPOOL_PERSIST_STATE": True,
+            "SESSIONPOOL_PERSIST_STATE_STORE": str(fault.directory),
+            "SESSIONPOOL_PERSIST_INTERVAL": 0.1,
+            "DOWNLOAD_DELAY": 0.1,
+            "CONCURRENT_REQUESTS": 1,
+        }
+    )
     yield crawler.crawl(urls=[site.url(f"/items/{i}") for i in range(8)])
 
     assert len(crawler.spider.responses) == 8 and not crawler.spider.failures

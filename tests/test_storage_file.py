@@ -50,8 +50,12 @@ def test_keys_cannot_escape_the_directory(tmp_path, key):
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"{\"version\": 1, \"sess", "not valid JSON"), (b"\xff\xfe\x00garbage", "not valid JSON"),
-     (b"[1, 2]", "expected a JSON object"), (b"[" * 100_000 + b"]" * 100_000, "not valid JSON")],
+    [
+        (b'{"version": 1, "sess', "not valid JSON"),
+        (b"\xff\xfe\x00garbage", "not valid JSON"),
+        (b"[1, 2]", "expected a JSON object"),
+        (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
+    ],
 )
 def test_unparsable_files_raise_state_error(tmp_path, content, message):
     store = FileStore(tmp_path)
@@ -78,8 +82,12 @@ def persist_settings(directory, **extra):
 def test_a_second_run_resumes_the_pool(site, make_proxies, tmp_path):
     site.budget = None
     proxies = make_proxies(2)
-    settings = persist_settings(tmp_path, SESSIONPOOL_MAX_POOL_SIZE=3, SESSIONPOOL_PROXIES=[p.url for p in proxies],
-                                SESSIONPOOL_USER_AGENTS=["UA-1", "UA-2"])
+    settings = persist_settings(
+        tmp_path,
+        SESSIONPOOL_MAX_POOL_SIZE=3,
+        SESSIONPOOL_PROXIES=[p.url for p in proxies],
+        SESSIONPOOL_USER_AGENTS=["UA-1", "UA-2"],
+    )
     first = make_crawler(settings=settings)
     yield first.crawl(urls=[site.url(f"/items/{i}") for i in range(9)])
     before = {s.id: (s.proxy_url, s.user_agent, s.cookies, s.usage_count) for s in get_pool(first)}
@@ -145,14 +153,15 @@ def test_on_error_stop_stops_the_crawl_at_start(tmp_path):
     assert (tmp_path / "list.json").read_text() == "not json"
 
 
-
-
 @pytest_twisted.inlineCallbacks
 def test_an_unwritable_directory_warns_at_every_save_and_the_crawl_goes_on(site, tmp_path, caplog):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the directory should be")  # fails even for root
-    crawler = make_crawler(settings=persist_settings(blocker / "pools", SESSIONPOOL_PERSIST_INTERVAL=0.1,
-                                                     DOWNLOAD_DELAY=0.1, CONCURRENT_REQUESTS=1))
+    crawler = make_crawler(
+        settings=persist_settings(
+            blocker / "pools", SESSIONPOOL_PERSIST_INTERVAL=0.1, DOWNLOAD_DELAY=0.1, CONCURRENT_REQUESTS=1
+        )
+    )
     yield crawler.crawl(urls=[site.url(f"/items/{i}") for i in range(5)])
     assert len(crawler.spider.responses) == 5
     warnings = [r for r in caplog.records if r.getMessage().startswith("Could not save session pool default")]

@@ -43,8 +43,13 @@ def shared(redis_server, prefix, **settings):
 
 def test_store_round_trip_and_delete(redis_server, redis_prefix):
     store = RedisStore(redis_server.url, prefix=redis_prefix)
-    pool = SessionPool(max_pool_size=2, seed=1, create_session_function=lambda p: p.make_session(
-        proxy_url="http://u:secret@p:1", user_agent="UA", user_data={"k": [1]}))
+    pool = SessionPool(
+        max_pool_size=2,
+        seed=1,
+        create_session_function=lambda p: p.make_session(
+            proxy_url="http://u:secret@p:1", user_agent="UA", user_data={"k": [1]}
+        ),
+    )
     session = pool.get_session()
     session.set_cookie("sid", "v", domain="example.com", expires=4_000_000_000, secure=True)
     session.mark_bad()
@@ -71,12 +76,16 @@ async def test_a_session_made_by_one_process_is_handed_out_by_another(redis_serv
 
 @in_asyncio_task
 async def test_every_cookie_the_jar_accepts_reaches_another_process_and_a_bad_one_is_left_out_alone(
-        redis_server, redis_prefix, caplog):
+    redis_server, redis_prefix, caplog
+):
     a, b = shared(redis_server, redis_prefix, max_pool_size=1), shared(redis_server, redis_prefix, max_pool_size=1)
     made, _ = await a.acquire()
     jar = made.cookie_jar
-    for cookie in (make_cookie("consent", None, domain="shop.example"), make_cookie("odd", "1", domain=""),
-                   make_cookie("huge", "1", domain=".shop.example", expires=10**30)):
+    for cookie in (
+        make_cookie("consent", None, domain="shop.example"),
+        make_cookie("odd", "1", domain=""),
+        make_cookie("huge", "1", domain=".shop.example", expires=10**30),
+    ):
         jar.set_cookie(cookie)
     made.mark_good()
     await a.flush()
@@ -125,10 +134,22 @@ async def test_a_retirement_in_one_process_is_seen_before_the_next_pick_in_anoth
 @in_asyncio_task
 async def test_a_suspect_sits_out_for_every_process_and_its_strikes_are_shared(redis_server, redis_prefix):
     clock = FakeClock(time.time())
-    a = SharedPool(url=redis_server.url, key="spider", settings=PoolSettings(max_pool_size=2, warm_up=False),
-                   prefix=redis_prefix, rng=random.Random(1), clock=clock)
-    b = SharedPool(url=redis_server.url, key="spider", settings=PoolSettings(max_pool_size=2, warm_up=False),
-                   prefix=redis_prefix, rng=random.Random(2), clock=clock)
+    a = SharedPool(
+        url=redis_server.url,
+        key="spider",
+        settings=PoolSettings(max_pool_size=2, warm_up=False),
+        prefix=redis_prefix,
+        rng=random.Random(1),
+        clock=clock,
+    )
+    b = SharedPool(
+        url=redis_server.url,
+        key="spider",
+        settings=PoolSettings(max_pool_size=2, warm_up=False),
+        prefix=redis_prefix,
+        rng=random.Random(2),
+        clock=clock,
+    )
     first, _ = await a.acquire()
     second, _ = await a.acquire()
     first.mark_good()
@@ -175,11 +196,16 @@ async def test_error_scores_retire_in_redis(redis_server, redis_prefix):
 
 @in_asyncio_task
 async def test_sessions_that_expire_in_redis_are_counted_by_the_process_whose_pick_retired_them(
-        redis_server, redis_prefix):
+    redis_server, redis_prefix
+):
     clock = FakeClock()
     cfg = PoolSettings(max_pool_size=2, warm_up=False, max_age_secs=60)
-    a, b = (SharedPool(url=redis_server.url, key="spider", settings=cfg, prefix=redis_prefix, clock=clock,
-                       rng=random.Random(1)) for _ in range(2))
+    a, b = (
+        SharedPool(
+            url=redis_server.url, key="spider", settings=cfg, prefix=redis_prefix, clock=clock, rng=random.Random(1)
+        )
+        for _ in range(2)
+    )
     retired_a, retired_b = [], []
     a._on_retired, b._on_retired = retired_a.append, retired_b.append
     old, _ = await a.acquire()
@@ -227,8 +253,9 @@ async def test_each_retirement_is_counted_once_by_the_process_that_saw_it(own_re
     monkeypatch.setattr(redis_module, "BATCH", 5)
     clock = FakeClock()
     cfg = PoolSettings(max_pool_size=2, warm_up=False, max_usage_count=1000, max_age_secs=60)
-    a = SharedPool(url=own_redis.url, key="spider", settings=cfg, prefix=redis_prefix, clock=clock,
-                   rng=random.Random(1))
+    a = SharedPool(
+        url=own_redis.url, key="spider", settings=cfg, prefix=redis_prefix, clock=clock, rng=random.Random(1)
+    )
     created, retired = [], []
     a._on_created, a._on_retired = created.append, retired.append
     blocked, _ = await a.acquire()
@@ -332,9 +359,21 @@ async def test_a_redis_out_of_memory_is_an_outage_not_lost_writes(redis_server, 
 
 def test_counts_are_exact_under_concurrent_processes(redis_server, redis_prefix):
     rounds, workers = 300, 4
-    procs = [subprocess.Popen([sys.executable, str(ROOT / "tests" / "redis_worker.py"), redis_server.url,
-                               redis_prefix, str(rounds), str(n)], stdout=subprocess.PIPE, cwd=ROOT)
-             for n in range(workers)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "tests" / "redis_worker.py"),
+                redis_server.url,
+                redis_prefix,
+                str(rounds),
+                str(n),
+            ],
+            stdout=subprocess.PIPE,
+            cwd=ROOT,
+        )
+        for n in range(workers)
+    ]
     totals = {"good": 0, "bad": 0}
     for proc in procs:
         out, _ = proc.communicate(timeout=120)
@@ -351,9 +390,14 @@ def test_counts_are_exact_under_concurrent_processes(redis_server, redis_prefix)
 @pytest_twisted.inlineCallbacks
 def test_a_crawl_with_the_redis_store(site, redis_server, redis_prefix):
     site.budget = 4
-    settings = {"SESSIONPOOL_PERSIST_STATE": True, "SESSIONPOOL_PERSIST_STATE_STORE": redis_server.url,
-                "SESSIONPOOL_REDIS_PREFIX": redis_prefix, "SESSIONPOOL_MAX_POOL_SIZE": 3,
-                "SESSIONPOOL_REDIS_TTL": 3600, "SESSIONPOOL_SUSPECT_WAIT": 0.2}
+    settings = {
+        "SESSIONPOOL_PERSIST_STATE": True,
+        "SESSIONPOOL_PERSIST_STATE_STORE": redis_server.url,
+        "SESSIONPOOL_REDIS_PREFIX": redis_prefix,
+        "SESSIONPOOL_MAX_POOL_SIZE": 3,
+        "SESSIONPOOL_REDIS_TTL": 3600,
+        "SESSIONPOOL_SUSPECT_WAIT": 0.2,
+    }
     crawler = make_crawler(settings=settings)
     yield crawler.crawl(urls=[site.url(f"/items/{i}") for i in range(30)])
     assert sorted(int(r.url.rsplit("/", 1)[1]) for r in crawler.spider.responses) == list(range(30))
@@ -376,10 +420,24 @@ def test_a_crawl_with_the_redis_store(site, redis_server, redis_prefix):
 
 def test_two_crawler_processes_share_one_pool(site, redis_server, redis_prefix):
     site.budget = None
-    procs = [subprocess.Popen([sys.executable, str(ROOT / "tests" / "process_shared_crawl.py"), site.url(""),
-                               redis_server.url, redis_prefix, str(first), "40"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-             for first in (0, 100)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "tests" / "process_shared_crawl.py"),
+                site.url(""),
+                redis_server.url,
+                redis_prefix,
+                str(first),
+                "40",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        for first in (0, 100)
+    ]
     results = []
     for proc in procs:
         out, err = proc.communicate(timeout=120)
@@ -402,9 +460,14 @@ def test_redis_going_away_mid_crawl_loses_nothing(site, redis_prefix, tmp_path, 
     server = RedisServer(tmp_path).start()
     try:
         site.budget = None
-        settings = {"SESSIONPOOL_PERSIST_STATE": True, "SESSIONPOOL_PERSIST_STATE_STORE": server.url,
-                    "SESSIONPOOL_REDIS_PREFIX": redis_prefix, "SESSIONPOOL_MAX_POOL_SIZE": 3,
-                    "CONCURRENT_REQUESTS": 2, "DOWNLOAD_DELAY": 0.05}
+        settings = {
+            "SESSIONPOOL_PERSIST_STATE": True,
+            "SESSIONPOOL_PERSIST_STATE_STORE": server.url,
+            "SESSIONPOOL_REDIS_PREFIX": redis_prefix,
+            "SESSIONPOOL_MAX_POOL_SIZE": 3,
+            "CONCURRENT_REQUESTS": 2,
+            "DOWNLOAD_DELAY": 0.05,
+        }
         crawler = make_crawler(settings=settings)
         reactor.callLater(0.6, server.stop)
         reactor.callLater(1.6, server.start)
@@ -456,7 +519,8 @@ async def pick_once_online(pool):
 
 @in_asyncio_task
 async def test_an_outage_queues_per_session_not_per_request_and_counts_retirements_at_once(
-        own_redis, redis_prefix, monkeypatch, caplog):
+    own_redis, redis_prefix, monkeypatch, caplog
+):
     from scrapy_sessionpool.stores import redis as redis_module
 
     monkeypatch.setattr(redis_module, "COMPACT_AT", 100)
@@ -624,27 +688,48 @@ async def test_a_session_in_flight_when_redis_goes_away_is_counted_when_it_retir
     await b.close()
 
 
-OPS = ("good", "good", "good", "bad", "release", "release", "cookie", "cookie", "ud", "retire", "suspect", "clear",
-       "acquit")
+OPS = (
+    "good",
+    "good",
+    "good",
+    "bad",
+    "release",
+    "release",
+    "cookie",
+    "cookie",
+    "ud",
+    "retire",
+    "suspect",
+    "clear",
+    "acquit",
+)
 
 
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("warm_up", [False, True])
 @pytest.mark.parametrize("strategy", ["random", "round_robin", "use_until_failure"])
 @in_asyncio_task
-async def test_compacting_the_queue_leaves_redis_with_the_same_pool(redis_server, redis_prefix, strategy, warm_up,
-                                                                    seed):
+async def test_compacting_the_queue_leaves_redis_with_the_same_pool(
+    redis_server, redis_prefix, strategy, warm_up, seed
+):
     from scrapy_sessionpool.stores.redis_queue import WriteQueue
 
     rng = random.Random(seed)
-    settings = {"max_pool_size": 10, "max_usage_count": 12, "max_error_score": 3, "warm_up": warm_up,
-                "reuse_strategy": strategy}
+    settings = {
+        "max_pool_size": 10,
+        "max_usage_count": 12,
+        "max_error_score": 3,
+        "warm_up": warm_up,
+        "reuse_strategy": strategy,
+    }
     plain = shared(redis_server, redis_prefix, **settings)
     compact = SharedPool(url=redis_server.url, key="compact", settings=plain.settings, prefix=redis_prefix)
     client = RedisStore(redis_server.url, prefix=redis_prefix).client
     sessions = [RemoteSession(plain, id=f"session_{seed}_{n}") for n in range(4)]
-    creates = [(s, "create", json.dumps({"created_at": 1.0, "usage": 0, "errors": "0", "proxy": "", "ua": "",
-                                         "ud": ""}), "") for s in sessions]
+    creates = [
+        (s, "create", json.dumps({"created_at": 1.0, "usage": 0, "errors": "0", "proxy": "", "ua": "", "ud": ""}), "")
+        for s in sessions
+    ]
     in_flight = {s.id: rng.randrange(3) for s in sessions}  # hand-outs still unanswered when the queue starts
     for pool in (plain, compact):
         await pool._eval("APPLY", pool._apply_args(creates))
@@ -655,9 +740,19 @@ async def test_compacting_the_queue_leaves_redis_with_the_same_pool(redis_server
     ops = []
     for _ in range(rng.randrange(20, 120)):
         session, kind = rng.choice(sessions), rng.choice(OPS)
-        a = {"cookie": rng.choice(["f1", "f2"]), "ud": json.dumps({"n": rng.random()}), "retire": "manual",
-             "suspect": json.dumps({"since": 1.0, "until": rng.choice([2.0, time.time() + 600]),
-                                    "strikes": rng.randrange(1, 4), "cond": rng.randrange(2)})}
+        a = {
+            "cookie": rng.choice(["f1", "f2"]),
+            "ud": json.dumps({"n": rng.random()}),
+            "retire": "manual",
+            "suspect": json.dumps(
+                {
+                    "since": 1.0,
+                    "until": rng.choice([2.0, time.time() + 600]),
+                    "strikes": rng.randrange(1, 4),
+                    "cond": rng.randrange(2),
+                }
+            ),
+        }
         b = rng.choice(["", json.dumps({"value": str(rng.random())})]) if kind == "cookie" else ""
         if kind == "retire" and rng.random() < 0.7:
             kind = "good"
@@ -675,10 +770,15 @@ async def test_compacting_the_queue_leaves_redis_with_the_same_pool(redis_server
             fields = client.hgetall(f"{pool.base}:s:{sid}")
             return {k: v for k, v in fields.items() if k not in ("cv", "uv")}, client.hgetall(f"{pool.base}:c:{sid}")
 
-        return (client.zrange(f"{pool.base}:live", 0, -1), client.zrange(f"{pool.base}:ready", 0, -1),
-                client.hgetall(f"{pool.base}:meta"), client.hgetall(f"{pool.base}:proxies"),
-                client.zrange(f"{pool.base}:asleep", 0, -1), client.smembers(f"{pool.base}:condemned"),
-                [session(s.id) for s in sessions])
+        return (
+            client.zrange(f"{pool.base}:live", 0, -1),
+            client.zrange(f"{pool.base}:ready", 0, -1),
+            client.hgetall(f"{pool.base}:meta"),
+            client.hgetall(f"{pool.base}:proxies"),
+            client.zrange(f"{pool.base}:asleep", 0, -1),
+            client.smembers(f"{pool.base}:condemned"),
+            [session(s.id) for s in sessions],
+        )
 
     assert pool_in_redis(compact) == pool_in_redis(plain)  # the ready set in its pick order, too
     await plain.close()
@@ -687,8 +787,15 @@ async def test_compacting_the_queue_leaves_redis_with_the_same_pool(redis_server
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("usage", "lots"), ("errors", "nan-ish"), ("created_at", "yesterday"), ("ud", "{not json"),
-     ("ud", "[" * 10_000), ("proxy", "ftp://evil"), ("cv", "x")],
+    [
+        ("usage", "lots"),
+        ("errors", "nan-ish"),
+        ("created_at", "yesterday"),
+        ("ud", "{not json"),
+        ("ud", "[" * 10_000),
+        ("proxy", "ftp://evil"),
+        ("cv", "x"),
+    ],
 )
 @in_asyncio_task
 async def test_hostile_values_in_redis_never_reach_scrapy(redis_server, redis_prefix, field, value, caplog):

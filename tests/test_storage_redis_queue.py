@@ -31,9 +31,16 @@ def queue(*ops):
 
 def test_take_keeps_order_and_drops_what_settled_sessions_no_longer_need():
     live, known, unsent = S("a"), S("b", _settled=True), S("c", _settled=True, _unsent=True)
-    q = queue((live, "good", "", ""), (known, "good", "", ""), (unsent, "create", "{}", ""),
-              (known, "cookie", "f", "v"), (unsent, "good", "", ""), (known, "retire", "status_403", ""),
-              (unsent, "retire", "max_usage_count", ""), (live, "bad", "", ""))
+    q = queue(
+        (live, "good", "", ""),
+        (known, "good", "", ""),
+        (unsent, "create", "{}", ""),
+        (known, "cookie", "f", "v"),
+        (unsent, "good", "", ""),
+        (known, "retire", "status_403", ""),
+        (unsent, "retire", "max_usage_count", ""),
+        (live, "bad", "", ""),
+    )
     assert kinds(q.take(7)) == [("a", "good", "", ""), ("b", "retire", "status_403", ""), ("c", "tally", "1", "")]
     assert kinds(q) == [("a", "bad", "", "")] and len(q) == 1
 
@@ -48,10 +55,22 @@ def test_put_back_restores_the_front_in_order():
 
 def test_compact_merges_each_sessions_marks_and_keeps_the_last_write_of_each_cookie():
     a, b, gone = S("a"), S("b"), S("g", _settled=True)
-    q = queue((a, "create", "{}", ""), (a, "good", "", ""), (b, "bad", "", ""), (a, "cookie", "x", "1"),
-              (gone, "good", "", ""), (a, "good", "", ""), (a, "release", "", ""), (b, "good", "", ""),
-              (a, "cookie", "x", "2"), (a, "cookie", "y", "3"), (gone, "retire", "status_403", ""),
-              (a, "retire", "manual", ""), (a, "bad", "", ""), (b, "marks", "gg", ""))
+    q = queue(
+        (a, "create", "{}", ""),
+        (a, "good", "", ""),
+        (b, "bad", "", ""),
+        (a, "cookie", "x", "1"),
+        (gone, "good", "", ""),
+        (a, "good", "", ""),
+        (a, "release", "", ""),
+        (b, "good", "", ""),
+        (a, "cookie", "x", "2"),
+        (a, "cookie", "y", "3"),
+        (gone, "retire", "status_403", ""),
+        (a, "retire", "manual", ""),
+        (a, "bad", "", ""),
+        (b, "marks", "gg", ""),
+    )
     q.compact()
     assert kinds(q) == [
         ("a", "create", "{}", ""),
@@ -77,8 +96,19 @@ def test_compact_keeps_the_last_user_data_and_drops_nothing_a_live_session_needs
 
 def test_compact_without_merge_across_keeps_the_order_of_marks_between_sessions():
     a, b = S("a"), S("b")
-    q = queue((a, "bad", "", ""), (a, "good", "", ""), (b, "bad", "", ""), (a, "bad", "", ""),
-              (a, "cookie", "x", "1"), (a, "release", "", ""))
+    q = queue(
+        (a, "bad", "", ""),
+        (a, "good", "", ""),
+        (b, "bad", "", ""),
+        (a, "bad", "", ""),
+        (a, "cookie", "x", "1"),
+        (a, "release", "", ""),
+    )
     q.compact(merge_across=False)  # the ordered strategies pick by the order of these marks
-    assert kinds(q) == [("a", "marks", "bg", ""), ("b", "marks", "b", ""), ("a", "marks", "b", ""),
-                        ("a", "cookie", "x", "1"), ("a", "marks", "r", "")]
+    assert kinds(q) == [
+        ("a", "marks", "bg", ""),
+        ("b", "marks", "b", ""),
+        ("a", "marks", "b", ""),
+        ("a", "cookie", "x", "1"),
+        ("a", "marks", "r", ""),
+    ]

@@ -8,7 +8,8 @@ Guards, in the order a request meets them (``GET /__stats`` skips them all):
 - the exit IP (the ``X-Proxy-Name`` header the demo proxies add, else "direct"): a blocked exit, or one
   over ``rate_limit`` requests in the last second, gets 503 with ``Retry-After``; an exit that got
   ``exit_block_after`` sessions blocked within ``exit_block_window`` seconds is blocked for ``exit_block_secs``;
-- the session cookie: a request without a valid ``shop_session`` is served with a new one; cookies are signed, so a session from an earlier run of the shop (same seed)
+- the session cookie: a request without a valid ``shop_session`` is served with a new one; cookies are signed, so a
+  session from an earlier run of the shop (same seed)
   is still known (its request count starts again);
 - the session's hidden budget: after that many requests it is blocked for good with 403, 429 (no
   ``Retry-After``) or a 200 captcha page; a ``flagged`` share of new sessions gets a budget of 1 to 3.
@@ -254,8 +255,9 @@ class DemoShop(LocalServer):
         self._counts["issued"] += 1
         self._counts["flagged"] += session.flagged
         page = self._page(target)
-        return _Page(page.status, page.body, (*page.headers, ("Set-Cookie", f"{COOKIE}={token}; Path=/; HttpOnly")),
-                     page.delay)
+        return _Page(
+            page.status, page.body, (*page.headers, ("Set-Cookie", f"{COOKIE}={token}; Path=/; HttpOnly")), page.delay
+        )
 
     def _session(self, token: str) -> _Session | None:
         """The session of a cookie: one of ours, or a signed one from an earlier run of the shop."""

@@ -53,7 +53,9 @@ class Command(ScrapyCommand):
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         super().add_options(parser)
-        parser.add_argument("--key", metavar="KEY", help="the store key to use, instead of SESSIONPOOL_PERSIST_STATE_KEY")
+        parser.add_argument(
+            "--key", metavar="KEY", help="the store key to use, instead of SESSIONPOOL_PERSIST_STATE_KEY"
+        )
         parser.add_argument("--json", action="store_true", help="print the pools as JSON")
         parser.add_argument("--clear", action="store_true", help="delete the stored pools (asks first)")
         parser.add_argument("-y", "--yes", action="store_true", help="with --clear: do not ask")

@@ -51,9 +51,7 @@ def _import_redis() -> Any:
     try:
         import redis
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError(
-            "The Redis store needs the redis package: pip install 'scrapy-sessionpool[redis]'"
-        ) from exc
+        raise ImportError("The Redis store needs the redis package: pip install 'scrapy-sessionpool[redis]'") from exc
     return redis
 
 
@@ -120,12 +118,21 @@ class RedisStore:
             pipe.hset(f"{base}:meta", mapping={"retired": state.get("retired_sessions_count", 0), "created": 0})
             for s in state.get("sessions", []):
                 proxy = s.get("proxy_url") or ""
-                pipe.hset(f"{base}:s:{s['id']}", mapping={
-                    "created_at": repr(float(s["created_at"])), "usage": s["usage_count"], "handed": s["usage_count"],
-                    "errors": repr(float(s["error_score"])), "proxy": proxy, "ua": s.get("user_agent") or "",
-                    "ud": json.dumps(s["user_data"]) if s.get("user_data") else "", "cv": 0, "uv": 0,
-                    **_suspicion_fields(s.get("suspicion")),
-                })
+                pipe.hset(
+                    f"{base}:s:{s['id']}",
+                    mapping={
+                        "created_at": repr(float(s["created_at"])),
+                        "usage": s["usage_count"],
+                        "handed": s["usage_count"],
+                        "errors": repr(float(s["error_score"])),
+                        "proxy": proxy,
+                        "ua": s.get("user_agent") or "",
+                        "ud": json.dumps(s["user_data"]) if s.get("user_data") else "",
+                        "cv": 0,
+                        "uv": 0,
+                        **_suspicion_fields(s.get("suspicion")),
+                    },
+                )
                 for c in s.get("cookies", []):
                     pipe.hset(f"{base}:c:{s['id']}", f"{c['domain']};{c['path']};{c['name']}", json.dumps(c))
                 pipe.zadd(f"{base}:live", {s["id"]: float(s["created_at"])})
@@ -145,8 +152,12 @@ class RedisStore:
 def _suspicion_fields(suspicion: dict[str, Any] | None) -> dict[str, Any]:
     if not suspicion:
         return {"sus": "", "until": "0", "strikes": 0, "cond": 0}
-    return {"sus": repr(float(suspicion["since"])), "until": repr(float(suspicion["until"])),
-            "strikes": suspicion["strikes"], "cond": 0}
+    return {
+        "sus": repr(float(suspicion["since"])),
+        "until": repr(float(suspicion["until"])),
+        "strikes": suspicion["strikes"],
+        "cond": 0,
+    }
 
 
 def _glob_escape(text: str) -> str:
@@ -168,8 +179,11 @@ def _state_from_fields(sid: str, fields: dict[str, str], cookies: dict[str, str]
             "retired": None,
         }
         if fields.get("sus"):
-            state["suspicion"] = {"since": float(fields["sus"]), "until": float(fields.get("until") or 0),
-                                  "strikes": int(fields.get("strikes") or 0)}
+            state["suspicion"] = {
+                "since": float(fields["sus"]),
+                "until": float(fields.get("until") or 0),
+                "strikes": int(fields.get("strikes") or 0),
+            }
     except (KeyError, ValueError, TypeError, RecursionError) as exc:
         raise StateError(f"Redis session {sid}: unusable field ({str(exc)[:200]})") from None
     return state
@@ -255,8 +269,11 @@ class RemoteSession(Session):
         if self._retired is not None:
             return
         super().suspect(until, strikes=strikes, condemned=condemned)
-        self._shared._queue(self, "suspect", json.dumps(
-            {"since": self._suspected_at, "until": until, "strikes": self._strikes, "cond": int(condemned)}))
+        self._shared._queue(
+            self,
+            "suspect",
+            json.dumps({"since": self._suspected_at, "until": until, "strikes": self._strikes, "cond": int(condemned)}),
+        )
 
     def acquit(self) -> None:
         if self._condemned:
@@ -300,10 +317,16 @@ class SharedPool:
     ) -> None:
         redis = _import_redis()
         # errors after which Redis may well take the same writes later: handled as an outage
-        self._redis_errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError,
-                              redis.exceptions.ReadOnlyError, redis.exceptions.OutOfMemoryError)
-        self._client = redis.asyncio.Redis.from_url(url, decode_responses=True, socket_timeout=5,
-                                                    socket_connect_timeout=2)
+        self._redis_errors = (
+            redis.exceptions.ConnectionError,
+            redis.exceptions.TimeoutError,
+            OSError,
+            redis.exceptions.ReadOnlyError,
+            redis.exceptions.OutOfMemoryError,
+        )
+        self._client = redis.asyncio.Redis.from_url(
+            url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2
+        )
         self._no_script = redis.exceptions.NoScriptError
         self._shas: dict[str, str] = {}
         self.url = url
@@ -389,10 +412,24 @@ class SharedPool:
         cfg = self.settings
         candidates = [p or "" for p in (cfg.proxies or (None,)) if not self._refuses_new(p)]
         agent = self._rng.choice(cfg.user_agents) if cfg.user_agents else ""
-        args = [self.base, repr(self._clock()), cfg.max_pool_size, cfg.max_usage_count, repr(cfg.max_age_secs),
-                int(cfg.warm_up), cfg.reuse_strategy, repr(cfg.max_error_score), repr(cfg.error_score_decrement),
-                session_id or "", "session_" + secrets.token_urlsafe(16), agent,
-                len(self._paused), *self._paused, len(candidates), *candidates]
+        args = [
+            self.base,
+            repr(self._clock()),
+            cfg.max_pool_size,
+            cfg.max_usage_count,
+            repr(cfg.max_age_secs),
+            int(cfg.warm_up),
+            cfg.reuse_strategy,
+            repr(cfg.max_error_score),
+            repr(cfg.error_score_decrement),
+            session_id or "",
+            "session_" + secrets.token_urlsafe(16),
+            agent,
+            len(self._paused),
+            *self._paused,
+            len(candidates),
+            *candidates,
+        ]
         batch = self._take_batch()  # none while another batch is on its way: the pick does not wait
         try:
             writes, pick, expired = await self._eval("ACQUIRE", args + _ops(batch))
@@ -446,7 +483,9 @@ class SharedPool:
         except (StateError, ValueError) as exc:  # a hostile or broken value in Redis must not reach Scrapy
             logger.warning("Shared session %s has unusable data in Redis (%s): retiring it", sid, exc)
             if SESSION_ID_RE.fullmatch(sid):
-                self._pending.append((RemoteSession(self, id=sid, options=self._options), "retire", "corrupt_state", ""))
+                self._pending.append(
+                    (RemoteSession(self, id=sid, options=self._options), "retire", "corrupt_state", "")
+                )
             return None, missing
         session._leases += 1
         if status.endswith("created") and self._on_created is not None:
@@ -466,13 +505,24 @@ class SharedPool:
             cv, uv = int(fields.get("cv", 0)), int(fields.get("uv", 0))
         except ValueError as exc:
             raise StateError(f"bad versions ({exc})") from None
-        checked = Session.from_state(_state_from_fields(sid, fields, cookies), options=self._options,
-                                     clock=self._clock, where="Redis session", on_problem=_left_out)
+        checked = Session.from_state(
+            _state_from_fields(sid, fields, cookies),
+            options=self._options,
+            clock=self._clock,
+            where="Redis session",
+            on_problem=_left_out,
+        )
         session = self._mirrors.get(sid)
         if session is None:
-            session = RemoteSession(self, id=sid, options=self._options, clock=self._clock,
-                                    created_at=checked.created_at, proxy_url=checked.proxy_url,
-                                    user_agent=checked.user_agent)
+            session = RemoteSession(
+                self,
+                id=sid,
+                options=self._options,
+                clock=self._clock,
+                created_at=checked.created_at,
+                proxy_url=checked.proxy_url,
+                user_agent=checked.user_agent,
+            )
             self._mirrors[sid] = session
         session._user_data = checked._user_data
         session._sent_user_data = fields.get("ud", "")
@@ -516,8 +566,16 @@ class SharedPool:
 
     def _apply_args(self, batch: list[Op]) -> list[Any]:
         cfg = self.settings
-        return [self.base, repr(self._clock()), cfg.max_usage_count, repr(cfg.max_error_score),
-                repr(cfg.error_score_decrement), int(cfg.warm_up), cfg.reuse_strategy, *_ops(batch)]
+        return [
+            self.base,
+            repr(self._clock()),
+            cfg.max_usage_count,
+            repr(cfg.max_error_score),
+            repr(cfg.error_score_decrement),
+            int(cfg.warm_up),
+            cfg.reuse_strategy,
+            *_ops(batch),
+        ]
 
     def _applied(self, batch: list[Op], replies: list[Any]) -> None:
         for (session, kind, _, _), reply in zip(batch, replies, strict=False):
@@ -595,8 +653,12 @@ class SharedPool:
             self._last_attempt = float("-inf")  # one last try, however recent the previous one
         await self.touch()
         if self._pending:
-            logger.warning("Redis at %s is still unreachable: %d write(s) queued since the outage are lost "
-                           "(Redis keeps every write it received)", redact(self.url), len(self._pending))
+            logger.warning(
+                "Redis at %s is still unreachable: %d write(s) queued since the outage are lost "
+                "(Redis keeps every write it received)",
+                redact(self.url),
+                len(self._pending),
+            )
         await self._client.aclose() if hasattr(self._client, "aclose") else await self._client.close()
 
     # -- when Redis is away ------------------------------------------------------------
@@ -612,13 +674,21 @@ class SharedPool:
             self._in_outage = True
             logger.warning(
                 "Redis at %s is unreachable (%s): the session pool goes on with the %d session(s) this process "
-                "knows and will catch up when Redis answers again", redact(self.url), error, len(self._mirrors)
+                "knows and will catch up when Redis answers again",
+                redact(self.url),
+                error,
+                len(self._mirrors),
             )
         self._compact_at = max(COMPACT_AT, 2 * len(self._pending))
-        fallback = SessionPool(max_pool_size=self.settings.max_pool_size, session_options=self._options,
-                               create_session_function=self._create_locally, reuse_strategy=self.settings.reuse_strategy,
-                               clock=self._clock, warm_up=self.settings.warm_up,
-                               seed=None if self._rng is None else self._rng.randrange(2**32))
+        fallback = SessionPool(
+            max_pool_size=self.settings.max_pool_size,
+            session_options=self._options,
+            create_session_function=self._create_locally,
+            reuse_strategy=self.settings.reuse_strategy,
+            clock=self._clock,
+            warm_up=self.settings.warm_up,
+            seed=None if self._rng is None else self._rng.randrange(2**32),
+        )
         # sessions with requests in flight first: their answers are still to come
         for session in sorted(self._mirrors.values(), key=lambda session: not session._leases):
             if session.is_usable and len(fallback._live) < fallback.max_pool_size:
@@ -653,11 +723,22 @@ class SharedPool:
 
             raise NoHealthyProxy("every proxy is cooling down")
         proxy = min(proxies, key=pool.sessions_count_by_proxy)
-        session = RemoteSession(self, options=self._options, clock=self._clock, proxy_url=proxy,
-                                user_agent=self._rng.choice(cfg.user_agents) if cfg.user_agents else None)
+        session = RemoteSession(
+            self,
+            options=self._options,
+            clock=self._clock,
+            proxy_url=proxy,
+            user_agent=self._rng.choice(cfg.user_agents) if cfg.user_agents else None,
+        )
         self._mirrors[session.id] = session
-        fields = {"created_at": session.created_at, "usage": 0, "errors": "0", "proxy": proxy or "",
-                  "ua": session.user_agent or "", "ud": ""}
+        fields = {
+            "created_at": session.created_at,
+            "usage": 0,
+            "errors": "0",
+            "proxy": proxy or "",
+            "ua": session.user_agent or "",
+            "ud": "",
+        }
         session._unsent = True
         self._append((session, "create", json.dumps(fields), ""))
         if self._on_created is not None:
@@ -700,4 +781,3 @@ class SharedPool:
 def _ops(batch: list[Op]) -> list[str]:
     """Queued writes as the scripts' ARGV: kind, session id, a, b for each."""
     return [value for session, kind, a, b in batch for value in (kind, session.id, a, b)]
-

@@ -125,7 +125,8 @@ local function apply_ops(first, last, max_usage, max_error, decrement, warm_up, 
           if reply[1] == 'retired' then break end
         end
       elseif kind == 'cookie' then
-        if b == '' then redis.call('HDEL', base .. ':c:' .. id, a) else redis.call('HSET', base .. ':c:' .. id, a, b) end
+        if b == '' then redis.call('HDEL', base .. ':c:' .. id, a)
+        else redis.call('HSET', base .. ':c:' .. id, a, b) end
         redis.call('HINCRBY', key, 'cv', 1)
         reply = {'ok'}
       elseif kind == 'ud' then
@@ -164,7 +165,9 @@ end
 #: strikes, cond}, ids of the
 #: sessions this call retired for their age}; fetch a session's hashes only when its cv (cookies) or uv
 #: (user data) is new to the process.
-ACQUIRE = COMMON + r"""
+ACQUIRE = (
+    COMMON
+    + r"""
 local now, max_pool = tonumber(ARGV[2]), tonumber(ARGV[3])
 NOW = now
 local max_usage, max_age = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -184,7 +187,8 @@ local writes = apply_ops(i, #ARGV, max_usage, max_error, decrement, warm_up, str
 
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', asleep, '-inf', now, 'LIMIT', 0, 100)) do  -- their wait is over
   local f = redis.call('HMGET', base .. ':s:' .. id, 'usage', 'handed')
-  if f[1] then refresh(id, tonumber(f[1]), tonumber(f[2]), max_usage, warm_up, strategy) else redis.call('ZREM', asleep, id) end
+  if f[1] then refresh(id, tonumber(f[1]), tonumber(f[2]), max_usage, warm_up, strategy)
+  else redis.call('ZREM', asleep, id) end
 end
 
 local expired = redis.call('ZRANGEBYSCORE', live, '-inf', now - max_age, 'LIMIT', 0, 100)
@@ -253,16 +257,22 @@ alive, retired = counts()
 return {writes, {status == 'missing' and 'missing_wait' or 'wait', '', '0', '0', '0', '0', alive, retired,
                  '', '0', '0', '0'}, expired}
 """
+)
 
 #: Apply queued writes on their own (when no pick carries them).
 #: ARGV: base, now, max_usage, max_error, decrement, warm_up, strategy, then the writes.
-APPLY = COMMON + r"""
+APPLY = (
+    COMMON
+    + r"""
 NOW = tonumber(ARGV[2])
 return apply_ops(8, #ARGV, tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7])
 """
+)
 
 #: ARGV: base, ttl seconds. Sets the TTL of every key of the pool.
-TOUCH = COMMON + r"""
+TOUCH = (
+    COMMON
+    + r"""
 local ttl = tonumber(ARGV[2])
 for _, k in ipairs({live, ready, meta, proxies, asleep, condemned}) do redis.call('EXPIRE', k, ttl) end
 for _, id in ipairs(redis.call('ZRANGE', live, 0, -1)) do
@@ -271,3 +281,4 @@ for _, id in ipairs(redis.call('ZRANGE', live, 0, -1)) do
 end
 return 1
 """
+)

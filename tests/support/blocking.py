@@ -189,7 +189,9 @@ class BlockModel:
     def page(self, path: str) -> str:
         """The HTML of a page that is served (no guard): home, category pages, items, the block page."""
         if path == "/":
-            links = "".join(f'<a class="category" href="/category/{c}">Category {c}</a>' for c in range(self.categories))
+            links = "".join(
+                f'<a class="category" href="/category/{c}">Category {c}</a>' for c in range(self.categories)
+            )
             return _html("Home", links)
         if path.startswith("/category/"):
             rest = path.removeprefix("/category/")
@@ -261,7 +263,7 @@ class BlockModel:
             self._passes.add(token)
             headers.append(("Set-Cookie", f"pass={token}; Path=/"))
             self.counts["challenges"] += 1
-            body = _html("One moment", f'<p>{CHALLENGE_TEXT}...</p>', '<meta http-equiv="refresh" content="0">')
+            body = _html("One moment", f"<p>{CHALLENGE_TEXT}...</p>", '<meta http-equiv="refresh" content="0">')
             return Answer(200, body, tuple(headers), challenge=True)
 
         # the triggers
@@ -269,8 +271,10 @@ class BlockModel:
         session.used += 1
         ex.used += 1
         self._site_used += 1
-        if trigger in ("budget", "ip_reputation") and key in ("session", "session_ip", "exit") and (
-            key != "exit" or trigger == "ip_reputation"
+        if (
+            trigger in ("budget", "ip_reputation")
+            and key in ("session", "session_ip", "exit")
+            and (key != "exit" or trigger == "ip_reputation")
         ):
             if session.used > session.budget:
                 self._ban_session(sid, session, ex, now)
@@ -286,7 +290,9 @@ class BlockModel:
             ex.budget = self._rng.randint(*self.exit_budget)
             self.counts["exit_bans"] += 1
             refusal = self._refuse(self.ban_secs, headers)
-        elif (trigger == "ip_rate" and len(ex.hits) > self.ip_rate) or (trigger == "site_rate" and len(self._site_hits) > self.site_rate):
+        elif (trigger == "ip_rate" and len(ex.hits) > self.ip_rate) or (
+            trigger == "site_rate" and len(self._site_hits) > self.site_rate
+        ):
             refusal = self._ban(key, sid, session, ex, now, headers)
         if refusal is not None:
             return refusal
@@ -304,8 +310,9 @@ class BlockModel:
             return Answer(200, self.page(path), tuple(headers), delay=self.slow_items.get(n, 0.0), item=n)
         return Answer(200, self.page(path), tuple(headers))
 
-    def _ban(self, key: str, sid: str, session: _Session, ex: _Exit, now: float,
-             headers: list[tuple[str, str]]) -> Answer:
+    def _ban(
+        self, key: str, sid: str, session: _Session, ex: _Exit, now: float, headers: list[tuple[str, str]]
+    ) -> Answer:
         if key in ("session", "session_ip"):
             self._ban_session(sid, session, ex, now)
             return self._refuse(None, headers)

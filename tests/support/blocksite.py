@@ -72,15 +72,20 @@ class BlockSite(LocalServer):
         exit_name = request.headers.get("X-Proxy-Name") or "direct"
         with self._lock:
             answer = self.model.answer(request.path, cookies, exit_name)
-            self._hits.append(Hit(request.path, cookies.get("sid"), exit_name, answer.status, answer.blocked,
-                                  answer.challenge))
+            self._hits.append(
+                Hit(request.path, cookies.get("sid"), exit_name, answer.status, answer.blocked, answer.challenge)
+            )
         if answer.delay:
             time.sleep(answer.delay)
         if answer.status == 0:  # a dropped connection: no answer at all
             request.close_connection = True
             return
-        send(request, answer.status, answer.body.encode(),
-             [("Content-Type", "text/html; charset=utf-8"), *answer.headers])
+        send(
+            request,
+            answer.status,
+            answer.body.encode(),
+            [("Content-Type", "text/html; charset=utf-8"), *answer.headers],
+        )
 
 
 class CatalogueSpider(scrapy.Spider):

@@ -97,8 +97,14 @@ class Simulation:
         self.model = BlockModel(cell, clock=self.clock, seed=seed, **{**cell_options(cell), **model})
         names = [f"proxy{i}" for i in range(proxies)]
         self.exit_names = {f"http://10.0.0.{i + 1}:3128": name for i, name in enumerate(names)}
-        raw = {"SESSIONPOOL_ENABLED": True, "SESSIONPOOL_SEED": seed, "CONCURRENT_REQUESTS": concurrency,
-               "SESSIONPOOL_PROXIES": list(self.exit_names), **DEFAULTS, **(settings or {})}
+        raw = {
+            "SESSIONPOOL_ENABLED": True,
+            "SESSIONPOOL_SEED": seed,
+            "CONCURRENT_REQUESTS": concurrency,
+            "SESSIONPOOL_PROXIES": list(self.exit_names),
+            **DEFAULTS,
+            **(settings or {}),
+        }
         cfg = PoolSettings.from_settings(Settings(raw))
         self.stats: Counter[str] = Counter()
         self.manager = PoolManager(cfg, clock=self.clock, stats=self._stat)
@@ -181,8 +187,9 @@ class Simulation:
         exit_name = self.exit_names.get(session.proxy_url or "", "direct")
         answer = self.model.answer(req.path, dict(self._jars.get(session.id, {})), exit_name)
         if self.trace:
-            self.history.setdefault(session.id, []).append((round(self.clock.now, 3), req.path, answer.status,
-                                                            answer.challenge, answer.blocked))
+            self.history.setdefault(session.id, []).append(
+                (round(self.clock.now, 3), req.path, answer.status, answer.challenge, answer.blocked)
+            )
         yield self.latency + answer.delay
         for name, value in answer.headers:
             if name == "Set-Cookie":
@@ -196,37 +203,78 @@ class Simulation:
         if answer.status == 0:
             verdict = self.policy.exception_verdict(request, ResponseNeverReceived([]))
         else:
-            response = HtmlResponse(url, status=answer.status, headers=list(answer.headers),
-                                    body=answer.body.encode(), request=request)
+            response = HtmlResponse(
+                url, status=answer.status, headers=list(answer.headers), body=answer.body.encode(), request=request
+            )
             verdict = self.policy.response_verdict(request, response)
         if verdict.kind.value == "good":
             self.used.add(session.id)
         outcome = m.settle(session, verdict, site=SITE, sent_at=sent_at, challenges=req.challenges)
         if outcome.retry:
             if outcome.challenge:
-                self._schedule_request(_Req(req.path, session.id, picked, req.rotations, req.challenges + 1,
-                                            req.retries, req.origin, self.clock.now + outcome.delay,
-                                            priority=req.priority + REDIRECT_PRIORITY), True)
+                self._schedule_request(
+                    _Req(
+                        req.path,
+                        session.id,
+                        picked,
+                        req.rotations,
+                        req.challenges + 1,
+                        req.retries,
+                        req.origin,
+                        self.clock.now + outcome.delay,
+                        priority=req.priority + REDIRECT_PRIORITY,
+                    ),
+                    True,
+                )
             elif outcome.counted and req.rotations >= m.settings.max_session_rotations:
                 self.lost.append(req.origin or req.path)
                 self.stats["rotations_exhausted"] += 1
             else:
                 keep = outcome.same_session and not picked
-                self._schedule_request(_Req(req.origin or req.path, session.id if keep else None, False,
-                                            req.rotations + outcome.counted, priority=req.priority + RETRY_PRIORITY),
-                                       True)
+                self._schedule_request(
+                    _Req(
+                        req.origin or req.path,
+                        session.id if keep else None,
+                        False,
+                        req.rotations + outcome.counted,
+                        priority=req.priority + RETRY_PRIORITY,
+                    ),
+                    True,
+                )
             return
         if answer.challenge or (answer.blocked and answer.status not in (0, 301, 302)):
             self.leaked += 1  # a block or a challenge page would reach the spider as content
         if answer.status in (301, 302):
             location = dict(answer.headers)["Location"]
-            self._schedule_request(_Req(location, session.id, picked, req.rotations, 0, req.retries,
-                                        req.origin or req.path, sent_at=sent_at,
-                                        priority=req.priority + REDIRECT_PRIORITY), True)
+            self._schedule_request(
+                _Req(
+                    location,
+                    session.id,
+                    picked,
+                    req.rotations,
+                    0,
+                    req.retries,
+                    req.origin or req.path,
+                    sent_at=sent_at,
+                    priority=req.priority + REDIRECT_PRIORITY,
+                ),
+                True,
+            )
         elif answer.status >= 500:
             if req.retries < RETRY_TIMES:
-                self._schedule_request(_Req(req.path, session.id, picked, req.rotations, 0, req.retries + 1,
-                                            req.origin, priority=req.priority + RETRY_PRIORITY), True)
+                self._schedule_request(
+                    _Req(
+                        req.path,
+                        session.id,
+                        picked,
+                        req.rotations,
+                        0,
+                        req.retries + 1,
+                        req.origin,
+                        priority=req.priority + RETRY_PRIORITY,
+                    ),
+                    True,
+                )
             else:
                 self.lost.append(req.path)
         elif answer.status == 200:
@@ -253,11 +301,27 @@ class Simulation:
 
     def _result(self) -> Result:
         banned = self.model.banned_sessions
-        innocent = sum(1 for sid, reason in self.retired.items() if self.sids.get(sid) not in banned
-                       and sid in self.used and reason not in ("max_usage_count", "expired", "error_score"))
+        innocent = sum(
+            1
+            for sid, reason in self.retired.items()
+            if self.sids.get(sid) not in banned
+            and sid in self.used
+            and reason not in ("max_usage_count", "expired", "error_score")
+        )
         kept = sum(1 for s in self.manager.pool() if self.sids.get(s.id) in banned and not s.is_suspect)
-        return Result(self.model.cell.name, self.model.items, len(self.model.served), self.requests,
-                      self.clock.now, dict(self.stats), self.model.summary(), innocent, kept, self.leaked, self.lost)
+        return Result(
+            self.model.cell.name,
+            self.model.items,
+            len(self.model.served),
+            self.requests,
+            self.clock.now,
+            dict(self.stats),
+            self.model.summary(),
+            innocent,
+            kept,
+            self.leaked,
+            self.lost,
+        )
 
 
 def simulate(cell: Cell | str, **kwargs: Any) -> Result:
@@ -266,11 +330,17 @@ def simulate(cell: Cell | str, **kwargs: Any) -> Result:
 
 def table(results: Iterable[Result]) -> str:
     """One line per cell: items %, requests per item, sessions created, blame counts, seconds."""
-    lines = [(f"{'cell':36} {'items':>7} {'req/item':>8} {'created':>7} {'session':>7} {'exit':>5} {'site':>5} "
-              f"{'innoc':>5} {'secs':>6}")]
+    lines = [
+        (
+            f"{'cell':36} {'items':>7} {'req/item':>8} {'created':>7} {'session':>7} {'exit':>5} {'site':>5} "
+            f"{'innoc':>5} {'secs':>6}"
+        )
+    ]
     for r in results:
         s = r.stats
-        lines.append(f"{r.cell:36} {100 * r.share:6.1f}% {r.per_item:8.2f} {s.get('created', 0):7} "
-                     f"{s.get('blame/session', 0):7} {s.get('blame/exit', 0):5} {s.get('blame/site', 0):5} "
-                     f"{r.innocent_retired:5} {r.seconds:6.1f}")
+        lines.append(
+            f"{r.cell:36} {100 * r.share:6.1f}% {r.per_item:8.2f} {s.get('created', 0):7} "
+            f"{s.get('blame/session', 0):7} {s.get('blame/exit', 0):5} {s.get('blame/site', 0):5} "
+            f"{r.innocent_retired:5} {r.seconds:6.1f}"
+        )
     return "\n".join(lines)
