@@ -1,5 +1,6 @@
 # make demo   - create the virtualenv, install, run the demo (example_project/run_demo.py)
-# make test   - create the virtualenvs, install, run the suite on the newest
+# make lint   - ruff (lint and format check) and mypy (strict for the pure core)
+# make test   - make lint, then the suite on the newest
 #               and on the oldest supported Scrapy
 # make bench  - run the benchmarks
 # make bench-blocks - the block matrix: the pool, plain Scrapy and Crawlee for Python
@@ -17,9 +18,14 @@ PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
 PHONY_BENCH = bench-blocks
-.PHONY: demo test test-latest test-min bench $(PHONY_BENCH) bench-core bench-store bench-middleware bench-crawl bench-pool-size bench-kill bench-soak bench-outage clean
+.PHONY: demo lint test test-latest test-min bench $(PHONY_BENCH) bench-core bench-store bench-middleware bench-crawl bench-pool-size bench-kill bench-soak bench-outage clean
 
-test: test-latest test-min
+test: lint test-latest test-min
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/python example_project/run_demo.py $(DEMO_ARGS)
@@ -32,7 +38,7 @@ test-min: $(VENV_MIN)/.installed
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[test,lint]'
 	$(VENV)/bin/python -c "import scrapy; print('Scrapy', scrapy.__version__, 'in $(VENV)')"
 	touch $@
 

@@ -435,7 +435,7 @@ class Judge:
     def _session_wait(self, retry_after: float | None, strikes: int) -> float:
         if retry_after is not None:
             return min(max(retry_after, 0.0), self._backoff_max)
-        return min(self._suspect_wait * 2 ** (max(strikes, 1) - 1), self._backoff_max)
+        return min(self._suspect_wait * 2.0 ** (max(strikes, 1) - 1), self._backoff_max)
 
     def _pause(self, retry_after: float | None, consecutive: int) -> float:
         if retry_after is not None:

@@ -311,6 +311,7 @@ class PoolSettings:
         values["max_session_rotations"] = _int(
             "SESSIONPOOL_MAX_SESSION_ROTATIONS", get("SESSIONPOOL_MAX_SESSION_ROTATIONS", 10), 0
         )
+        default: float
         for key, default in (("persist_interval", 60), ("log_interval", 60)):
             values[key] = _number(PREFIX + key.upper(), get(PREFIX + key.upper(), default), 0, strict=True)
         values["proxy_block_threshold"] = _int(

@@ -43,7 +43,7 @@ class SessionPoolExtension:
         self.store: Store = store if store is not None else open_store(self.settings, crawler.settings)
         self.key = self.settings.persist_state_key % {"spider": crawler.spidercls.name}
         self._untouchable: set[str] = set()  # keys whose unusable file could not be set aside
-        self._saving: Deferred[None] | None = None
+        self._saving: Deferred[Any] | None = None
         self._loops: list[LoopingCall] = []
         if getattr(self.store, "shared", False):
             self.manager.pool_factory = self._shared_pool  # the pool lives in Redis, not here
@@ -205,7 +205,7 @@ class SessionPoolExtension:
                 jobs.append((name, key, pool.snapshot()))
             except (TypeError, ValueError) as exc:  # user_data that JSON cannot hold
                 self._save_failed(name, key, exc)
-        d = deferToThread(self._write, jobs)
+        d: Deferred[Any] = deferToThread(self._write, jobs)
         d.addCallback(self._saved)
         self._saving = d
         d.addBoth(self._done_saving)
@@ -217,7 +217,7 @@ class SessionPoolExtension:
         self.manager.stat("persisted", len(pools))
 
     def _write(self, jobs: list[Any]) -> list[tuple[str | None, str, Exception | None]]:
-        results = []
+        results: list[tuple[str | None, str, Exception | None]] = []
         for name, key, build in jobs:
             try:
                 self.store.save(key, build())

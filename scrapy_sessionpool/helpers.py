@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from weakref import WeakKeyDictionary
 
 from scrapy.downloadermiddlewares.retry import get_retry_request
@@ -47,7 +47,7 @@ _MANAGERS: WeakKeyDictionary[Any, PoolManager] = WeakKeyDictionary()
 
 
 def _crawler(obj: Crawler | Spider) -> Crawler:
-    return getattr(obj, "crawler", None) or obj  # a spider has .crawler; a crawler does not
+    return cast("Crawler", getattr(obj, "crawler", None) or obj)  # a spider has .crawler; a crawler does not
 
 
 def get_manager(crawler: Crawler | Spider) -> PoolManager:
@@ -104,6 +104,8 @@ def retry_with_new_session(response: Response, crawler: Crawler | Spider, reason
     Counted against ``SESSIONPOOL_MAX_SESSION_ROTATIONS``; None once they are used up.
     Retire the old session yourself if it is to blame.
     """
+    if response.request is None:
+        raise ValueError("retry_with_new_session: expected a response that came from a request")
     return rotate(response.request, _crawler(crawler), reason)
 
 
@@ -125,7 +127,7 @@ def rotate(
     retry_times = request.meta.get("retry_times")
     new = get_retry_request(
         request,
-        spider=crawler.spider,
+        spider=cast("Spider", crawler.spider),
         reason=reason,
         max_retry_times=(retry_times or 0) + 1,
         stats_base_key=STATS_PREFIX + "rotations",

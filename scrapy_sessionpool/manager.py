@@ -270,6 +270,7 @@ class PoolManager:
         return best
 
     async def _acquire_shared(self, pool: Any, session_id: str | None, avoid: Avoid | None) -> Session | None:
+        session: Session | None
         session, missing = await pool.acquire(session_id)
         if missing:
             self._pinned_missing(session_id)

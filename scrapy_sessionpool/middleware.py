@@ -114,7 +114,9 @@ class SessionPoolMiddleware:
 
     # -- request path -----------------------------------------------------------
 
-    def process_request(self, request: Request, spider: Spider | None = None) -> Coroutine[Any, Any, Any] | None:
+    def process_request(
+        self, request: Request, spider: Spider | None = None
+    ) -> Request | Coroutine[Any, Any, Any] | None:
         meta = request.meta
         enabled = meta.get(META_ENABLED, True)
         if enabled is not True:
@@ -199,7 +201,7 @@ class SessionPoolMiddleware:
                     turn = manager.turn(site, session)
             while True:
                 if turn == 0:
-                    self._apply(request, session, ask.picked)  # type: ignore[arg-type]
+                    self._apply(request, session, ask.picked)
                     return None
                 if session is not None and not manager.fit(session):  # its exit cools down, or it sits out
                     session.release()

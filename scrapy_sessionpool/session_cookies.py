@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["SessionCookies"]
 
 
-def _wants_spider(middleware_class: type) -> bool:
+def _wants_spider(middleware_class: type[CookiesMiddleware]) -> bool:
     """Does the class's ``process_request`` need the ``spider`` argument (Scrapy < 2.14, or a subclass
     written for it)? A subclass taking ``*args`` follows Scrapy's own signature."""
     for cls in (middleware_class, CookiesMiddleware):

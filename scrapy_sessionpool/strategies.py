@@ -89,7 +89,7 @@ class UseUntilFailureStrategy(RoundRobinStrategy):
             self._items.move_to_end(session.id)
 
 
-REUSE_STRATEGIES = {
+REUSE_STRATEGIES: dict[str, type[RandomStrategy | RoundRobinStrategy]] = {
     "random": RandomStrategy,
     "round_robin": RoundRobinStrategy,
     "use_until_failure": UseUntilFailureStrategy,

@@ -3,7 +3,7 @@ import re
 import pytest
 from scrapy.settings import Settings
 
-from scrapy_sessionpool.config import PoolSettings, SettingsError
+from scrapy_sessionpool.config import PoolSettings, SettingsError, _documented
 from scrapy_sessionpool.policy import BanPolicy
 
 
@@ -115,7 +115,11 @@ BAD = [
         ["ftp://x:1"],
         ("SESSIONPOOL_PROXIES: expected proxy URLs like http://[user:pass@]host:port, got 'ftp://x:1'"),
     ),
-    ("PROXIES", ["http://u:secret@h:1/path"], "got 'http://u:***@h:1/path'"),
+    (
+        "PROXIES",
+        ["http://u:secret@h:1/path"],
+        ("SESSIONPOOL_PROXIES: expected proxy URLs like http://[user:pass@]host:port, got 'http://u:***@h:1/path'"),
+    ),
     ("PROXIES", ["http://a:1", "http://a:1"], "SESSIONPOOL_PROXIES: the same proxy is listed twice"),
     ("PROXIES", "/no/such/file", "SESSIONPOOL_PROXIES: cannot read proxy list file '/no/such/file'"),
     ("USER_AGENTS", ["ok", ""], "SESSIONPOOL_USER_AGENTS: expected a list of non-empty strings"),
@@ -129,15 +133,31 @@ BAD = [
     ("WARM_UP", 2, "SESSIONPOOL_WARM_UP: expected True or False, got 2"),
     ("SEED", -1, "SESSIONPOOL_SEED: expected an integer >= 0, got -1"),
     ("POOLS", ["login"], "SESSIONPOOL_POOLS: expected a dict {pool name: {setting: value}}"),
-    ("POOLS", {"bad name": {}}, "SESSIONPOOL_POOLS: expected pool names of 1-64 characters"),
+    (
+        "POOLS",
+        {"bad name": {}},
+        ("SESSIONPOOL_POOLS: expected pool names of 1-64 characters [A-Za-z0-9_.-], got 'bad name'"),
+    ),
     ("POOLS", {"login": 3}, "SESSIONPOOL_POOLS['login']: expected a dict of settings, got 3"),
-    ("POOLS", {"login": {"ban_patterns": []}}, "SESSIONPOOL_POOLS['login']: cannot override 'ban_patterns'"),
+    (
+        "POOLS",
+        {"login": {"ban_patterns": []}},
+        (
+            "SESSIONPOOL_POOLS['login']: cannot override 'ban_patterns'; expected s"
+            "ome of max_pool_size, max_age_secs, max_usage_count, max_error_score, "
+            "error_score_decrement, reuse_strategy, proxies, user_agents"
+        ),
+    ),
     (
         "POOLS",
         {"login": {"max_pool_size": 0}},
         "SESSIONPOOL_POOLS['login'].max_pool_size: expected an integer from 1 to 10,000,000, got 0",
     ),
-    ("MAX_POOLSIZE", 3, "SESSIONPOOL_MAX_POOLSIZE: unknown setting"),
+    (
+        "MAX_POOLSIZE",
+        3,
+        "SESSIONPOOL_MAX_POOLSIZE: unknown setting; expected one of " + ", ".join(sorted(_documented())),
+    ),
     ("MAX_POOL_SIZE", 10**9, "SESSIONPOOL_MAX_POOL_SIZE: expected an integer from 1 to 10,000,000, got 1000000000"),
     ("MAX_AGE_SECS", 1e12, "SESSIONPOOL_MAX_AGE_SECS: expected a number > 0 and <= 315,360,000, got 1000000000000.0"),
     ("MAX_SESSION_ROTATIONS", 10**6, "SESSIONPOOL_MAX_SESSION_ROTATIONS: expected an integer from 0 to 1,000"),
@@ -145,7 +165,14 @@ BAD = [
     ("PROXY_THROTTLE_DELAY", -1, "SESSIONPOOL_PROXY_THROTTLE_DELAY: expected a number > 0 and <= 3,600, got -1"),
     ("CHALLENGE_PATTERNS", ["[x"], "SESSIONPOOL_CHALLENGE_PATTERNS: '[x' is not a valid regular expression"),
     ("BLOCK_REDIRECT_PATTERNS", 5, "SESSIONPOOL_BLOCK_REDIRECT_PATTERNS: expected a list of regular expressions"),
-    ("BLOCK_EXCEPTIONS", ["builtins.str"], "SESSIONPOOL_BLOCK_EXCEPTIONS: expected a list of exception classes"),
+    (
+        "BLOCK_EXCEPTIONS",
+        ["builtins.str"],
+        (
+            "SESSIONPOOL_BLOCK_EXCEPTIONS: expected a list of exception classes or "
+            "their import paths, got 'builtins.str'"
+        ),
+    ),
     ("BLOCK_EXCEPTIONS", ["no.such.Error"], "SESSIONPOOL_BLOCK_EXCEPTIONS: cannot import 'no.such.Error'"),
     ("MAX_CHALLENGE_REFETCHES", -1, "SESSIONPOOL_MAX_CHALLENGE_REFETCHES: expected an integer from 0 to 100, got -1"),
     ("PROXY_MAX_DELAY", 0, "SESSIONPOOL_PROXY_MAX_DELAY: expected a number > 0 and <= 3,600, got 0"),
@@ -153,13 +180,57 @@ BAD = [
     ("SUSPECT_WAIT", -5, "SESSIONPOOL_SUSPECT_WAIT: expected a number > 0 and <= 604,800, got -5"),
     ("MAX_WAIT", "forever", "SESSIONPOOL_MAX_WAIT: expected a number, got 'forever'"),
     ("PERSIST_STATE", "sometimes", "SESSIONPOOL_PERSIST_STATE: expected True or False, got 'sometimes'"),
-    ("PERSIST_STATE_STORE", 5, "SESSIONPOOL_PERSIST_STATE_STORE: expected a directory path, 'redis', or a redis://"),
-    ("PERSIST_STATE_STORE", "", "SESSIONPOOL_PERSIST_STATE_STORE: expected a directory path, 'redis', or a redis://"),
-    ("PERSIST_STATE_STORE", "redis://u:hunter2@h:6379/zero", "got 'redis://u:***@h:6379/zero'"),
-    ("PERSIST_STATE_STORE", "memcached://h:1", "SESSIONPOOL_PERSIST_STATE_STORE: expected a Redis URL"),
-    ("PERSIST_STATE_KEY", "", "SESSIONPOOL_PERSIST_STATE_KEY: expected a non-empty string"),
-    ("PERSIST_STATE_KEY", "%(name)s", "SESSIONPOOL_PERSIST_STATE_KEY: expected a non-empty string"),
-    ("PERSIST_STATE_KEY", 7, "SESSIONPOOL_PERSIST_STATE_KEY: expected a non-empty string"),
+    (
+        "PERSIST_STATE_STORE",
+        5,
+        ("SESSIONPOOL_PERSIST_STATE_STORE: expected a directory path, 'redis', or a redis:// or rediss:// URL, got 5"),
+    ),
+    (
+        "PERSIST_STATE_STORE",
+        "",
+        ("SESSIONPOOL_PERSIST_STATE_STORE: expected a directory path, 'redis', or a redis:// or rediss:// URL, got ''"),
+    ),
+    (
+        "PERSIST_STATE_STORE",
+        "redis://u:hunter2@h:6379/zero",
+        (
+            "SESSIONPOOL_PERSIST_STATE_STORE: expected a Redis URL such as redis://"
+            "host:6379/0 or rediss://user:pass@host:6380, got 'redis://u:***@h:6379"
+            "/zero'"
+        ),
+    ),
+    (
+        "PERSIST_STATE_STORE",
+        "memcached://h:1",
+        (
+            "SESSIONPOOL_PERSIST_STATE_STORE: expected a Redis URL such as redis://"
+            "host:6379/0 or rediss://user:pass@host:6380, got 'memcached://h:1'"
+        ),
+    ),
+    (
+        "PERSIST_STATE_KEY",
+        "",
+        (
+            "SESSIONPOOL_PERSIST_STATE_KEY: expected a non-empty string, '%(spider)"
+            "s' may stand for the spider name, got ''"
+        ),
+    ),
+    (
+        "PERSIST_STATE_KEY",
+        "%(name)s",
+        (
+            "SESSIONPOOL_PERSIST_STATE_KEY: expected a non-empty string, '%(spider)"
+            "s' may stand for the spider name, got '%(name)s'"
+        ),
+    ),
+    (
+        "PERSIST_STATE_KEY",
+        7,
+        (
+            "SESSIONPOOL_PERSIST_STATE_KEY: expected a non-empty string, '%(spider)"
+            "s' may stand for the spider name, got 7"
+        ),
+    ),
     ("PERSIST_STATE_ON_ERROR", "ignore", "SESSIONPOOL_PERSIST_STATE_ON_ERROR: expected one of 'start_fresh', 'stop'"),
     ("REDIS_PREFIX", "a b", "SESSIONPOOL_REDIS_PREFIX: expected 1-64 characters [A-Za-z0-9_.:-], got 'a b'"),
     ("REDIS_TTL", 0, "SESSIONPOOL_REDIS_TTL: expected a number > 0 and <= 31,622,400, got 0"),
@@ -171,7 +242,8 @@ def test_bad_settings_give_one_clear_line(name, value, message):
     with pytest.raises(SettingsError) as info:
         read(**{name: value})
     text = str(info.value)
-    assert text.startswith(message) or message in text
+    # the table's text, then at most the value given or a detail in brackets
+    assert text == message or re.fullmatch(re.escape(message) + r"(, got .+| \(.+\)(, got .+)?)", text), text
     assert "\n" not in text
     assert re.match(r"SESSIONPOOL_\w+", text)
 

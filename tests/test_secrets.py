@@ -33,7 +33,8 @@ def test_no_secret_in_logs_stats_or_saved_file_mode(site, make_proxies, tmp_path
         }
     )
     yield crawler.crawl(urls=urls)
-    assert any(c["value"] == COOKIE_SECRET for s in get_pool(crawler) for c in s.cookies) or site.blocked_sids
+    # the secret was in play: a session kept the cookie and sent it back (so logs had every chance to show it)
+    assert any(COOKIE_SECRET in (hit.cookie or "") for hit in site.requests)
     text = caplog.text + repr(crawler.stats.get_stats())
     assert COOKIE_SECRET not in text.replace(f"value={COOKIE_SECRET}", "")  # only the URL we asked for shows it
     assert PROXY_SECRET not in text

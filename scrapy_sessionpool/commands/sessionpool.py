@@ -85,7 +85,7 @@ class Command(ScrapyCommand):
             store = open_store(pool_settings, settings)
         except ImportError as exc:
             return self._fail(f"Error: cannot open the session pool store ({exc})")
-        pools = [(None, key)] + [(name, f"{key}.{name}") for name in pool_settings.pools]
+        pools: list[tuple[str | None, str]] = [(None, key), *((name, f"{key}.{name}") for name in pool_settings.pools)]
         if opts.clear:
             self._clear(store, pools, ask=not opts.yes)
         else:
@@ -215,7 +215,7 @@ def _pool_text(pool: dict[str, Any]) -> str:
     if not pool["stored"]:
         return "\n".join([*lines, "  nothing stored"])
     if sessions:
-        rows = [("ID", "AGE", "USES", "ERRORS", "PROXY", "USER AGENT", "COOKIES")]
+        rows: list[tuple[str, ...]] = [("ID", "AGE", "USES", "ERRORS", "PROXY", "USER AGENT", "COOKIES")]
         rows += [
             (
                 s["id"],
