@@ -8,7 +8,6 @@ import stat
 
 import pytest_twisted
 
-from scrapy_sessionpool import get_pool
 from tests.crawling import make_crawler
 
 COOKIE_SECRET = "cv-Sekr1t-value"
