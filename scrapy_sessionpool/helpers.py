@@ -10,6 +10,17 @@ from scrapy.downloadermiddlewares.retry import get_retry_request
 
 from .config import PoolSettings
 from .manager import PoolManager
+from .meta import (
+    FLAG_AWAY_FROM,
+    FLAG_PICKED,
+    FLAG_SENT_AT,
+    META_CHALLENGES,
+    META_POOL,
+    META_ROTATIONS,
+    META_SESSION_ID,
+    REDIRECT_KEYS,
+    STATS_PREFIX,
+)
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
@@ -22,26 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["get_manager", "get_pool", "get_pools", "get_session", "retry_with_new_session"]
 
 logger = logging.getLogger(__name__)
-
-STATS_PREFIX = "sessionpool/"
-META_SESSION_ID = "sessionpool_session_id"
-META_POOL = "sessionpool_pool"
-META_ENABLED = "sessionpool_enabled"
-META_ROTATIONS = "sessionpool_rotations"
-META_CHALLENGES = "sessionpool_challenges"
-#: Scrapy's redirect bookkeeping, reset when a blocked request goes back to its first URL.
-REDIRECT_KEYS = ("redirect_urls", "redirect_reasons", "redirect_times", "redirect_ttl")
-# Private flags: what the middleware itself put on a request, to undo it on a retry copy.
-FLAG_PICKED = "_sessionpool_picked"  # the middleware chose the session (the request was not pinned to it)
-FLAG_NOT_BEFORE = "_sessionpool_not_before"  # a challenge re-fetch waits until this time
-FLAG_REQUEUED = "_sessionpool_requeued"  # handed back to the scheduler while the crawl closes
-FLAG_SENT_AT = "_sessionpool_sent_at"  # when the first request of a redirect chain left
-FLAG_AWAY_FROM = "_sessionpool_away_from"  # a rotated request of a cookiejar key leaves this session
-FLAG_COOKIES = "_sessionpool_cookies"
-FLAG_COOKIE_HEADER = "_sessionpool_cookie_header"
-FLAG_PROXY = "_sessionpool_proxy"
-FLAG_SLOT = "_sessionpool_slot"
-FLAG_USER_AGENT = "_sessionpool_user_agent"
 
 _MANAGERS: WeakKeyDictionary[Any, PoolManager] = WeakKeyDictionary()
 

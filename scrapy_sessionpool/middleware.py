@@ -22,7 +22,9 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 
 from .exceptions import MetaError
-from .helpers import (
+from .helpers import get_manager, restart, rotate
+from .jar_keys import NO_KEY
+from .meta import (
     FLAG_AWAY_FROM,
     FLAG_COOKIE_HEADER,
     FLAG_COOKIES,
@@ -37,11 +39,7 @@ from .helpers import (
     META_ENABLED,
     META_POOL,
     META_SESSION_ID,
-    get_manager,
-    restart,
-    rotate,
 )
-from .jar_keys import NO_KEY
 from .policy import build_policy
 from .proxies import proxy_label
 from .session_cookies import SessionCookies

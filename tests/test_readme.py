@@ -23,9 +23,9 @@ def test_every_setting_is_documented_with_its_default():
 
 
 def test_every_meta_key_is_documented():
-    from scrapy_sessionpool import helpers
+    from scrapy_sessionpool import meta
 
-    keys = [v for k, v in vars(helpers).items() if k.startswith("META_")]
+    keys = [v for k, v in vars(meta).items() if k.startswith("META_")]
     for key in keys:
         assert re.search(rf"^``{key}``$", README, re.MULTILINE), f"{key} is not documented"
 
