@@ -25,6 +25,7 @@ CORE = [
     "verdict",
     "manager",
     "config",
+    "meta",
 ]
 
 
