@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from . import reasons
 from .blame import Blame, Decision, Judge
 from .config import PoolSettings
 from .exceptions import NoHealthyProxy, StateError
@@ -451,7 +452,7 @@ class PoolManager:
             for sid in decision.newcomers:
                 newcomer = session if sid == session.id else self._find(sid)
                 if newcomer is not None:
-                    newcomer.retire("new_session_refused")
+                    newcomer.retire(reasons.NEW_SESSION_REFUSED)
             return Outcome(True, False, reason=reason)
         if blame is Blame.PENDING:
             session.suspect(now + decision.wait, strikes=decision.strikes, condemned=decision.condemned)

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from . import reasons
 from .exceptions import NoHealthyProxy, PoolFullError, StateError
 from .session import Clock, Session, SessionOptions, state_from_snapshot
 from .strategies import make_strategy
@@ -344,7 +345,7 @@ class SessionPool:
             *_, sid = heapq.heappop(heap)
             session = self._live.get(sid)
             if session is not None and session.expires_at <= now:
-                session.retire("expired")
+                session.retire(reasons.EXPIRED)
 
     # -- proxies ----------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any
 
+from . import reasons
 from .cookies import cookie_from_state, cookie_to_state, jar_cookies, make_cookie
 from .exceptions import StateError
 from .proxies import PROXY_URL_RE
@@ -319,11 +320,11 @@ class Session:
         if self._retired is not None:
             return self._retired
         if self._error_score >= self._options.max_error_score:
-            return "error_score"
+            return reasons.ERROR_SCORE
         if self._usage_count >= self._options.max_usage_count:
-            return "max_usage_count"
+            return reasons.MAX_USAGE_COUNT
         if self._clock() >= self.expires_at:
-            return "expired"
+            return reasons.EXPIRED
         return None
 
     # -- verbs ------------------------------------------------------------------
@@ -354,7 +355,7 @@ class Session:
             if self._owner is not None and self._retired is None:
                 self._owner._session_used(self, False)
 
-    def retire(self, reason: str = "manual") -> None:
+    def retire(self, reason: str = reasons.MANUAL) -> None:
         """Take the session out of use for good. Calling it again does nothing."""
         if self._retired is not None:
             return

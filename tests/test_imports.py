@@ -26,6 +26,7 @@ CORE = [
     "manager",
     "config",
     "meta",
+    "reasons",
 ]
 
 

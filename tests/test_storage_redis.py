@@ -818,3 +818,14 @@ async def test_hostile_values_in_redis_never_reach_scrapy(redis_server, redis_pr
         assert fresh is not None and fresh.id != made.id
     await a.close()
     await b.close()
+
+
+def test_the_lua_replies_use_the_python_tags_and_reasons():
+    from scrapy_sessionpool import reasons
+    from scrapy_sessionpool.stores import redis_scripts as lua
+
+    script = lua.COMMON + lua.ACQUIRE + lua.APPLY
+    for tag in (lua.REPLY_OK, lua.REPLY_RETIRED, lua.REPLY_GONE):
+        assert f"{{'{tag}'" in script, tag  # a reply table begins with the tag
+    for reason in (reasons.ERROR_SCORE, reasons.MAX_USAGE_COUNT):
+        assert f"{{'{lua.REPLY_RETIRED}', '{reason}'" in script, reason

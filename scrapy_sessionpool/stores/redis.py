@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any
 
+from .. import reasons
 from ..cookies import cookie_to_state, jar_cookies
 from ..exceptions import StateError
 from ..pool import STATE_VERSION, SessionPool
@@ -27,6 +28,7 @@ from ..proxies import redact
 from ..session import SESSION_ID_RE, Session, SessionOptions
 from . import redis_scripts
 from .redis_queue import Op, WriteQueue
+from .redis_scripts import REPLY_GONE, REPLY_RETIRED
 
 if TYPE_CHECKING:
     from ..config import PoolSettings
@@ -42,7 +44,7 @@ BATCH = 500
 #: Offline, the write queue is compacted whenever it doubles, and not below this length.
 COMPACT_AT = 10_000
 #: Retirements that follow from a session's counts and age: Redis decides them when it is reachable.
-COMPUTED_REASONS = frozenset({"error_score", "max_usage_count", "expired"})
+COMPUTED_REASONS = reasons.COMPUTED
 #: How long a write waits for a pick to carry it before it is sent on its own.
 FLUSH_DELAY = 0.02
 
@@ -453,7 +455,7 @@ class SharedPool:
                 session = RemoteSession(self, id=sid, options=self._options)
             if session is not None:
                 if session._retired is None:
-                    Session.retire(session, "expired")  # Redis did it: nothing to send
+                    Session.retire(session, reasons.EXPIRED)  # Redis did it: nothing to send
                 self._count_retired(session)
 
     def _count_retired(self, session: RemoteSession) -> None:
@@ -484,7 +486,7 @@ class SharedPool:
             logger.warning("Shared session %s has unusable data in Redis (%s): retiring it", sid, exc)
             if SESSION_ID_RE.fullmatch(sid):
                 self._pending.append(
-                    (RemoteSession(self, id=sid, options=self._options), "retire", "corrupt_state", "")
+                    (RemoteSession(self, id=sid, options=self._options), "retire", reasons.CORRUPT_STATE, "")
                 )
             return None, missing
         session._leases += 1
@@ -579,12 +581,12 @@ class SharedPool:
 
     def _applied(self, batch: list[Op], replies: list[Any]) -> None:
         for (session, kind, _, _), reply in zip(batch, replies, strict=False):
-            if reply[0] == "retired" or reply[0] == "gone":
+            if reply[0] in (REPLY_RETIRED, REPLY_GONE):
                 self._mirrors.pop(session.id, None)
                 self._announced.discard(session.id)
                 if not session.is_retired:  # Redis did it: nothing to send
-                    Session.retire(session, reply[1] if reply[0] == "retired" else "gone")
-                if reply[0] == "retired":  # "gone": retired by another process, or by an earlier write
+                    Session.retire(session, reply[1] if reply[0] == REPLY_RETIRED else reasons.GONE)
+                if reply[0] == REPLY_RETIRED:  # "gone": retired by another process, or by an earlier write
                     self._count_retired(session)
             elif reply[0] == "tallied":
                 self._announced.discard(session.id)

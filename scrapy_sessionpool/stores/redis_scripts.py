@@ -18,6 +18,11 @@ is the number of requests in flight; a crashed process can only make its
 sessions look a little more used, never block the pool.
 """
 
+#: The tags that begin the scripts' replies, as the Lua below writes them (a test checks it).
+REPLY_OK = "ok"
+REPLY_RETIRED = "retired"  # then the reason: one of reasons.COMPUTED, or the one the process gave
+REPLY_GONE = "gone"  # retired already (by another process, or by an earlier write)
+
 COMMON = r"""
 local live, ready, meta, proxies, asleep, condemned = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local base = ARGV[1]

@@ -1,0 +1,28 @@
+"""Why sessions retire: the reasons this package gives (users may retire with any reason of their own).
+
+Stats count them as ``sessionpool/retired/<reason>``; the shared pool's Lua scripts give the
+first three back in their replies (``stores/redis_scripts.py``, checked by a test).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "COMPUTED",
+    "CORRUPT_STATE",
+    "ERROR_SCORE",
+    "EXPIRED",
+    "GONE",
+    "MANUAL",
+    "MAX_USAGE_COUNT",
+    "NEW_SESSION_REFUSED",
+]
+
+ERROR_SCORE = "error_score"  #: its error score reached max_error_score
+MAX_USAGE_COUNT = "max_usage_count"  #: used max_usage_count times
+EXPIRED = "expired"  #: older than max_age_secs
+NEW_SESSION_REFUSED = "new_session_refused"  #: its exit refused new sessions
+CORRUPT_STATE = "corrupt_state"  #: its data in Redis is unusable
+GONE = "gone"  #: retired by another process of a shared pool
+MANUAL = "manual"  #: ``session.retire()`` without a reason
+#: Reasons a session's own counters and age decide (every process of a shared pool reaches them alike).
+COMPUTED = frozenset({ERROR_SCORE, MAX_USAGE_COUNT, EXPIRED})
