@@ -73,3 +73,28 @@ def test_the_ban_policy_snippet_works():
     body = b'{"error":"login required"}'
     verdict = policy.response_verdict(request, TextResponse(request.url, body=body, request=request))
     assert (verdict.kind, verdict.reason) == (VerdictKind.SESSION_BLOCKED, "login_required")
+
+
+def test_every_documented_default_is_the_default():
+    import ast
+
+    from scrapy.settings import Settings
+
+    from scrapy_sessionpool.config import PoolSettings
+
+    settings = Settings({"SESSIONPOOL_ENABLED": False})
+    cfg = PoolSettings.from_settings(settings)
+    for name in _documented():
+        written = re.search(rf"^``{name}`` \(default ``(.+?)``\)", README, re.MULTILINE).group(1)
+        value = getattr(cfg, name.removeprefix("SESSIONPOOL_").lower())
+        if written == "CONCURRENT_REQUESTS":
+            assert value == settings.getint("CONCURRENT_REQUESTS"), name
+        elif isinstance(value, type):
+            assert value.__name__ == written, name
+        elif isinstance(value, tuple) and value and all(isinstance(v, type) for v in value):
+            assert ", ".join(v.__name__ for v in value) == written, name
+        else:
+            documented = ast.literal_eval(written)
+            if isinstance(value, frozenset):
+                value = sorted(value)
+            assert (list(value) if isinstance(value, tuple) else value) == documented, name
