@@ -105,8 +105,12 @@ def test_a_crawl_gets_every_item_and_retires_only_the_guilty(cell, proxies, opti
     assert not kept  # a banned session is retired, or kept aside as a suspect: never handed out as clean
     if cell.startswith("session/"):  # suspected, then retired once blocked again after its wait
         assert stats(crawler).get("blame/pending", 0) >= 1
-        # at most one block per strike (SESSIONPOOL_SUSPECT_WAIT doubling up to five strikes)
-        assert site.model.counts["blocks"] <= 5 * site.model.counts["session_bans"], site.model.summary()
+        # at most one block per strike (SESSIONPOOL_SUSPECT_WAIT doubling up to five strikes), plus the
+        # requests already on their way when a ban began (CONCURRENT_REQUESTS at most; more under load)
+        in_flight = crawler.settings.getint("CONCURRENT_REQUESTS")
+        assert site.model.counts["blocks"] <= 5 * site.model.counts["session_bans"] + in_flight, (
+            site.model.summary()
+        )
     else:  # an exit or the site throttles: its sessions are kept (the innocents check above)
         assert stats(crawler).get("blame/exit", 0) + stats(crawler).get("blame/site", 0) >= 1
 
@@ -123,8 +127,9 @@ def test_the_issues_site_a_per_cookie_limiter_that_never_forgives(make_proxies, 
     s = stats(crawler)
     assert len(crawler.spider.items) == 600 and not errors
     bans = site.model.counts["session_bans"]
-    # retired once blocked again after the wait (the last ones may be still sitting out at the end)
-    assert bans >= 5 and s["blame/session"] >= bans // 2, (s, site.model.summary())
+    # retired once blocked again after the wait, or still sitting out as suspects when the crawl ended
+    sitting_out = sum(1 for session in get_pool(crawler) if session.is_suspect)
+    assert bans >= 5 and s["blame/session"] + sitting_out >= bans // 2, (s, sitting_out, site.model.summary())
     assert s.get("blame/exit", 0) + s.get("blame/site", 0) <= max(2, bans // 5)  # coincidences, rarely
     assert not innocents(site, retired)
     assert site.model.counts["requests"] <= 600 + 6 + 3 * bans + 12  # items, pages, a few per ban, server errors
