@@ -366,14 +366,9 @@ def main() -> None:
         if "prev" in modes:
             previous = Path(workdir) / "prev"
             previous.mkdir()
-            archive = subprocess.run(
-                ["git", "-C", str(ROOT), "archive", args.previous, "scrapy_sessionpool"],
-                capture_output=True,
-                check=False,
-            )
-            if archive.returncode:
-                raise SystemExit(f"--previous {args.previous}: {archive.stderr.decode().strip()}")
-            subprocess.run(["tar", "-x", "-C", str(previous)], input=archive.stdout, check=True)
+            from benchmarks.previous import extract
+
+            extract(args.previous, previous)
             print(f"prev: scrapy_sessionpool at {args.previous}", flush=True)
         server, redis_version = None, None
         if "redis" in modes or args.profile == "redis":

@@ -98,14 +98,10 @@ def main() -> None:
     results: dict[tuple[str, str], list[float]] = {(m, a): [] for m in modes for a in ANSWERS}
     with tempfile.TemporaryDirectory(prefix="bench_middleware-") as workdir:
         if args.previous:
-            archive = subprocess.run(
-                ["git", "-C", str(ROOT), "archive", args.previous, "scrapy_sessionpool"],
-                capture_output=True,
-                check=False,
-            )
-            if archive.returncode:
-                raise SystemExit(f"--previous {args.previous}: {archive.stderr.decode().strip()}")
-            subprocess.run(["tar", "-x", "-C", workdir], input=archive.stdout, check=True)
+            sys.path.insert(0, str(ROOT))
+            from benchmarks.previous import extract
+
+            extract(args.previous, Path(workdir))
         print(
             f"Scrapy {scrapy.__version__}, {args.requests} requests per run, {args.runs} runs per figure"
             + (f", prev = {args.previous}" if args.previous else ""),

@@ -238,16 +238,12 @@ class PoolManager:
                 return session if chained else self._unless_unfit(session)
             self._pinned_missing(session_id)
         try:
-            session = self._pick(pool, avoid)
+            session = pool.get_session(avoid=avoid)
             if session is None or site is None or not self.pacer.wait(site, session.proxy_url):
                 return session
             return self._soonest(pool, session, site, avoid)
         except NoHealthyProxy:
             return None
-
-    @staticmethod
-    def _pick(pool: SessionPool, avoid: Avoid | None) -> Session | None:
-        return pool.get_session(avoid=avoid)
 
     def _soonest(self, pool: SessionPool, session: Session, site: str, avoid: Avoid | None) -> Session:
         """Of ``session`` and a few more, the one whose exit's turn comes first (the others go back):
@@ -255,7 +251,7 @@ class PoolManager:
         best, best_wait = session, self.pacer.wait(site, session.proxy_url)
         for _ in range(PICKS - 1):
             try:
-                other = self._pick(pool, avoid)
+                other = pool.get_session(avoid=avoid)
             except NoHealthyProxy:  # no exit takes a new session now: the best so far it is
                 break
             if other is None:

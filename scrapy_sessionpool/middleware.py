@@ -326,13 +326,14 @@ class SessionPoolMiddleware:
         if entry is None:
             return response
         session, sent_at = entry
-        if request.meta.get(FLAG_COOKIES) and self.cookies is not None and urlparse_cached(request).hostname:
+        site = urlparse_cached(request).hostname or ""
+        if request.meta.get(FLAG_COOKIES) and self.cookies is not None and site:  # not data:, file:...
             self.cookies.receive(request, response, session, self.crawler.spider)
         verdict = self.policy.response_verdict(request, response)
         outcome = self.manager.settle(
             session,
             verdict,
-            site=urlparse_cached(request).hostname or "",
+            site=site,
             sent_at=sent_at,
             challenges=request.meta.get(META_CHALLENGES, 0),
         )
