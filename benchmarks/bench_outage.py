@@ -34,7 +34,7 @@ SCENARIOS = (  # name, requests, SESSIONPOOL_MAX_USAGE_COUNT
 
 
 async def outage(server, requests: int, max_usage: int, compact: bool, prefix: str) -> dict:
-    from scrapy_sessionpool.config import PoolSettings
+    from scrapy_sessionpool.settings import PoolSettings
     from scrapy_sessionpool.stores import redis as redis_store
     from scrapy_sessionpool.stores.redis import RedisStore, SharedPool
 

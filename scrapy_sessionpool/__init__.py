@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .exceptions import PoolFullError, SessionPoolError, StateError
-from .pool import STATE_VERSION, SessionPool
-from .session import DEFAULT_BLOCKED_STATUS_CODES, Session, SessionOptions
+from .core.exceptions import PoolFullError, SessionPoolError, StateError
+from .core.pool import STATE_VERSION, SessionPool
+from .core.session import DEFAULT_BLOCKED_STATUS_CODES, Session, SessionOptions
 
 __version__ = "0.1.0"
 
@@ -41,7 +41,7 @@ _LAZY: dict[str, str] = {
     "BanPolicy": ".policy",
     "SessionPoolExtension": ".extension",
     "SessionPoolMiddleware": ".middleware",
-    "Verdict": ".verdict",
+    "Verdict": ".core.verdict",
     "get_pool": ".helpers",
     "get_pools": ".helpers",
     "get_session": ".helpers",

@@ -12,16 +12,16 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
 
-from .exceptions import StateError
+from .core.exceptions import StateError
+from .core.proxies import redact
 from .helpers import get_manager
-from .proxies import redact
 from .stores import open_store
 
 if TYPE_CHECKING:
     from scrapy import Spider
     from scrapy.crawler import Crawler
 
-    from .config import PoolSettings
+    from .settings import PoolSettings
     from .stores import Store
 
 __all__ = ["SessionPoolExtension"]

@@ -8,7 +8,6 @@ from weakref import WeakKeyDictionary
 
 from scrapy.downloadermiddlewares.retry import get_retry_request
 
-from .config import PoolSettings
 from .manager import PoolManager
 from .meta import (
     FLAG_AWAY_FROM,
@@ -21,14 +20,15 @@ from .meta import (
     REDIRECT_KEYS,
     STATS_PREFIX,
 )
+from .settings import PoolSettings
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
     from scrapy.crawler import Crawler
     from scrapy.http import Response
 
-    from .pool import SessionPool
-    from .session import Session
+    from .core.pool import SessionPool
+    from .core.session import Session
 
 __all__ = ["get_manager", "get_pool", "get_pools", "get_session", "retry_with_new_session"]
 
@@ -110,7 +110,7 @@ def rotate(
     manager = get_manager(crawler)
     rotations = request.meta.get(META_ROTATIONS, 0)
     if not isinstance(rotations, int) or isinstance(rotations, bool) or rotations < 0:
-        from .exceptions import MetaError
+        from .core.exceptions import MetaError
 
         raise MetaError(f"Request meta {META_ROTATIONS!r}: expected a count (an integer >= 0), got {rotations!r}")
     if counted and rotations >= manager.settings.max_session_rotations:

@@ -14,16 +14,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from . import reasons
-from .blame import Blame, Decision, Judge
-from .config import PoolSettings
-from .exceptions import NoHealthyProxy, StateError
-from .jar_keys import JarKeys
-from .pacing import Pacer
-from .pool import SessionPool
-from .proxies import ProxyManager, redact
-from .session import Session
-from .verdict import Verdict, VerdictKind
+from .core import reasons
+from .core.blame import Blame, Decision, Judge
+from .core.exceptions import NoHealthyProxy, StateError
+from .core.jar_keys import JarKeys
+from .core.pacing import Pacer
+from .core.pool import SessionPool
+from .core.proxies import ProxyManager, redact
+from .core.session import Session
+from .core.verdict import Verdict, VerdictKind
+from .settings import PoolSettings
 
 __all__ = ["Outcome", "PoolManager"]
 

@@ -21,9 +21,10 @@ from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 
-from .exceptions import MetaError
+from .core.exceptions import MetaError
+from .core.jar_keys import NO_KEY
+from .core.proxies import proxy_label
 from .helpers import get_manager, restart, rotate
-from .jar_keys import NO_KEY
 from .meta import (
     FLAG_AWAY_FROM,
     FLAG_COOKIE_HEADER,
@@ -41,7 +42,6 @@ from .meta import (
     META_SESSION_ID,
 )
 from .policy import build_policy
-from .proxies import proxy_label
 from .session_cookies import SessionCookies
 
 if TYPE_CHECKING:
@@ -51,8 +51,8 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from scrapy.http import Response
 
+    from .core.session import Session
     from .manager import Avoid, Outcome
-    from .session import Session
 
 __all__ = ["MetaError", "SessionPoolMiddleware"]
 

@@ -17,13 +17,13 @@ from scrapy.http import HtmlResponse, Response, TextResponse
 from scrapy.utils.misc import load_object
 from scrapy.utils.response import get_meta_refresh
 
-from .verdict import Verdict
+from .core.verdict import Verdict
 
 if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
 
-    from .config import PoolSettings
+    from .settings import PoolSettings
 
 __all__ = ["BanPolicy", "Verdict", "parse_retry_after"]
 

@@ -20,14 +20,14 @@ from scrapy.http.cookies import CookieJar
 from scrapy.utils.conf import build_component_list
 from scrapy.utils.misc import build_from_crawler, load_object
 
-from .config import _fail
+from .settings import _fail
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
     from scrapy.crawler import Crawler
     from scrapy.http import Response
 
-    from .session import Session
+    from .core.session import Session
 
 __all__ = ["SessionCookies"]
 

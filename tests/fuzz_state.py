@@ -12,7 +12,7 @@ import math
 from hypothesis import strategies as st
 
 from scrapy_sessionpool import SessionPool, StateError
-from scrapy_sessionpool.pool import parse_state
+from scrapy_sessionpool.core.pool import parse_state
 from scrapy_sessionpool.stores.file import FileStore
 
 ODD_TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=30) | st.sampled_from(

@@ -5,7 +5,7 @@ import json
 import random
 import sys
 
-from scrapy_sessionpool.config import PoolSettings
+from scrapy_sessionpool.settings import PoolSettings
 from scrapy_sessionpool.stores.redis import SharedPool
 
 

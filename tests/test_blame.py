@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from scrapy_sessionpool.blame import AT_ONCE, Blame, Judge
+from scrapy_sessionpool.core.blame import AT_ONCE, Blame, Judge
 from tests.clock import FakeClock
 
 SITE = "shop.example"

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from scrapy import Request
 
 from scrapy_sessionpool import Session, SessionPool, get_pool
-from scrapy_sessionpool.cookies import cookie_to_state, jar_cookies, make_cookie
+from scrapy_sessionpool.core.cookies import cookie_to_state, jar_cookies, make_cookie
 from scrapy_sessionpool.stores import FileStore
 from tests.test_session_cookies import Rig
 

@@ -12,7 +12,7 @@ import pytest_twisted
 from scrapy import signals
 
 from scrapy_sessionpool import get_pool
-from scrapy_sessionpool.cookies import jar_cookies
+from scrapy_sessionpool.core.cookies import jar_cookies
 from scrapy_sessionpool.manager import PoolManager
 from tests.crawling import BASE_SETTINGS, make_crawler, stats
 from tests.support.blocking import BAN_TEXT, CHALLENGE_TEXT

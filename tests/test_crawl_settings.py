@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 
-from scrapy_sessionpool.config import SettingsError
+from scrapy_sessionpool.settings import SettingsError
 from tests.crawling import make_crawler, stats
 
 ROOT = Path(__file__).resolve().parent.parent

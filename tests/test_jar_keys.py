@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scrapy_sessionpool.jar_keys import NO_KEY, JarKeys
+from scrapy_sessionpool.core.jar_keys import NO_KEY, JarKeys
 
 
 def test_a_key_keeps_its_session_and_a_session_serves_one_key_for_life():

@@ -1,8 +1,8 @@
 from collections import Counter
 
-from scrapy_sessionpool.config import PoolSettings
+from scrapy_sessionpool.core.verdict import Verdict
 from scrapy_sessionpool.manager import PoolManager
-from scrapy_sessionpool.verdict import Verdict
+from scrapy_sessionpool.settings import PoolSettings
 from tests.clock import FakeClock
 
 
@@ -244,7 +244,7 @@ def test_summary_counts_blocks_per_minute():
 
 
 def test_a_judge_of_ones_own_decides_who_is_to_blame():
-    from scrapy_sessionpool.blame import Blame, Decision, Judge
+    from scrapy_sessionpool.core.blame import Blame, Decision, Judge
 
     class RetireOnEveryBlock(Judge):  # a site known to block sessions, never IPs
         def blocked(self, session, exit_url, site, sent_at, retry_after=None, **kwargs):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scrapy_sessionpool.pacing import KNEE, PROBE_TIMEOUT, T_KNEE, Pacer
+from scrapy_sessionpool.core.pacing import KNEE, PROBE_TIMEOUT, T_KNEE, Pacer
 from tests.clock import FakeClock
 
 SITE = "shop.example"

@@ -9,9 +9,9 @@ from twisted.internet.error import ConnectionDone, ConnectionLost, ConnectionRef
 from twisted.python.failure import Failure
 from twisted.web._newclient import ResponseNeverReceived
 
-from scrapy_sessionpool.config import PoolSettings
+from scrapy_sessionpool.core.verdict import VerdictKind
 from scrapy_sessionpool.policy import BanPolicy, parse_retry_after
-from scrapy_sessionpool.verdict import VerdictKind
+from scrapy_sessionpool.settings import PoolSettings
 
 REQUEST = Request("http://shop.example/items/1")
 

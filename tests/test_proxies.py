@@ -2,8 +2,8 @@ import random
 
 import pytest
 
-from scrapy_sessionpool.exceptions import NoHealthyProxy
-from scrapy_sessionpool.proxies import ProxyManager, proxy_label, redact
+from scrapy_sessionpool.core.exceptions import NoHealthyProxy
+from scrapy_sessionpool.core.proxies import ProxyManager, proxy_label, redact
 from tests.clock import FakeClock
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import docutils.core
 import docutils.nodes
 
-from scrapy_sessionpool.config import _documented
+from scrapy_sessionpool.settings import _documented
 
 README = (Path(__file__).resolve().parent.parent / "README.rst").read_text(encoding="utf-8")
 
@@ -62,8 +62,8 @@ def test_the_ban_policy_snippet_works():
     from scrapy import Request
     from scrapy.http import TextResponse
 
-    from scrapy_sessionpool.config import PoolSettings
-    from scrapy_sessionpool.verdict import VerdictKind
+    from scrapy_sessionpool.core.verdict import VerdictKind
+    from scrapy_sessionpool.settings import PoolSettings
 
     code = next(c for c in python_snippets() if "class ShopPolicy" in c)
     namespace: dict = {}
@@ -80,7 +80,7 @@ def test_every_documented_default_is_the_default():
 
     from scrapy.settings import Settings
 
-    from scrapy_sessionpool.config import PoolSettings
+    from scrapy_sessionpool.settings import PoolSettings
 
     settings = Settings({"SESSIONPOOL_ENABLED": False})
     cfg = PoolSettings.from_settings(settings)

@@ -17,7 +17,7 @@ from scrapy.http import Response
 from scrapy.utils.misc import build_from_crawler
 
 from scrapy_sessionpool import get_pool, retry_with_new_session
-from scrapy_sessionpool.exceptions import MetaError
+from scrapy_sessionpool.core.exceptions import MetaError
 from scrapy_sessionpool.middleware import SessionPoolMiddleware
 from tests.crawling import ListSpider, make_crawler
 
@@ -283,7 +283,7 @@ def test_a_subclass_written_for_older_scrapy_gets_its_spider_argument():
 
 
 def test_an_async_cookies_middleware_is_a_clear_error():
-    from scrapy_sessionpool.config import SettingsError
+    from scrapy_sessionpool.settings import SettingsError
 
     with pytest.raises(SettingsError, match="DOWNLOADER_MIDDLEWARES: expected a CookiesMiddleware whose"):
         Rig(DOWNLOADER_MIDDLEWARES={"scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None, AsyncCookies: 700})

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scrapy_sessionpool import StateError
-from scrapy_sessionpool.pool import STATE_VERSION
+from scrapy_sessionpool.core.pool import STATE_VERSION
 from tests.fuzz_state import VALID, check_bytes, check_state, mutated_states
 
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True)
@@ -42,7 +42,7 @@ def test_random_bytes_in_a_state_file_are_refused(tmp_path_factory, data):
 )
 def test_hostile_values_are_refused(patch):
     with pytest.raises(StateError):
-        from scrapy_sessionpool.pool import parse_state
+        from scrapy_sessionpool.core.pool import parse_state
 
         parse_state(json.loads(json.dumps({**VALID, **patch}, allow_nan=True)))
 

@@ -15,8 +15,8 @@ import pytest
 import pytest_twisted
 
 from scrapy_sessionpool import Session, SessionPool, StateError
-from scrapy_sessionpool.config import PoolSettings
-from scrapy_sessionpool.cookies import make_cookie
+from scrapy_sessionpool.core.cookies import make_cookie
+from scrapy_sessionpool.settings import PoolSettings
 from scrapy_sessionpool.stores.redis import RedisStore, RemoteSession, SharedPool
 from tests.clock import FakeClock
 from tests.crawling import make_crawler, stats
@@ -712,7 +712,7 @@ OPS = (
 async def test_compacting_the_queue_leaves_redis_with_the_same_pool(
     redis_server, redis_prefix, strategy, warm_up, seed
 ):
-    from scrapy_sessionpool.stores.redis_queue import WriteQueue
+    from scrapy_sessionpool.shared.queue import WriteQueue
 
     rng = random.Random(seed)
     settings = {
@@ -821,8 +821,8 @@ async def test_hostile_values_in_redis_never_reach_scrapy(redis_server, redis_pr
 
 
 def test_the_lua_replies_use_the_python_tags_and_reasons():
-    from scrapy_sessionpool import reasons
-    from scrapy_sessionpool.stores import redis_scripts as lua
+    from scrapy_sessionpool.core import reasons
+    from scrapy_sessionpool.shared import scripts as lua
 
     script = lua.COMMON + lua.ACQUIRE + lua.APPLY
     for tag in (lua.REPLY_OK, lua.REPLY_RETIRED, lua.REPLY_GONE):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scrapy_sessionpool.stores.redis_queue import WriteQueue
+from scrapy_sessionpool.shared.queue import WriteQueue
 
 
 @dataclass(eq=False)

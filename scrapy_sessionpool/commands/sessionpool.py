@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
-from ..config import PoolSettings, SettingsError
-from ..exceptions import StateError
-from ..pool import parse_state
-from ..proxies import redact
+from ..core.exceptions import StateError
+from ..core.pool import parse_state
+from ..core.proxies import redact
+from ..settings import PoolSettings, SettingsError
 from ..stores import open_store
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from scrapy.settings import Settings
 
-    from ..session import Session
+    from ..core.session import Session
 
 __all__ = ["Command"]
 

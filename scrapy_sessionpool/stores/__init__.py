@@ -9,7 +9,7 @@ from .base import MemoryStore, Store
 from .file import FileStore
 
 if TYPE_CHECKING:
-    from ..config import PoolSettings
+    from ..settings import PoolSettings
 
 __all__ = ["FileStore", "MemoryStore", "Store", "open_store"]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ..exceptions import StateError
+from ..core.exceptions import StateError
 
 __all__ = ["FileStore"]
 

@@ -20,18 +20,18 @@ from collections.abc import Callable, Iterator
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any
 
-from .. import reasons
-from ..cookies import cookie_to_state, jar_cookies
-from ..exceptions import StateError
-from ..pool import STATE_VERSION, SessionPool
-from ..proxies import redact
-from ..session import SESSION_ID_RE, Session, SessionOptions
-from . import redis_scripts
-from .redis_queue import Op, WriteQueue
-from .redis_scripts import REPLY_GONE, REPLY_RETIRED
+from ..core import reasons
+from ..core.cookies import cookie_to_state, jar_cookies
+from ..core.exceptions import StateError
+from ..core.pool import STATE_VERSION, SessionPool
+from ..core.proxies import redact
+from ..core.session import SESSION_ID_RE, Session, SessionOptions
+from ..shared import scripts as redis_scripts
+from ..shared.queue import Op, WriteQueue
+from ..shared.scripts import REPLY_GONE, REPLY_RETIRED
 
 if TYPE_CHECKING:
-    from ..config import PoolSettings
+    from ..settings import PoolSettings
 
 __all__ = ["RedisStore", "SharedPool"]
 
@@ -721,7 +721,7 @@ class SharedPool:
         cfg = self.settings
         proxies = [p for p in (cfg.proxies or (None,)) if (p or "") not in self._paused and not self._refuses_new(p)]
         if not proxies:
-            from ..exceptions import NoHealthyProxy
+            from ..core.exceptions import NoHealthyProxy
 
             raise NoHealthyProxy("every proxy is cooling down")
         proxy = min(proxies, key=pool.sessions_count_by_proxy)
@@ -749,7 +749,7 @@ class SharedPool:
 
     def _acquire_locally(self, session_id: str | None) -> tuple[Session | None, bool]:
         assert self._fallback is not None
-        from ..exceptions import NoHealthyProxy
+        from ..core.exceptions import NoHealthyProxy
 
         if session_id is not None:
             session = self._fallback.get_session(session_id)

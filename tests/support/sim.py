@@ -23,9 +23,9 @@ from scrapy.http import HtmlResponse, Request
 from scrapy.settings import Settings
 from twisted.web._newclient import ResponseNeverReceived
 
-from scrapy_sessionpool.config import PoolSettings
 from scrapy_sessionpool.manager import PoolManager
 from scrapy_sessionpool.policy import BanPolicy
+from scrapy_sessionpool.settings import PoolSettings
 from tests.clock import FakeClock
 from tests.support.blocking import BAN_TEXT, CHALLENGE_TEXT, BlockModel, Cell, cell_options
 

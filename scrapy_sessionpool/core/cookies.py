@@ -100,7 +100,7 @@ def cookie_to_state(cookie: Cookie) -> dict[str, Any]:
 def cookie_from_state(state: Any, where: str = "cookie") -> Cookie:
     """Rebuild a cookie from :func:`cookie_to_state` output, validating it.
 
-    Raises :class:`~scrapy_sessionpool.exceptions.StateError` naming the bad field (never its value).
+    Raises :class:`~scrapy_sessionpool.core.exceptions.StateError` naming the bad field (never its value).
     """
     if not isinstance(state, dict):
         raise StateError(f"{where}: expected an object, got {type(state).__name__}")

@@ -454,7 +454,7 @@ class Session:
     ) -> Session:
         """Rebuild a session from :meth:`to_state` output; limits come from ``options``.
 
-        Raises :class:`~scrapy_sessionpool.exceptions.StateError` naming the bad field. With
+        Raises :class:`~scrapy_sessionpool.core.exceptions.StateError` naming the bad field. With
         ``on_problem``, a bad cookie is left out instead and reported as ``on_problem("cookie", error)``.
         """
         if not isinstance(state, dict):

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .exceptions import SessionPoolError
-from .strategies import REUSE_STRATEGIES
+from .core.exceptions import SessionPoolError
+from .core.strategies import REUSE_STRATEGIES
 
 __all__ = ["PoolSettings", "SettingsError"]
 
@@ -152,7 +152,7 @@ def _proxies(name: str, value: Any) -> tuple[str, ...]:
         value = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
     proxies = _str_list(name, value)
     for proxy in proxies:
-        from .proxies import PROXY_URL_RE, redact
+        from .core.proxies import PROXY_URL_RE, redact
 
         if not PROXY_URL_RE.fullmatch(proxy):
             raise SettingsError(f"{name}: expected proxy URLs like http://[user:pass@]host:port, got {redact(proxy)!r}")
@@ -302,11 +302,11 @@ class PoolSettings:
         values["ban_policy"] = _import_path(
             "SESSIONPOOL_BAN_POLICY", get("SESSIONPOOL_BAN_POLICY") or "scrapy_sessionpool.policy.BanPolicy"
         )
-        judge = _import_path("SESSIONPOOL_JUDGE", get("SESSIONPOOL_JUDGE") or "scrapy_sessionpool.blame.Judge")
-        from .blame import Judge
+        judge = _import_path("SESSIONPOOL_JUDGE", get("SESSIONPOOL_JUDGE") or "scrapy_sessionpool.core.blame.Judge")
+        from .core.blame import Judge
 
         if not (isinstance(judge, type) and issubclass(judge, Judge)):
-            raise _fail("SESSIONPOOL_JUDGE", "a subclass of scrapy_sessionpool.blame.Judge", judge)
+            raise _fail("SESSIONPOOL_JUDGE", "a subclass of scrapy_sessionpool.core.blame.Judge", judge)
         values["judge"] = judge
         values["max_session_rotations"] = _int(
             "SESSIONPOOL_MAX_SESSION_ROTATIONS", get("SESSIONPOOL_MAX_SESSION_ROTATIONS", 10), 0
@@ -390,7 +390,7 @@ def _read_persistence(get: Any) -> dict[str, Any]:
 
 def _redis_url(name: str, url: Any) -> str:
     if not isinstance(url, str) or not re.fullmatch(r"rediss?://[^\s/]+(/\d+)?/?", url):
-        from .proxies import redact
+        from .core.proxies import redact
 
         shown = redact(url) if isinstance(url, str) else url
         raise _fail(name, "a Redis URL such as redis://host:6379/0 or rediss://user:pass@host:6380", shown)

@@ -3,8 +3,8 @@ import re
 import pytest
 from scrapy.settings import Settings
 
-from scrapy_sessionpool.config import PoolSettings, SettingsError, _documented
 from scrapy_sessionpool.policy import BanPolicy
+from scrapy_sessionpool.settings import PoolSettings, SettingsError, _documented
 
 
 def read(**values):
@@ -107,7 +107,7 @@ BAD = [
     (
         "JUDGE",
         "scrapy_sessionpool.policy.BanPolicy",
-        "SESSIONPOOL_JUDGE: expected a subclass of scrapy_sessionpool.blame.Judge",
+        "SESSIONPOOL_JUDGE: expected a subclass of scrapy_sessionpool.core.blame.Judge",
     ),
     ("MAX_SESSION_ROTATIONS", -1, "SESSIONPOOL_MAX_SESSION_ROTATIONS: expected an integer from 0 to 1,000, got -1"),
     (
@@ -249,7 +249,7 @@ def test_bad_settings_give_one_clear_line(name, value, message):
 
 
 def test_the_table_covers_every_setting():
-    from scrapy_sessionpool.config import _documented
+    from scrapy_sessionpool.settings import _documented
 
     covered = {f"SESSIONPOOL_{name}" for name, _, _ in BAD}
     assert set(_documented()) - covered == set()
