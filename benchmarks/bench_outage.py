@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from scrapy_sessionpool.stores.redis import COMPACT_AT  # noqa: E402 - after the path
+from scrapy_sessionpool.shared.outage import COMPACT_AT  # noqa: E402 - after the path
 
 SCENARIOS = (  # name, requests, SESSIONPOOL_MAX_USAGE_COUNT
     ("sessions used up (default limits)", 20_000, 50),
@@ -35,32 +35,33 @@ SCENARIOS = (  # name, requests, SESSIONPOOL_MAX_USAGE_COUNT
 
 async def outage(server, requests: int, max_usage: int, compact: bool, prefix: str) -> dict:
     from scrapy_sessionpool.settings import PoolSettings
-    from scrapy_sessionpool.stores import redis as redis_store
-    from scrapy_sessionpool.stores.redis import RedisStore, SharedPool
+    from scrapy_sessionpool.shared import SharedPool
+    from scrapy_sessionpool.shared import outage as outage_module
+    from scrapy_sessionpool.stores.redis import RedisStore
 
-    redis_store.COMPACT_AT = COMPACT_AT if compact else 10**12
+    outage_module.COMPACT_AT = COMPACT_AT if compact else 10**12
     settings = PoolSettings(max_pool_size=2, warm_up=False, max_usage_count=max_usage)
     pool = SharedPool(url=server.url, key="outage", settings=settings, prefix=prefix, rng=random.Random(1))
     retired = []
-    pool._on_retired = retired.append
-    first, _ = await pool.acquire()
+    pool.on_retired = retired.append
+    first, _ = await pool.pick()
     first.mark_good()
     await pool.flush()
     server.stop()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     for n in range(requests):
-        session, _ = await pool.acquire()
+        session, _ = await pool.pick()
         session.set_cookie("token", str(n), domain="shop.example")
         if n % 10 == 0:
             session.user_data["page"] = n
         session.mark_good()
-    queued, memory = len(pool._pending), tracemalloc.get_traced_memory()[0] - before
+    queued, memory = len(pool.queue), tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     server.start()
-    pool._last_attempt = float("-inf")
+    pool.retry_now()
     started = time.perf_counter()
-    await pool.acquire()
+    await pool.pick()
     await pool.flush()
     replay = time.perf_counter() - started
     meta = RedisStore(server.url, prefix=prefix).client.hgetall(f"{pool.base}:meta")

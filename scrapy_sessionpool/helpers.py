@@ -21,13 +21,14 @@ from .meta import (
     STATS_PREFIX,
 )
 from .settings import PoolSettings
+from .stores import open_store
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
     from scrapy.crawler import Crawler
     from scrapy.http import Response
 
-    from .core.pool import SessionPool
+    from .core.observer import Pool
     from .core.session import Session
 
 __all__ = ["get_manager", "get_pool", "get_pools", "get_session", "retry_with_new_session"]
@@ -47,7 +48,12 @@ def get_manager(crawler: Crawler | Spider) -> PoolManager:
     manager = _MANAGERS.get(crawler)
     if manager is None:
         settings = PoolSettings.from_settings(crawler.settings)
-        manager = PoolManager(settings, stats=stats_writer(crawler))
+        manager = PoolManager(
+            settings,
+            stats=stats_writer(crawler),
+            store=open_store(settings, crawler.settings),
+            state_key=settings.persist_state_key % {"spider": crawler.spidercls.name},
+        )
         _MANAGERS[crawler] = manager
     return manager
 
@@ -67,12 +73,12 @@ def stats_writer(crawler: Crawler) -> Any:
     return write
 
 
-def get_pools(crawler: Crawler | Spider) -> dict[str | None, SessionPool]:
+def get_pools(crawler: Crawler | Spider) -> dict[str | None, Pool]:
     """The crawler's pools built so far, by name (``None`` is the default pool)."""
     return get_manager(crawler).pools
 
 
-def get_pool(crawler: Crawler | Spider, name: str | None = None) -> SessionPool:
+def get_pool(crawler: Crawler | Spider, name: str | None = None) -> Pool:
     """The named pool of the crawler (the default pool without a name)."""
     return get_manager(crawler).pool(name)
 

@@ -12,13 +12,14 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any
 
 from .core import reasons
 from .core.blame import Blame, Decision, Judge
-from .core.exceptions import NoHealthyProxy, StateError
 from .core.jar_keys import JarKeys
+from .core.observer import Avoid, Pending, Pick, Pool
 from .core.pacing import Pacer
+from .core.persistence import PoolKeeper, Store
 from .core.pool import SessionPool
 from .core.proxies import ProxyManager, redact
 from .core.session import Session
@@ -29,9 +30,6 @@ __all__ = ["Outcome", "PoolManager"]
 
 #: Sessions offered for one request when the first one's exit makes it wait.
 PICKS = 4
-#: How many more sessions a request tries when a shared pool offers one it must avoid.
-AVOID_TRIES = 8
-Avoid = Callable[[str], bool]
 #: The longest a challenge page's own delay (a meta refresh) is waited out before the re-fetch.
 MAX_CHALLENGE_DELAY = 30.0
 
@@ -62,19 +60,6 @@ class Outcome:
 _DELIVER = Outcome()
 
 
-class StateSource(Protocol):
-    """Where the pools' saved state comes from (the extension, over its store)."""
-
-    def load(self, pool_name: str | None) -> Any:
-        """The saved state of the pool, or None."""
-
-    def reject(self, pool_name: str | None, error: StateError) -> None:
-        """The saved state of the pool is unusable: set it aside (or raise to stop the crawl)."""
-
-    def damaged(self, pool_name: str | None, problems: list[StateError]) -> None:
-        """Parts of the saved state were left out: keep a copy of it before it is saved over."""
-
-
 def _no_stats(key: str, count: int = 1) -> None:
     pass
 
@@ -88,15 +73,17 @@ class PoolManager:
         *,
         clock: Callable[[], float] = time.time,
         stats: Stats = _no_stats,
-        state_source: StateSource | None = None,
+        store: Store | None = None,
+        state_key: str = "sessionpool",
     ) -> None:
         self.settings = settings
         self._clock = clock
         self.stat = stats
         self._rng = random.Random(settings.seed)
-        self.state_source = state_source
-        #: Builds a pool that lives elsewhere (Redis) instead of a local one: f(name, settings).
-        self.pool_factory: Callable[[str | None, PoolSettings], Any] | None = None
+        #: Where local pools are kept between runs (None: nowhere); with ``SESSIONPOOL_PERSIST_STATE_STORE``
+        #: set to Redis, the pools live there instead, shared by every process.
+        self.store = store
+        self.state_key = state_key
         self.proxies = ProxyManager(clock=clock, rng=self._rng)
         self.judge = (settings.judge or Judge)(
             clock=clock,
@@ -109,7 +96,7 @@ class PoolManager:
             backoff_max=settings.proxy_backoff_max,
         )
         self.pacer = Pacer(clock=clock, min_delay=settings.proxy_throttle_delay, max_delay=settings.proxy_max_delay)
-        self._pools: dict[str | None, SessionPool] = {}
+        self._pools: dict[str | None, Pool] = {}
         #: Which session each ``meta["cookiejar"]`` key holds.
         self.jar_keys = JarKeys()
         self._blocks: deque[float] = deque()
@@ -120,24 +107,33 @@ class PoolManager:
     # -- pools ------------------------------------------------------------------
 
     @property
-    def pools(self) -> dict[str | None, SessionPool]:
+    def pools(self) -> dict[str | None, Pool]:
         """The pools built so far, by name (``None`` is the default pool)."""
         return dict(self._pools)
 
-    def __iter__(self) -> Iterator[tuple[str | None, SessionPool]]:
+    def __iter__(self) -> Iterator[tuple[str | None, Pool]]:
         return iter(list(self._pools.items()))
 
-    def pool(self, name: str | None = None) -> SessionPool:
+    def pool(self, name: str | None = None) -> Pool:
         """The named pool, built (and restored from the store) on first use."""
         pool = self._pools.get(name)
         if pool is None:
             pool = self._pools[name] = self._build(name)
         return pool
 
-    def _build(self, name: str | None) -> Any:
+    def key_for(self, name: str | None) -> str:
+        """The store key of a pool: the state key, plus ``.<name>`` for a named pool."""
+        return self.state_key if name is None else f"{self.state_key}.{name}"
+
+    def _build(self, name: str | None) -> Pool:
         cfg = self.settings.for_pool(name)
-        if self.pool_factory is not None:
-            return self.pool_factory(name, cfg)
+        pool: Pool = self._shared(name, cfg) if cfg.redis_url is not None else self._local(name, cfg)
+        for proxy in self.proxies.cooling:
+            pool.pause_proxy(proxy)
+        return pool
+
+    def _local(self, name: str | None, cfg: PoolSettings) -> SessionPool:
+        """A pool in this process, restored from the store (see ``core.persistence``)."""
         candidates = cfg.proxies or (None,)
         user_agents = cfg.user_agents
 
@@ -155,43 +151,40 @@ class PoolManager:
             seed=self._rng.randrange(2**32),
             warm_up=cfg.warm_up,
         )
-        if self.state_source is not None:
-            self.restore(name, pool)
+        if self.store is not None:
+            pool.keep_in(
+                PoolKeeper(
+                    pool,
+                    self.store,
+                    self.key_for(name),
+                    name=name,
+                    on_error=cfg.persist_state_on_error,
+                    on_error_name="SESSIONPOOL_PERSIST_STATE_ON_ERROR",
+                    stats=self.stat,
+                )
+            )
+            pool.initialize()
         pool.add_listener("session_created", self.session_created)
         pool.add_listener("session_retired", self.session_retired)
-        for proxy in self.proxies.cooling:
-            pool.pause_proxy(proxy)
         return pool
 
-    def restore(self, name: str | None, pool: SessionPool) -> None:
-        assert self.state_source is not None
-        state = self.state_source.load(name)
-        if state is None:
-            return
-        problems: list[StateError] = []
+    def _shared(self, name: str | None, cfg: PoolSettings) -> Pool:
+        """The pool in Redis, shared by every process with the same URL and key."""
+        from .shared import SharedPool
 
-        def left_out(kind: str, error: StateError) -> None:
-            problems.append(error)
-            self.stat(f"state/dropped_{kind}s")
-
-        try:
-            restored = pool.restore(state, on_problem=left_out)
-        except StateError as exc:
-            self.state_source.reject(name, exc)
-            return
-        if problems:
-            logger.warning(
-                "Session pool %s: left out %d unusable part(s) of the saved state, restored the rest: %s%s",
-                name or "default",
-                len(problems),
-                "; ".join(str(p) for p in problems[:5]),
-                " ..." if len(problems) > 5 else "",
-            )
-            damaged = getattr(self.state_source, "damaged", None)
-            if damaged is not None:
-                damaged(name, problems)
-        self.stat("restored", restored)
-        logger.info("Session pool %s: restored %d session(s)", name or "default", restored)
+        assert cfg.redis_url is not None
+        return SharedPool(
+            url=cfg.redis_url,
+            key=self.key_for(name),
+            settings=cfg,
+            prefix=cfg.redis_prefix,
+            ttl=cfg.redis_ttl,
+            rng=self._rng,
+            on_created=self.session_created,
+            on_retired=self.session_retired,
+            refuses_new=self.proxies.refuses_new,
+            stats=self.stat,
+        )
 
     @property
     def rng(self) -> random.Random:
@@ -219,42 +212,52 @@ class PoolManager:
         *,
         chained: bool = False,
         avoid: Avoid | None = None,
-    ) -> Any:
+    ) -> Session | Pending[Session | None] | None:
         """A session for a request (to ``site``), or None when the request must wait (exits cooling,
-        pool busy). Unpinned, it is the one whose exit's turn comes first, of a few the pool offers,
-        and never one that ``avoid(session_id)`` refuses (sessions of other ``cookiejar`` keys).
-        ``chained``: the request continues a redirect chain of ``session_id``, which goes on at once.
+        pool busy), or a :class:`Pending` one when the pool must ask elsewhere (Redis). Unpinned, it
+        is the one whose exit's turn comes first, of a few the pool offers, and never one that
+        ``avoid(session_id)`` refuses (sessions of other ``cookiejar`` keys). ``chained``: the request
+        continues a redirect chain of ``session_id``, which goes on at once.
 
         A pinned ``session_id`` that no longer exists gets a fresh session (and a stat).
-        A shared pool answers with a coroutine that gives the same.
         """
         self._resume_due()
         pool = self.pool(name)
-        if getattr(pool, "shared", False):
-            return self._acquire_shared(pool, session_id, avoid)
-        if session_id is not None:
-            session = pool.get_session(session_id)
-            if session is not None:
-                return session if chained else self._unless_unfit(session)
-            self._pinned_missing(session_id)
-        try:
-            session = pool.get_session(avoid=avoid)
-            if session is None or site is None or not self.pacer.wait(site, session.proxy_url):
-                return session
-            return self._soonest(pool, session, site, avoid)
-        except NoHealthyProxy:
-            return None
+        pick = pool.acquire(session_id, avoid=avoid)
+        if isinstance(pick, Pending):
+            return Pending(self._later(pool, pick, session_id, site, chained, avoid))
+        return self._chosen(pool, pick, session_id, site, chained, avoid)
 
-    def _soonest(self, pool: SessionPool, session: Session, site: str, avoid: Avoid | None) -> Session:
+    async def _later(
+        self,
+        pool: Pool,
+        pending: Pending[Pick],
+        session_id: str | None,
+        site: str | None,
+        chained: bool,
+        avoid: Avoid | None,
+    ) -> Session | None:
+        return self._chosen(pool, await pending, session_id, site, chained, avoid)
+
+    def _chosen(
+        self, pool: Pool, pick: Pick, session_id: str | None, site: str | None, chained: bool, avoid: Avoid | None
+    ) -> Session | None:
+        session = pick.session
+        if pick.pinned_missing:
+            self._pinned_missing(session_id)
+        elif session is not None and session_id is not None:
+            return session if chained else self._unless_unfit(session)
+        if session is None or site is None or not self.pacer.wait(site, session.proxy_url):
+            return session
+        return self._soonest(pool, session, site, avoid)
+
+    def _soonest(self, pool: Pool, session: Session, site: str, avoid: Avoid | None) -> Session:
         """Of ``session`` and a few more, the one whose exit's turn comes first (the others go back):
         requests do not queue up behind a slowed exit while others are free."""
         best, best_wait = session, self.pacer.wait(site, session.proxy_url)
         for _ in range(PICKS - 1):
-            try:
-                other = pool.get_session(avoid=avoid)
-            except NoHealthyProxy:  # no exit takes a new session now: the best so far it is
-                break
-            if other is None:
+            other = pool.spare(avoid=avoid)
+            if other is None:  # none at hand (or no exit takes a new session now): the best so far it is
                 break
             wait = self.pacer.wait(site, other.proxy_url)
             if wait < best_wait:
@@ -265,27 +268,6 @@ class PoolManager:
             if not best_wait:
                 break
         return best
-
-    async def _acquire_shared(self, pool: Any, session_id: str | None, avoid: Avoid | None) -> Session | None:
-        session: Session | None
-        session, missing = await pool.acquire(session_id)
-        if missing:
-            self._pinned_missing(session_id)
-        elif session is not None and session_id is not None:
-            return self._unless_unfit(session)
-        if avoid is None or session is None or not avoid(session.id):
-            return session
-        refused = [session]
-        try:
-            for _ in range(AVOID_TRIES):
-                session, _ = await pool.acquire(None)
-                if session is None or not avoid(session.id):
-                    return session
-                refused.append(session)
-            return None
-        finally:
-            for other in refused:
-                other.release()
 
     def _unless_unfit(self, session: Session) -> Session | None:
         if not self.fit(session):  # a request pinned to a session sitting out, or to a cooling exit, waits

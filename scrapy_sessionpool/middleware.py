@@ -8,7 +8,6 @@ before ``RetryMiddleware`` (550) retries them; before ``CookiesMiddleware``
 
 from __future__ import annotations
 
-import inspect
 import logging
 import re
 import time
@@ -23,6 +22,7 @@ from scrapy.utils.httpobj import urlparse_cached
 
 from .core.exceptions import MetaError
 from .core.jar_keys import NO_KEY
+from .core.observer import Pending
 from .core.proxies import proxy_label
 from .helpers import get_manager, restart, rotate
 from .meta import (
@@ -51,8 +51,9 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from scrapy.http import Response
 
+    from .core.observer import Avoid
     from .core.session import Session
-    from .manager import Avoid, Outcome
+    from .manager import Outcome
 
 __all__ = ["MetaError", "SessionPoolMiddleware"]
 
@@ -139,7 +140,7 @@ class SessionPoolMiddleware:
         ask = self._ask(request, pool_name, session_id)
         if session_id is not None and FLAG_SENT_AT in meta and "redirect_urls" in meta:  # a redirect goes on at once
             chained = self.manager.acquire(pool_name, session_id, site, chained=True, avoid=ask.avoid)
-            if chained is not None and not inspect.isawaitable(chained):
+            if chained is not None and not isinstance(chained, Pending):
                 self._claim(ask, chained)
                 self._apply(request, chained, False)
                 return None
@@ -147,7 +148,7 @@ class SessionPoolMiddleware:
         session = (
             None if FLAG_NOT_BEFORE in meta else self.manager.acquire(pool_name, ask.session_id, site, avoid=ask.avoid)
         )
-        if session is not None and not inspect.isawaitable(session):
+        if session is not None and not isinstance(session, Pending):
             self._claim(ask, session)
             turn = self.manager.turn(site, session)
             if turn is not None and turn <= 0:
@@ -178,7 +179,9 @@ class SessionPoolMiddleware:
             return Ask(pool_name, bound, True, key, avoid)
         return Ask(pool_name, None, True, key, avoid)
 
-    async def _wait(self, request: Request, pending: Any, ask: Ask, turn: float | None = None) -> Request | None:
+    async def _wait(
+        self, request: Request, pending: Session | Pending[Session | None] | None, ask: Ask, turn: float | None = None
+    ) -> Request | None:
         """Wait for a session and for its turn (``turn``: what the last ask for it said): a shared
         pool's answer, a challenge's delay, the end of a cool-down, a busy spell, a probe or a paced
         exit. Ends when the crawl closes, and after ``SESSIONPOOL_MAX_WAIT`` seconds."""
@@ -192,13 +195,13 @@ class SessionPoolMiddleware:
             not_before = meta.pop(FLAG_NOT_BEFORE, None)
             if not_before is not None:
                 await self._sleep_until(not_before, deadline)
-            session = await pending if inspect.isawaitable(pending) else pending
+            session = await pending if isinstance(pending, Pending) else pending
             if session is not None:
                 self._claim(ask, session)
                 if turn is None:
                     turn = manager.turn(site, session)
             while True:
-                if turn == 0:
+                if turn == 0 and session is not None:
                     self._apply(request, session, ask.picked)
                     return None
                 if session is not None and not manager.fit(session):  # its exit cools down, or it sits out
@@ -207,7 +210,7 @@ class SessionPoolMiddleware:
                 if session is None:
                     await self._sleep(manager.wait_hint(), deadline)
                     result = manager.acquire(ask.pool_name, ask.session_id, site, avoid=ask.avoid)
-                    session = await result if inspect.isawaitable(result) else result
+                    session = await result if isinstance(result, Pending) else result
                     if session is not None:
                         self._claim(ask, session)
                     turn = None if session is None else manager.turn(site, session)

@@ -6,7 +6,7 @@ import random
 import sys
 
 from scrapy_sessionpool.settings import PoolSettings
-from scrapy_sessionpool.stores.redis import SharedPool
+from scrapy_sessionpool.shared import SharedPool
 
 
 async def main(url: str, prefix: str, rounds: int, seed: int) -> None:
@@ -17,7 +17,7 @@ async def main(url: str, prefix: str, rounds: int, seed: int) -> None:
     pool = SharedPool(url=url, key="shared", settings=settings, prefix=prefix, rng=random.Random(seed))
     counts = {"good": 0, "bad": 0}
     for i in range(rounds):
-        session, _ = await pool.acquire()
+        session, _ = await pool.pick()
         if i % 3 == 0:
             session.mark_bad()
             counts["bad"] += 1

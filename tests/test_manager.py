@@ -6,7 +6,7 @@ from scrapy_sessionpool.settings import PoolSettings
 from tests.clock import FakeClock
 
 
-def make(clock=None, **settings):
+def make(clock=None, store=None, **settings):
     written = Counter()
 
     def stats(key, count=1, gauge=False):
@@ -16,7 +16,7 @@ def make(clock=None, **settings):
             written[key] += count
 
     cfg = PoolSettings(**{"max_pool_size": 4, "seed": 1, **settings})
-    return PoolManager(cfg, clock=clock or FakeClock(), stats=stats), written
+    return PoolManager(cfg, clock=clock or FakeClock(), stats=stats, store=store, state_key="crawl"), written
 
 
 def test_new_sessions_spread_over_proxies_and_keep_a_user_agent():
@@ -204,29 +204,20 @@ def test_named_pools_are_separate():
     assert m.acquire("login").id in {s.id for s in m.pool("login")}
 
 
-class DictSource:
-    def __init__(self, states):
-        self.states = states
-        self.rejected = []
+def test_pools_are_restored_from_the_store_and_a_bad_state_is_set_aside(caplog):
+    from scrapy_sessionpool.stores import MemoryStore
 
-    def load(self, name):
-        return self.states.get(name)
-
-    def reject(self, name, error):
-        self.rejected.append((name, str(error)))
-
-
-def test_restore_from_the_state_source_and_reject_a_bad_state():
     source, _ = make()
     kept = source.acquire()
-    states = DictSource({None: source.pool().get_state(), "bad": {"version": 99, "sessions": []}})
-    m, stats = make()
-    m.state_source = states
+    store = MemoryStore()
+    store.save("crawl", source.pool().get_state())
+    store.save("crawl.bad", {"version": 99, "sessions": []})
+    m, stats = make(store=store)
     assert m.acquire(session_id=kept.id).id == kept.id
     assert stats["restored"] == 1
     assert m.pool("bad").usable_sessions_count == 0
-    ((name, error),) = states.rejected
-    assert name == "bad" and "newer" in error
+    assert stats["state_rejected"] == 1
+    assert "memory:crawl.bad is unusable" in caplog.text and "newer" in caplog.text
 
 
 def test_summary_counts_blocks_per_minute():

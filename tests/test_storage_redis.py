@@ -17,7 +17,9 @@ import pytest_twisted
 from scrapy_sessionpool import Session, SessionPool, StateError
 from scrapy_sessionpool.core.cookies import make_cookie
 from scrapy_sessionpool.settings import PoolSettings
-from scrapy_sessionpool.stores.redis import RedisStore, RemoteSession, SharedPool
+from scrapy_sessionpool.shared import RemoteSession, SharedPool
+from scrapy_sessionpool.shared.queue import Op
+from scrapy_sessionpool.stores.redis import RedisStore
 from tests.clock import FakeClock
 from tests.crawling import make_crawler, stats
 
@@ -63,11 +65,11 @@ def test_store_round_trip_and_delete(redis_server, redis_prefix):
 @in_asyncio_task
 async def test_a_session_made_by_one_process_is_handed_out_by_another(redis_server, redis_prefix):
     a, b = shared(redis_server, redis_prefix, max_pool_size=1), shared(redis_server, redis_prefix, max_pool_size=1)
-    made, _ = await a.acquire()
+    made, _ = await a.pick()
     made.set_cookie("sid", "from-a", domain="shop.example")
     made.mark_good()
     await a.flush()  # (sent within 20 ms anyway; cookies at once)
-    got, _ = await b.acquire()
+    got, _ = await b.pick()
     assert got.id == made.id and got.usage_count == 1
     assert [c["value"] for c in got.cookies] == ["from-a"]  # cookies travel with the session
     await a.close()
@@ -79,7 +81,7 @@ async def test_every_cookie_the_jar_accepts_reaches_another_process_and_a_bad_on
     redis_server, redis_prefix, caplog
 ):
     a, b = shared(redis_server, redis_prefix, max_pool_size=1), shared(redis_server, redis_prefix, max_pool_size=1)
-    made, _ = await a.acquire()
+    made, _ = await a.pick()
     jar = made.cookie_jar
     for cookie in (
         make_cookie("consent", None, domain="shop.example"),
@@ -90,7 +92,7 @@ async def test_every_cookie_the_jar_accepts_reaches_another_process_and_a_bad_on
     made.mark_good()
     await a.flush()
     RedisStore(redis_server.url, prefix=redis_prefix).client.hset(f"{a.base}:c:{made.id}", "x;/;broken", "{not json")
-    got, _ = await b.acquire()
+    got, _ = await b.pick()
     assert got is not None and got.id == made.id and not got.is_retired
     assert sorted((c["name"], c["value"]) for c in got.cookies) == [("consent", None), ("huge", "1"), ("odd", "1")]
     assert "Left out an unusable cookie of a shared session" in caplog.text
@@ -104,7 +106,7 @@ async def test_max_pool_size_holds_across_processes(redis_server, redis_prefix):
     ids = set()
     for _ in range(4):
         for pool in pools:
-            session, _ = await pool.acquire()
+            session, _ = await pool.pick()
             ids.add(session.id)
     assert len(ids) == 3 and pools[0].usable_sessions_count == 3
     for pool in pools:
@@ -114,17 +116,17 @@ async def test_max_pool_size_holds_across_processes(redis_server, redis_prefix):
 @in_asyncio_task
 async def test_a_retirement_in_one_process_is_seen_before_the_next_pick_in_another(redis_server, redis_prefix):
     a, b = shared(redis_server, redis_prefix, max_pool_size=2), shared(redis_server, redis_prefix, max_pool_size=2)
-    first, _ = await a.acquire()
-    second, _ = await a.acquire()
+    first, _ = await a.pick()
+    second, _ = await a.pick()
     first.retire("status_403")
     await a.flush()
     seen = set()
     for _ in range(20):
-        session, _ = await b.acquire()
+        session, _ = await b.pick()
         seen.add(session.id)
         session.mark_good()
     assert first.id not in seen and second.id in seen
-    pinned, missing = await b.acquire(first.id)
+    pinned, missing = await b.pick(first.id)
     assert missing and pinned.id != first.id
     assert b.retired_sessions_count == 1
     await a.close()
@@ -150,24 +152,24 @@ async def test_a_suspect_sits_out_for_every_process_and_its_strikes_are_shared(r
         rng=random.Random(2),
         clock=clock,
     )
-    first, _ = await a.acquire()
-    second, _ = await a.acquire()
+    first, _ = await a.pick()
+    second, _ = await a.pick()
     first.mark_good()
     first.suspect(clock.now + 30, strikes=2, condemned=True)
     await a.flush()
     seen = set()
     for _ in range(12):  # b never gets it while it sits out; a fresh one stands in (condemned: no room held)
-        session, _ = await b.acquire()
+        session, _ = await b.pick()
         seen.add(session.id)
         session.release()
     assert first.id not in seen and second.id in seen and len(seen - {second.id}) == 1
-    pinned, _ = await b.acquire(first.id)  # a pinned request learns the suspicion (and waits for it)
+    pinned, _ = await b.pick(first.id)  # a pinned request learns the suspicion (and waits for it)
     assert pinned.id == first.id and pinned.is_sitting_out and pinned.strikes == 2 and pinned.is_condemned
     pinned.release()
     clock.advance(31)
     first.acquit()
     await a.flush()
-    again, _ = await b.acquire(first.id)
+    again, _ = await b.pick(first.id)
     assert again.is_suspect and not again.is_sitting_out and not again.is_condemned
     again.clear_suspicion()
     await b.flush()
@@ -181,15 +183,15 @@ async def test_a_suspect_sits_out_for_every_process_and_its_strikes_are_shared(r
 async def test_error_scores_retire_in_redis(redis_server, redis_prefix):
     a = shared(redis_server, redis_prefix, max_pool_size=1, max_error_score=2)
     retired = []
-    a._on_retired = retired.append
-    session, _ = await a.acquire()
+    a.on_retired = retired.append
+    session, _ = await a.pick()
     session.mark_bad()
-    again, _ = await a.acquire()
+    again, _ = await a.pick()
     assert again.id == session.id and again.error_score == 1
     again.mark_bad()
     await a.flush()
     assert [s.id for s in retired] == [session.id] and retired[0].retired_reason == "error_score"
-    fresh, _ = await a.acquire()
+    fresh, _ = await a.pick()
     assert fresh.id != session.id
     await a.close()
 
@@ -207,16 +209,16 @@ async def test_sessions_that_expire_in_redis_are_counted_by_the_process_whose_pi
         for _ in range(2)
     )
     retired_a, retired_b = [], []
-    a._on_retired, b._on_retired = retired_a.append, retired_b.append
-    old, _ = await a.acquire()
+    a.on_retired, b.on_retired = retired_a.append, retired_b.append
+    old, _ = await a.pick()
     old.release()
     clock.advance(30)
-    young, _ = await b.acquire()
+    young, _ = await b.pick()
     young.release()
     await a.flush()
     await b.flush()
     clock.advance(40)  # old is 70 s old now, young 40 s
-    got, _ = await b.acquire()
+    got, _ = await b.pick()
     assert got.id != old.id and retired_a == []
     assert [(s.id, s.retired_reason) for s in retired_b] == [(old.id, "expired")]
     await a.close()
@@ -226,14 +228,14 @@ async def test_sessions_that_expire_in_redis_are_counted_by_the_process_whose_pi
 @in_asyncio_task
 async def test_redis_decides_retirements_by_error_score_from_every_process_s_marks(redis_server, redis_prefix):
     a, b = shared(redis_server, redis_prefix, max_pool_size=2), shared(redis_server, redis_prefix, max_pool_size=2)
-    session, _ = await a.acquire()
-    other, _ = await a.acquire()
+    session, _ = await a.pick()
+    other, _ = await a.pick()
     for _ in range(2):
         session.mark_bad()
-        session, _ = await a.acquire(session.id)
+        session, _ = await a.pick(session.id)
     await a.flush()  # error score 2 of 3, in Redis and in a's copy
     for _ in range(4):  # b gets good answers from it: 0 in Redis
-        copy, _ = await b.acquire(session.id)
+        copy, _ = await b.pick(session.id)
         copy.mark_good()
     await b.flush()
     other.mark_good()  # a write of a's is queued, so a's next two picks overlap it
@@ -241,42 +243,42 @@ async def test_redis_decides_retirements_by_error_score_from_every_process_s_mar
     session.mark_bad()
     await a.flush()
     assert not session.is_retired and session.error_score == 1  # Redis's verdict, not a's stale copy's
-    assert (await b.acquire(session.id))[0].id == session.id
+    assert (await b.pick(session.id))[0].id == session.id
     await a.close()
     await b.close()
 
 
 @in_asyncio_task
 async def test_each_retirement_is_counted_once_by_the_process_that_saw_it(own_redis, redis_prefix, monkeypatch):
-    from scrapy_sessionpool.stores import redis as redis_module
+    from scrapy_sessionpool.shared import online as online_module
 
-    monkeypatch.setattr(redis_module, "BATCH", 5)
+    monkeypatch.setattr(online_module, "BATCH", 5)
     clock = FakeClock()
     cfg = PoolSettings(max_pool_size=2, warm_up=False, max_usage_count=1000, max_age_secs=60)
     a = SharedPool(
         url=own_redis.url, key="spider", settings=cfg, prefix=redis_prefix, clock=clock, rng=random.Random(1)
     )
     created, retired = [], []
-    a._on_created, a._on_retired = created.append, retired.append
-    blocked, _ = await a.acquire()
-    other, _ = await a.acquire()
+    a.on_created, a.on_retired = created.append, retired.append
+    blocked, _ = await a.pick()
+    other, _ = await a.pick()
     blocked.release()
     other.release()
     await a.flush()
     own_redis.stop()
     for _ in range(10):
-        session, _ = await a.acquire(other.id)
+        session, _ = await a.pick(other.id)
         session.mark_good()
     blocked.retire("status_403")  # counted now, while Redis is away
     own_redis.start()
     clock.advance(61)  # both are past their age when the replay's first pick retires them in Redis
     reconnect_now(a)
-    late, _ = await a.acquire()
+    late, _ = await a.pick()
     await a.flush()
     late.mark_good()
     clock.advance(61)
     late.mark_good()  # an answer after its age: retired here, and by the next pick in Redis
-    await a.acquire()
+    await a.pick()
     await a.flush()
     assert sorted(s.id for s in retired) == sorted([blocked.id, other.id, late.id])
     assert [s.retired_reason for s in retired] == ["status_403", "expired", "expired"]
@@ -289,16 +291,16 @@ async def test_each_retirement_is_counted_once_by_the_process_that_saw_it(own_re
 async def test_a_replay_cut_short_leaves_out_what_redis_retired_meanwhile(redis_server, redis_prefix, monkeypatch):
     import redis.exceptions
 
-    from scrapy_sessionpool.stores import redis as redis_module
+    from scrapy_sessionpool.shared import online as online_module
 
     a, b = (shared(redis_server, redis_prefix, max_pool_size=2, max_usage_count=6) for _ in range(2))
-    first, _ = await a.acquire()
-    second, _ = await a.acquire()
+    first, _ = await a.pick()
+    second, _ = await a.pick()
     first.mark_good()
     second.mark_good()
     await a.flush()
     link = {"up": False, "batches": 0}  # a's link to Redis only: b goes on
-    send, ping = a._eval, a._client.ping
+    send, ping = a.link.eval, a.link.client.ping
 
     async def eval_over_link(script, args):
         if not link["up"] or (script == "APPLY" and link["batches"] == 0):
@@ -311,22 +313,22 @@ async def test_a_replay_cut_short_leaves_out_what_redis_retired_meanwhile(redis_
             raise redis.exceptions.ConnectionError("link down")
         return await ping()
 
-    a._eval, a._client.ping = eval_over_link, ping_over_link
-    (await a.acquire())[0].release()  # offline now
-    blocked, _ = await b.acquire(first.id)
+    a.link.eval, a.link.client.ping = eval_over_link, ping_over_link
+    (await a.pick())[0].release()  # offline now
+    blocked, _ = await b.pick(first.id)
     blocked.retire("status_403")
     await b.flush()
     first.mark_good()
     second.mark_good()
-    monkeypatch.setattr(redis_module, "BATCH", 1)
+    monkeypatch.setattr(online_module, "BATCH", 1)
     link.update(up=True, batches=2)  # the replay sends two batches, then the link drops again
     reconnect_now(a)
-    await a.acquire()
-    assert not a._online and first.retired_reason == "gone"
+    await a.pick()
+    assert not a.is_online and first.retired_reason == "gone"
     link["up"] = False
     handed = set()
     for _ in range(12):
-        session, _ = await a.acquire()
+        session, _ = await a.pick()
         handed.add(session.id)
         session.mark_good()
     assert first.id not in handed and second.id in handed
@@ -337,17 +339,17 @@ async def test_a_replay_cut_short_leaves_out_what_redis_retired_meanwhile(redis_
 @in_asyncio_task
 async def test_a_redis_out_of_memory_is_an_outage_not_lost_writes(redis_server, redis_prefix, caplog):
     a = shared(redis_server, redis_prefix, max_pool_size=1)
-    session, _ = await a.acquire()
+    session, _ = await a.pick()
     session.set_cookie("sid", "v1", domain="shop.example")
     session.mark_good()
     client = RedisStore(redis_server.url, prefix=redis_prefix).client
     client.config_set("maxmemory", "1")
     try:
-        again, _ = await a.acquire()  # the writes it carries are refused: the pool goes on locally
-        assert again is session and not a._online and len(a._pending) == 2
+        again, _ = await a.pick()  # the writes it carries are refused: the pool goes on locally
+        assert again is session and not a.is_online and len(a.queue) == 2
         for _ in range(3):  # it answers pings but refuses the replay: still the same outage
             reconnect_now(a)
-            assert (await a.acquire())[0] is session and not a._online
+            assert (await a.pick())[0] is session and not a.is_online
     finally:
         client.config_set("maxmemory", "0")
     warnings = [r.getMessage() for r in caplog.records if "Redis at" in r.getMessage()]
@@ -494,12 +496,12 @@ def own_redis(redis_prefix, tmp_path):
 
 
 def reconnect_now(pool):
-    pool._last_attempt = float("-inf")  # do not wait for the next reconnect attempt
+    pool.retry_now()  # do not wait for the next reconnect attempt
 
 
 def slow_batches(pool, delay, *, only_the_first=False):
     """Make the pool's batches of writes (APPLY) reach Redis ``delay`` seconds late."""
-    send, slowed = pool._eval, []
+    send, slowed = pool.link.eval, []
 
     async def eval_late(script, args):
         if script == "APPLY" and not (only_the_first and slowed):
@@ -507,48 +509,48 @@ def slow_batches(pool, delay, *, only_the_first=False):
             await asyncio.sleep(delay)
         return await send(script, args)
 
-    pool._eval = eval_late
+    pool.link.eval = eval_late
 
 
 async def pick_once_online(pool):
     """Another request's pick, as soon as the pool is back online (while its replay runs)."""
-    while not pool._online:
+    while not pool.is_online:
         await asyncio.sleep(0.001)
-    return await pool.acquire()
+    return await pool.pick()
 
 
 @in_asyncio_task
 async def test_an_outage_queues_per_session_not_per_request_and_counts_retirements_at_once(
     own_redis, redis_prefix, monkeypatch, caplog
 ):
-    from scrapy_sessionpool.stores import redis as redis_module
+    from scrapy_sessionpool.shared import outage as outage_module
 
-    monkeypatch.setattr(redis_module, "COMPACT_AT", 100)
+    monkeypatch.setattr(outage_module, "COMPACT_AT", 100)
     pool = shared(own_redis, redis_prefix, max_pool_size=2, max_usage_count=5)
     created, retired = [], []
-    pool._on_created, pool._on_retired = created.append, retired.append
-    before, _ = await pool.acquire()
+    pool.on_created, pool.on_retired = created.append, retired.append
+    before, _ = await pool.pick()
     before.mark_good()
     await pool.flush()
     own_redis.stop()
     for n in range(2000):
-        session, _ = await pool.acquire()
+        session, _ = await pool.pick()
         session.set_cookie("sid", str(n), domain="shop.example")
         session.mark_good()
-    assert not pool._online and before.is_retired
+    assert not pool.is_online and before.is_retired
     # 400 sessions made offline for 2,000 uses of 5; retirements counted as they happen, not at the replay
-    live = list(pool._fallback)
+    live = list(pool.outage.pool)
     assert len(created) == 401 and len(retired) == len(created) - len(live)
     assert 5 * len(retired) + sum(s.usage_count for s in live) == 2000 + 1
-    assert len(pool._pending) < 2 * (len(retired) + 3 * len(live))  # uncompacted: 12 writes a session
-    pool._pending.compact()
-    assert sorted(op[1] for op in pool._pending if op[0].is_retired) == ["retire"] * len(retired)
-    assert len(pool._pending) <= len(retired) + 3 * len(live)  # the live: create, last cookie, marks
+    assert len(pool.queue) < 2 * (len(retired) + 3 * len(live))  # uncompacted: 12 writes a session
+    pool.queue.compact()
+    assert sorted(op[1] for op in pool.queue if op[0].is_retired) == ["retire"] * len(retired)
+    assert len(pool.queue) <= len(retired) + 3 * len(live)  # the live: create, last cookie, marks
 
     own_redis.start()
     reconnect_now(pool)
-    after, _ = await pool.acquire()
-    assert pool._online and not pool._pending and after is not None
+    after, _ = await pool.pick()
+    assert pool.is_online and not pool.queue and after is not None
     client = RedisStore(own_redis.url, prefix=redis_prefix).client
     meta, alive = client.hgetall(f"{pool.base}:meta"), client.zcard(f"{pool.base}:live")
     assert len(retired) == 401 - len(live)  # the replay did not count them again
@@ -558,46 +560,46 @@ async def test_an_outage_queues_per_session_not_per_request_and_counts_retiremen
     own_redis.stop()
     after.mark_good()  # one write, or two if that use was its last
     await pool.flush()  # goes offline again
-    unsent = len(pool._pending)
+    unsent = len(pool.queue)
     await pool.close()
     assert unsent in (1, 2) and f"{unsent} write(s) queued since the outage are lost" in caplog.text
 
 
 @in_asyncio_task
 async def test_a_session_retired_during_an_outage_never_comes_back(own_redis, redis_prefix, monkeypatch):
-    from scrapy_sessionpool.stores import redis as redis_module
+    from scrapy_sessionpool.shared import online as online_module
 
-    monkeypatch.setattr(redis_module, "BATCH", 5)
+    monkeypatch.setattr(online_module, "BATCH", 5)
     a = shared(own_redis, redis_prefix, max_pool_size=2, max_usage_count=1000)
     b = shared(own_redis, redis_prefix, max_pool_size=2, max_usage_count=1000)
     retired = []
-    a._on_retired = retired.append
-    known, _ = await a.acquire()
+    a.on_retired = retired.append
+    known, _ = await a.pick()
     known.mark_good()
     await a.flush()
     own_redis.stop()
-    made, _ = await a.acquire()  # made while Redis is away
+    made, _ = await a.pick()  # made while Redis is away
     assert made.id != known.id
     made.set_cookie("sid", "secret", domain="shop.example")
     made.mark_good()
     for _ in range(20):
-        pinned, _ = await a.acquire(known.id)
+        pinned, _ = await a.pick(known.id)
         pinned.mark_good()
     made.retire("status_403")
     assert retired == [made]
 
     own_redis.start()
     picks = []
-    send = a._eval
+    send = a.link.eval
 
     async def eval_then_look(script, args):  # another process picks between the replay's batches
         reply = await send(script, args)
-        picks.append(await b.acquire(made.id))
+        picks.append(await b.pick(made.id))
         return reply
 
-    a._eval = eval_then_look
+    a.link.eval = eval_then_look
     reconnect_now(a)
-    await a.acquire()
+    await a.pick()
     assert len(picks) >= 3 and all(missing and got.id != made.id for got, missing in picks)
     meta = RedisStore(own_redis.url, prefix=redis_prefix).client.hgetall(f"{a.base}:meta")
     assert int(meta["created"]) - int(meta["retired"]) == b.usable_sessions_count == 2  # known + one of b's
@@ -608,25 +610,25 @@ async def test_a_session_retired_during_an_outage_never_comes_back(own_redis, re
 
 @in_asyncio_task
 async def test_a_replay_sends_one_batch_at_a_time(own_redis, redis_prefix, monkeypatch):
-    from scrapy_sessionpool.stores import redis as redis_module
+    from scrapy_sessionpool.shared import online as online_module
 
-    monkeypatch.setattr(redis_module, "BATCH", 5)
+    monkeypatch.setattr(online_module, "BATCH", 5)
     a = shared(own_redis, redis_prefix, max_pool_size=1, max_usage_count=1000)
-    session, _ = await a.acquire()
+    session, _ = await a.pick()
     session.mark_good()
     await a.flush()
     own_redis.stop()
-    session, _ = await a.acquire(session.id)
+    session, _ = await a.pick(session.id)
     session.set_cookie("token", "1", domain="shop.example")
     for _ in range(4):
         session.release()
-        session, _ = await a.acquire(session.id)
+        session, _ = await a.pick(session.id)
     session.set_cookie("token", "2", domain="shop.example")  # batch 1: cookie=1 and 4 releases; batch 2: this
     session.mark_good()
     own_redis.start()
     slow_batches(a, 0.2, only_the_first=True)
     reconnect_now(a)
-    await asyncio.gather(a.acquire(), pick_once_online(a))  # that pick would carry the next batch past the slow one
+    await asyncio.gather(a.pick(), pick_once_online(a))  # that pick would carry the next batch past the slow one
     await a.flush()
     store = RedisStore(own_redis.url, prefix=redis_prefix)
     assert [c["value"] for c in store.load("spider")["sessions"][0]["cookies"]] == ["2"]
@@ -635,24 +637,24 @@ async def test_a_replay_sends_one_batch_at_a_time(own_redis, redis_prefix, monke
 
 @in_asyncio_task
 async def test_during_a_replay_a_session_retired_offline_is_not_handed_out(own_redis, redis_prefix, monkeypatch):
-    from scrapy_sessionpool.stores import redis as redis_module
+    from scrapy_sessionpool.shared import online as online_module
 
-    monkeypatch.setattr(redis_module, "BATCH", 5)
+    monkeypatch.setattr(online_module, "BATCH", 5)
     a = shared(own_redis, redis_prefix, max_pool_size=2, max_usage_count=1000)
-    blocked, _ = await a.acquire()
-    other, _ = await a.acquire()
+    blocked, _ = await a.pick()
+    other, _ = await a.pick()
     blocked.release()
     other.release()
     await a.flush()
     own_redis.stop()
     for _ in range(10):  # two batches of other writes come first
-        session, _ = await a.acquire(other.id)
+        session, _ = await a.pick(other.id)
         session.mark_good()
     blocked.retire("status_403")  # the third batch
     own_redis.start()
     slow_batches(a, 0.1)  # picks without writes overtake the batch with the retirement
     reconnect_now(a)
-    picked = await asyncio.gather(a.acquire(), *[pick_once_online(a) for _ in range(8)])
+    picked = await asyncio.gather(a.pick(), *[pick_once_online(a) for _ in range(8)])
     assert blocked.id not in {session.id for session, _ in picked[1:] if session is not None}
     await a.close()
 
@@ -661,26 +663,26 @@ async def test_during_a_replay_a_session_retired_offline_is_not_handed_out(own_r
 async def test_a_session_in_flight_when_redis_goes_away_is_counted_when_it_retires(own_redis, redis_prefix):
     a, b = shared(own_redis, redis_prefix, max_pool_size=2), shared(own_redis, redis_prefix, max_pool_size=2)
     retired = []
-    a._on_retired = retired.append
+    a.on_retired = retired.append
     stale = []
     for _ in range(2):  # sessions a knows and b retires: a's fallback must not prefer them
-        session, _ = await b.acquire()
+        session, _ = await b.pick()
         session.release()
-        mirror, _ = await a.acquire(session.id)
+        mirror, _ = await a.pick(session.id)
         mirror.mark_good()
         stale.append(session)
     await a.flush()
     for session in stale:
         session.retire("manual")
     await b.flush()
-    in_flight, _ = await a.acquire()
+    in_flight, _ = await a.pick()
     own_redis.stop()
-    await a.acquire()  # goes offline
+    await a.pick()  # goes offline
     in_flight.retire("status_403")
     assert retired == [in_flight]
     own_redis.start()
     reconnect_now(a)
-    await a.acquire()
+    await a.pick()
     assert retired == [in_flight]
     state = RedisStore(own_redis.url, prefix=redis_prefix).load("spider")
     assert in_flight.id not in {s["id"] for s in state["sessions"]}
@@ -727,12 +729,12 @@ async def test_compacting_the_queue_leaves_redis_with_the_same_pool(
     client = RedisStore(redis_server.url, prefix=redis_prefix).client
     sessions = [RemoteSession(plain, id=f"session_{seed}_{n}") for n in range(4)]
     creates = [
-        (s, "create", json.dumps({"created_at": 1.0, "usage": 0, "errors": "0", "proxy": "", "ua": "", "ud": ""}), "")
+        Op(s, "create", json.dumps({"created_at": 1.0, "usage": 0, "errors": "0", "proxy": "", "ua": "", "ud": ""}))
         for s in sessions
     ]
     in_flight = {s.id: rng.randrange(3) for s in sessions}  # hand-outs still unanswered when the queue starts
     for pool in (plain, compact):
-        await pool._eval("APPLY", pool._apply_args(creates))
+        await pool.link.eval("APPLY", pool.connected.apply_args(creates))
         for session in sessions:
             client.hincrby(f"{pool.base}:s:{session.id}", "handed", in_flight[session.id])
             if warm_up and in_flight[session.id]:
@@ -756,14 +758,14 @@ async def test_compacting_the_queue_leaves_redis_with_the_same_pool(
         b = rng.choice(["", json.dumps({"value": str(rng.random())})]) if kind == "cookie" else ""
         if kind == "retire" and rng.random() < 0.7:
             kind = "good"
-        ops.append((session, kind, a.get(kind, ""), b))
+        ops.append(Op(session, kind, a.get(kind, ""), b))
     queue = WriteQueue()
     for op in ops:
         queue.append(op)
     queue.compact(merge_across=strategy == "random")
     assert len(queue) < len(ops)
     for pool, batch in ((plain, ops), (compact, list(queue))):
-        await pool._eval("APPLY", pool._apply_args(batch))
+        await pool.link.eval("APPLY", pool.connected.apply_args(batch))
 
     def pool_in_redis(pool):
         def session(sid):
@@ -800,7 +802,7 @@ async def test_compacting_the_queue_leaves_redis_with_the_same_pool(
 @in_asyncio_task
 async def test_hostile_values_in_redis_never_reach_scrapy(redis_server, redis_prefix, field, value, caplog):
     a = shared(redis_server, redis_prefix, max_pool_size=1)
-    made, _ = await a.acquire()
+    made, _ = await a.pick()
     made.release()
     await a.flush()
     store = RedisStore(redis_server.url, prefix=redis_prefix)
@@ -809,12 +811,12 @@ async def test_hostile_values_in_redis_never_reach_scrapy(redis_server, redis_pr
         with pytest.raises(StateError):
             Session.from_state(store.load("spider")["sessions"][0])
     b = shared(redis_server, redis_prefix, max_pool_size=1)  # a process that has not seen the session yet
-    session, _ = await b.acquire()
+    session, _ = await b.pick()
     assert session is None or session.id != made.id
     if session is None:
         assert "unusable data in Redis" in caplog.text
         await b.flush()
-        fresh, _ = await b.acquire()  # the broken session was retired; a new one takes its place
+        fresh, _ = await b.pick()  # the broken session was retired; a new one takes its place
         assert fresh is not None and fresh.id != made.id
     await a.close()
     await b.close()
@@ -825,7 +827,7 @@ def test_the_lua_replies_use_the_python_tags_and_reasons():
     from scrapy_sessionpool.shared import scripts as lua
 
     script = lua.COMMON + lua.ACQUIRE + lua.APPLY
-    for tag in (lua.REPLY_OK, lua.REPLY_RETIRED, lua.REPLY_GONE):
+    for tag in (lua.REPLY_OK, lua.REPLY_RETIRED, lua.REPLY_GONE, lua.REPLY_TALLIED):
         assert f"{{'{tag}'" in script, tag  # a reply table begins with the tag
     for reason in (reasons.ERROR_SCORE, reasons.MAX_USAGE_COUNT):
         assert f"{{'{lua.REPLY_RETIRED}', '{reason}'" in script, reason

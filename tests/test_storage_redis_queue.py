@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scrapy_sessionpool.shared.queue import WriteQueue
+from scrapy_sessionpool.shared.queue import Op, WriteQueue
 
 
 @dataclass(eq=False)
 class S:
     id: str
-    _settled: bool = False
-    _unsent: bool = False
+    retired_offline: bool = False
+    awaiting_create: bool = False
 
 
 def kinds(ops):
@@ -25,12 +25,12 @@ def kinds(ops):
 def queue(*ops):
     q = WriteQueue()
     for op in ops:
-        q.append(op)
+        q.append(Op(*op))
     return q
 
 
 def test_take_keeps_order_and_drops_what_settled_sessions_no_longer_need():
-    live, known, unsent = S("a"), S("b", _settled=True), S("c", _settled=True, _unsent=True)
+    live, known, unsent = S("a"), S("b", retired_offline=True), S("c", retired_offline=True, awaiting_create=True)
     q = queue(
         (live, "good", "", ""),
         (known, "good", "", ""),
@@ -54,7 +54,7 @@ def test_put_back_restores_the_front_in_order():
 
 
 def test_compact_merges_each_sessions_marks_and_keeps_the_last_write_of_each_cookie():
-    a, b, gone = S("a"), S("b"), S("g", _settled=True)
+    a, b, gone = S("a"), S("b"), S("g", retired_offline=True)
     q = queue(
         (a, "create", "{}", ""),
         (a, "good", "", ""),

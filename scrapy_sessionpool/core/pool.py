@@ -14,19 +14,27 @@ sessions by the reuse strategy. Deliberate differences:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import heapq
 import itertools
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 from . import reasons
 from .exceptions import NoHealthyProxy, PoolFullError, StateError
+from .observer import Avoid, Mark, Pick, RunInThread, SuspicionChange
 from .session import Clock, Session, SessionOptions, state_from_snapshot
 from .strategies import make_strategy
+
+if TYPE_CHECKING:
+    from .persistence import PoolKeeper
 
 __all__ = ["STATE_VERSION", "SessionPool"]
 
@@ -93,6 +101,10 @@ class SessionPool:
         self._condemned: set[str] = set()  # awaiting their control: they hold no room at all
         self._retired_count = 0
         self._listeners: dict[str, list[Listener]] = {e: [] for e in EVENTS}
+        self._keeper: PoolKeeper | None = None
+        self._persist_at = math.inf  # the next periodic save, when get_session() makes it
+        self._persisting: asyncio.Task[None] | None = None
+        self._save_lock = asyncio.Lock()  # one save at a time, in the order they were captured
 
     def __repr__(self) -> str:
         return (
@@ -154,9 +166,7 @@ class SessionPool:
         """Build a session with this pool's options and clock, without adding it."""
         return Session(options=self._options, clock=self._clock, **kwargs)
 
-    def get_session(
-        self, session_id: str | None = None, *, avoid: Callable[[str], bool] | None = None
-    ) -> Session | None:
+    def get_session(self, session_id: str | None = None, *, avoid: Avoid | None = None) -> Session | None:
         """Hand out a session.
 
         Without ``session_id``: a new session while the pool has room, else one
@@ -169,6 +179,8 @@ class SessionPool:
         self._purge_expired()
         if self._asleep:
             self._wake_due()
+        if self._persist_at <= self._clock():
+            self.persist_state()
         if session_id is not None:
             session = self._live.get(session_id)
             if session is None or not session.is_usable:
@@ -187,7 +199,26 @@ class SessionPool:
         self._lease(session)
         return session
 
-    def _pick_ready(self, avoid: Callable[[str], bool] | None) -> Session | None:
+    def acquire(self, session_id: str | None = None, *, avoid: Avoid | None = None) -> Pick:
+        """:meth:`get_session` for the :class:`~scrapy_sessionpool.core.observer.Pool` interface: a
+        pinned session that is gone gets a fresh one; None when no exit takes a new session now."""
+        if session_id is not None:
+            session = self.get_session(session_id)
+            if session is not None:
+                return Pick(session)
+        try:
+            return Pick(self.get_session(avoid=avoid), session_id is not None)
+        except NoHealthyProxy:
+            return Pick(None, session_id is not None)
+
+    def spare(self, *, avoid: Avoid | None = None) -> Session | None:
+        """Another session, handed out, or None (the pool is busy, or no exit takes a new one)."""
+        try:
+            return self.get_session(avoid=avoid)
+        except NoHealthyProxy:
+            return None
+
+    def _pick_ready(self, avoid: Avoid | None) -> Session | None:
         """The strategy's pick among the ready sessions that ``avoid`` does not refuse."""
         if not self._ready:
             return None
@@ -221,10 +252,18 @@ class SessionPool:
             raise ValueError(f"add_session: a session with id {session.id!r} is already in the pool")
         if len(self._live) >= self._max_pool_size:
             raise PoolFullError(f"add_session: the pool is full ({self._max_pool_size} sessions)")
-        session._clock = self._clock
+        session.attach(self, clock=self._clock)
         if not session.is_usable:
+            session.attach(None)
             raise ValueError(f"add_session: session {session.id!r} is not usable")
         self._adopt(session)
+
+    def track(self, session: Session) -> None:
+        """Hold a live session that another pool observes and whose changes it passes on here
+        (the shared pool during a Redis outage); its hand-outs in flight stay counted."""
+        if session.id in self._live or len(self._live) >= self._max_pool_size or not session.is_usable:
+            raise ValueError(f"track: cannot hold session {session.id!r} (already held, pool full or unusable)")
+        self._index(session)
 
     def _create(self) -> Session:
         if self._create_session_function is None:
@@ -245,12 +284,15 @@ class SessionPool:
         return session
 
     def _adopt(self, session: Session) -> None:
-        session._owner = self
+        session.attach(self)
+        self._index(session)
+
+    def _index(self, session: Session) -> None:
         self._live[session.id] = session
         self._by_proxy.setdefault(session.proxy_url, {})[session.id] = None
         heapq.heappush(self._expiry, (session.expires_at, next(self._seq), session.id))
-        if session._sits_out_until > self._clock():
-            heapq.heappush(self._asleep, (session._sits_out_until, next(self._seq), session.id))
+        if session.sits_out_until > self._clock():
+            heapq.heappush(self._asleep, (session.sits_out_until, next(self._seq), session.id))
             self._sitting.add(session.id)
         if len(self._expiry) > 2 * len(self._live) + 64:
             self._expiry = [(s.expires_at, next(self._seq), sid) for sid, s in self._live.items()]
@@ -258,7 +300,7 @@ class SessionPool:
         self._refresh(session)
 
     def _lease(self, session: Session) -> None:
-        session._leases += 1
+        session.lease()
         self._refresh(session)
 
     def _has_room(self) -> bool:
@@ -269,13 +311,14 @@ class SessionPool:
         return held < self._max_pool_size and len(self._live) < 3 * self._max_pool_size
 
     def _is_ready(self, session: Session) -> bool:
-        used, leases = session._usage_count, session._leases
-        if leases and (session._suspected_at is not None or (self._warm_up and not used)):
+        used, leases = session.usage_count, session.in_flight
+        if leases and (session.is_suspect or (self._warm_up and not used)):
             return False  # a new or suspect session serves one request until its answer
+        sits_out_until = session.sits_out_until
         return (
             used + leases < session.max_usage_count
             and session.proxy_url not in self._paused_proxies
-            and not (session._sits_out_until and session._sits_out_until > self._clock())
+            and not (sits_out_until and sits_out_until > self._clock())
         )
 
     def _refresh(self, session: Session) -> None:
@@ -284,12 +327,24 @@ class SessionPool:
         else:
             self._ready.discard(session)
 
-    # -- called by sessions -----------------------------------------------------
+    # -- what sessions tell the pool (SessionObserver) -------------------------------
+
+    def session_marked(self, session: Session, mark: Mark) -> None:
+        self._session_used(session, mark == "bad")
+
+    def session_suspected(self, session: Session, change: SuspicionChange) -> None:
+        if change == "clear":
+            self._session_used(session, False)
+        else:
+            self._session_sits_out(session)
+
+    def session_retiring(self, session: Session, reason: str) -> bool:
+        return True
 
     def _session_used(self, session: Session, bad: bool) -> None:
         if self._live.get(session.id) is not session:
             return
-        if not session._sits_out_until:
+        if not session.sits_out_until:
             self._sitting.discard(session.id)
             self._condemned.discard(session.id)
         self._refresh(session)
@@ -299,16 +354,16 @@ class SessionPool:
     def _session_sits_out(self, session: Session) -> None:
         if self._live.get(session.id) is not session:
             return
-        if session._condemned:
+        if session.is_condemned:
             self._condemned.add(session.id)
         else:
             self._condemned.discard(session.id)
         self._ready.discard(session)
-        heapq.heappush(self._asleep, (session._sits_out_until, next(self._seq), session.id))
+        heapq.heappush(self._asleep, (session.sits_out_until, next(self._seq), session.id))
         self._sitting.add(session.id)
         if len(self._asleep) > 2 * len(self._live) + 64:
             self._asleep = [
-                (s._sits_out_until, next(self._seq), sid) for sid, s in self._live.items() if sid in self._sitting
+                (s.sits_out_until, next(self._seq), sid) for sid, s in self._live.items() if sid in self._sitting
             ]
             heapq.heapify(self._asleep)
 
@@ -317,11 +372,11 @@ class SessionPool:
         while heap and heap[0][0] <= now:
             *_, sid = heapq.heappop(heap)
             session = self._live.get(sid)
-            if session is not None and session._sits_out_until <= now:  # not sent to sit out longer since
+            if session is not None and session.sits_out_until <= now:  # not sent to sit out longer since
                 self._sitting.discard(sid)
                 self._refresh(session)
 
-    def _session_retired(self, session: Session) -> None:
+    def session_retired(self, session: Session) -> None:
         if self._live.get(session.id) is not session:
             return
         del self._live[session.id]
@@ -364,6 +419,103 @@ class SessionPool:
         self._paused_proxies.discard(proxy_url)
         for sid in self._by_proxy.get(proxy_url, ()):
             self._refresh(self._live[sid])
+
+    # -- persistence (open_session_pool) -------------------------------------------
+
+    def keep_in(self, keeper: PoolKeeper) -> None:
+        """Persist this pool through ``keeper`` (see :func:`~scrapy_sessionpool.core.persistence.open_session_pool`)."""
+        self._keeper = keeper
+
+    @property
+    def keeper(self) -> PoolKeeper | None:
+        return self._keeper
+
+    def initialize(self) -> int:
+        """Restore the pool from its store (Apify's ``initialize()``); returns how many sessions came back."""
+        if self._keeper is None:
+            return 0
+        restored = self._keeper.restore()
+        self._schedule_persist()
+        return restored
+
+    def persist_state(self) -> bool:
+        """Save the pool to its store now (Apify's ``persistState()``); False if it could not be saved."""
+        if self._keeper is None:
+            return False
+        self._schedule_persist()
+        return self._keeper.persist_state()
+
+    async def persist_state_async(self, run_in_thread: RunInThread | None = None) -> bool:
+        """:meth:`persist_state` for an event loop: captured now, encoded and written in a thread."""
+        keeper = self._keeper
+        if keeper is None:
+            return False
+        async with self._save_lock:
+            self._schedule_persist()
+            job = keeper.capture()
+            if job is None:
+                return False
+            return bool(await (run_in_thread or asyncio.to_thread)(lambda: keeper.run(job)))
+
+    def teardown(self) -> bool:
+        """Stop the periodic saves and save once more (Apify's ``teardown()``)."""
+        self._stop_persisting()
+        return self._keeper.persist_state() if self._keeper is not None else False
+
+    async def teardown_async(self, run_in_thread: RunInThread | None = None) -> bool:
+        """:meth:`teardown` for an event loop: a periodic save under way ends first, then it saves."""
+        task = self._stop_persisting()
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        saved = await self.persist_state_async(run_in_thread)
+        self._persist_at = math.inf
+        return saved
+
+    def __enter__(self) -> SessionPool:  # noqa: PYI034 - typing.Self is Python 3.11+
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.teardown()
+
+    async def __aenter__(self) -> SessionPool:  # noqa: PYI034 - typing.Self is Python 3.11+
+        if self._keeper is not None and self._keeper.interval is not None:
+            self._persist_at = math.inf  # the task saves, not get_session()
+            self._persisting = asyncio.get_running_loop().create_task(self._persist_every(self._keeper.interval))
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.teardown_async()
+
+    async def _persist_every(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await asyncio.shield(self.persist_state_async())  # cancelled at teardown: a save under way ends
+
+    def _schedule_persist(self) -> None:
+        keeper = self._keeper
+        if keeper is not None and keeper.interval is not None and self._persisting is None:
+            self._persist_at = self._clock() + keeper.interval
+
+    def _stop_persisting(self) -> asyncio.Task[None] | None:
+        self._persist_at = math.inf
+        task, self._persisting = self._persisting, None
+        if task is not None:
+            task.cancel()
+        return task
+
+    # -- the Pool interface's lifecycle (a crawl's extension drives it) ---------------
+
+    async def start(self) -> None:
+        """Nothing to connect to: the pool was restored when it was opened."""
+
+    async def save(self, run_in_thread: RunInThread) -> bool:
+        return await self.persist_state_async(run_in_thread)
+
+    async def close(self, run_in_thread: RunInThread) -> None:
+        await self.teardown_async(run_in_thread)
 
     # -- state ------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from .exceptions import StateError
 from .proxies import PROXY_URL_RE
 
 if TYPE_CHECKING:
-    from .pool import SessionPool
+    from .observer import Mark, SessionObserver
 
 __all__ = ["DEFAULT_BLOCKED_STATUS_CODES", "Session", "SessionOptions"]
 
@@ -107,8 +107,8 @@ class Session:
         "_id",
         "_jar",
         "_leases",
+        "_observer",
         "_options",
-        "_owner",
         "_proxy_url",
         "_retired",
         "_sits_out_until",
@@ -154,7 +154,7 @@ class Session:
         self._strikes = 0
         self._condemned = False
         self._leases = 0
-        self._owner: SessionPool | None = None
+        self._observer: SessionObserver | None = None
 
     def __repr__(self) -> str:
         state = f"retired:{self._retired}" if self._retired else "live"
@@ -276,6 +276,11 @@ class Session:
         return self._strikes
 
     @property
+    def in_flight(self) -> int:
+        """Hand-outs not marked or released yet (requests on their way)."""
+        return self._leases
+
+    @property
     def retired_reason(self) -> str | None:
         """Why the session was retired, or None while it is not."""
         return self._retired
@@ -327,6 +332,19 @@ class Session:
             return reasons.EXPIRED
         return None
 
+    # -- the pool's side ---------------------------------------------------------
+
+    def attach(self, observer: SessionObserver | None, *, clock: Clock | None = None) -> None:
+        """Report every change from now on to ``observer`` (the pool that holds the session);
+        ``clock``: the pool's clock becomes the session's."""
+        self._observer = observer
+        if clock is not None:
+            self._clock = clock
+
+    def lease(self) -> None:
+        """Count a hand-out (released by a mark or :meth:`release`)."""
+        self._leases += 1
+
     # -- verbs ------------------------------------------------------------------
 
     def mark_good(self) -> None:
@@ -337,7 +355,7 @@ class Session:
         self._usage_count += 1
         if self._error_score > 0:
             self._error_score = max(0.0, self._error_score - self._options.error_score_decrement)
-        self._after_use(bad=False)
+        self._after_use("good")
 
     def mark_bad(self) -> None:
         """A failed use: usage +1, error score +1. Retires the session once it is unusable."""
@@ -346,22 +364,24 @@ class Session:
             return
         self._usage_count += 1
         self._error_score += 1
-        self._after_use(bad=True)
+        self._after_use("bad")
 
     def release(self) -> None:
         """Give back a hand-out that did not use the session (the request never went out)."""
         if self._leases:
             self._leases -= 1
-            if self._owner is not None and self._retired is None:
-                self._owner._session_used(self, False)
+            if self._observer is not None:
+                self._observer.session_marked(self, "release")
 
     def retire(self, reason: str = reasons.MANUAL) -> None:
         """Take the session out of use for good. Calling it again does nothing."""
         if self._retired is not None:
             return
+        if self._observer is not None and not self._observer.session_retiring(self, reason):
+            return
         self._retired = reason
-        if self._owner is not None:
-            self._owner._session_retired(self)
+        if self._observer is not None:
+            self._observer.session_retired(self)
 
     def suspect(self, until: float, *, strikes: int | None = None, condemned: bool = False) -> None:
         """A block the judge cannot blame yet: sit out until ``until``; the next request decides
@@ -373,15 +393,15 @@ class Session:
         self._strikes = self._strikes + 1 if strikes is None else strikes
         self._sits_out_until = until
         self._condemned = condemned
-        if self._owner is not None:
-            self._owner._session_sits_out(self)
+        if self._observer is not None:
+            self._observer.session_suspected(self, "suspect")
 
     def acquit(self) -> None:
         """The control failed (its exit blocks the others too): it is a plain suspect again."""
         if self._condemned:
             self._condemned = False
-            if self._owner is not None:
-                self._owner._session_sits_out(self)
+            if self._observer is not None:
+                self._observer.session_suspected(self, "acquit")
 
     def clear_suspicion(self) -> None:
         """The session was not to blame: it is handed out as before, at once."""
@@ -389,8 +409,8 @@ class Session:
             return
         self._suspected_at, self._sits_out_until, self._strikes = None, 0.0, 0
         self._condemned = False
-        if self._owner is not None and self._retired is None:
-            self._owner._session_used(self, False)
+        if self._observer is not None:
+            self._observer.session_suspected(self, "clear")
 
     def retire_on_blocked_status_codes(self, status: int, blocked_status_codes: Iterable[int] | None = None) -> bool:
         """Retire the session if ``status`` is a blocking code (default 401, 403, 429)."""
@@ -400,16 +420,16 @@ class Session:
             return True
         return False
 
-    def _after_use(self, *, bad: bool) -> None:
+    def _after_use(self, mark: Mark) -> None:
         if self._leases:
             self._leases -= 1
-        if self._retired is not None:
-            return
         reason = self._unusable_reason()
         if reason is not None:
             self.retire(reason)
-        elif self._owner is not None:
-            self._owner._session_used(self, bad)
+            if self._retired is not None:
+                return
+        if self._observer is not None:
+            self._observer.session_marked(self, mark)
 
     # -- state ------------------------------------------------------------------
 

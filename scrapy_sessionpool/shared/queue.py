@@ -1,17 +1,30 @@
 """The writes a process owes a shared Redis pool, in order, kept small while Redis is away.
 
-An op is ``(session, kind, a, b)``; the kinds are those of ``redis_scripts.apply_ops``. The queue
-reads two flags of a session: ``_settled`` (retired while Redis was away: only its retirement
-still matters) and ``_unsent`` (made while Redis was away and never sent: Redis only needs to
+An :class:`Op` is one write; its kinds are those of ``scripts.apply_ops``. The queue reads two
+flags of a session: ``retired_offline`` (retired while Redis was away: only its retirement still
+matters) and ``awaiting_create`` (made while Redis was away and never sent: Redis only needs to
 count it, as a ``tally``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
-Op = tuple[Any, str, str, str]
+
+class Op(NamedTuple):
+    """One write for Redis: ``kind`` of ``session``, with up to two arguments.
+
+    ``value``: the letters of a ``marks`` op, a cookie's field, a retirement reason, the JSON of
+    a ``create``, a ``suspect`` or of ``ud`` (user data), the count of a ``tally``; ``extra``: a
+    cookie's JSON (empty: the cookie is cleared).
+    """
+
+    session: Any
+    kind: str
+    value: str = ""
+    extra: str = ""
+
 
 #: The marks that merge into one ``marks`` op, and the letter each leaves in it.
 MARK_CODES = {"good": "g", "bad": "b", "release": "r"}
@@ -35,7 +48,7 @@ class WriteQueue:
     def take(self, n: int) -> list[Op]:
         """The first ``n`` ops, less those a settled session no longer needs."""
         batch, self._ops = self._ops[:n], self._ops[n:]
-        return [_needed(op) for op in batch if not op[0]._settled or op[1] in ("retire", "tally")]
+        return [_needed(op) for op in batch if not op.session.retired_offline or op.kind in ("retire", "tally")]
 
     def put_back(self, batch: list[Op]) -> None:
         """Ops of a batch that did not reach Redis, back at the front, in their order."""
@@ -52,25 +65,25 @@ class WriteQueue:
         marks_at: dict[str, int] = {}  # session id -> index of its open marks op
         last_at: dict[tuple[str, str], int] = {}  # (session id, cookie field or "ud") -> index of its last write
         for op in self._ops:
-            session, kind, a, _ = op
-            if session._settled and kind not in ("retire", "tally"):
+            session, kind, value, _ = op
+            if session.retired_offline and kind not in ("retire", "tally"):
                 continue
-            code = a if kind == "marks" else MARK_CODES.get(kind)
+            code = value if kind == "marks" else MARK_CODES.get(kind)
             if code is not None:
                 at = marks_at.get(session.id)
                 if at is not None and not merge_across and at != len(out) - 1:
                     at = None
                 if at is None:
                     marks_at[session.id] = len(out)
-                    out.append((session, "marks", code, ""))
+                    out.append(Op(session, "marks", code))
                 else:
-                    out[at] = (session, "marks", out[at][2] + code, "")  # type: ignore[index]
+                    out[at] = Op(session, "marks", out[at].value + code)  # type: ignore[union-attr]
                 continue
             if kind in ("create", "retire", "suspect", "clear", "acquit"):  # marks commute with cookie and
                 # user-data writes, not with these
                 marks_at.pop(session.id, None)
             if kind in ("cookie", "ud"):  # each write replaces the one before
-                field = (session.id, a if kind == "cookie" else "ud")
+                field = (session.id, value if kind == "cookie" else "ud")
                 earlier = last_at.get(field)
                 if earlier is not None:
                     out[earlier] = None
@@ -80,7 +93,6 @@ class WriteQueue:
 
 
 def _needed(op: Op) -> Op:
-    session, kind, _, _ = op
-    if kind == "retire" and session._settled and session._unsent:
-        return (session, "tally", "1", "")  # Redis never saw it: count it as made and retired
+    if op.kind == "retire" and op.session.retired_offline and op.session.awaiting_create:
+        return Op(op.session, "tally", "1")  # Redis never saw it: count it as made and retired
     return op

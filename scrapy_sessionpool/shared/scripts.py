@@ -22,6 +22,7 @@ sessions look a little more used, never block the pool.
 REPLY_OK = "ok"
 REPLY_RETIRED = "retired"  # then the reason: one of reasons.COMPUTED, or the one the process gave
 REPLY_GONE = "gone"  # retired already (by another process, or by an earlier write)
+REPLY_TALLIED = "tallied"  # a session made and retired while Redis was away, counted
 
 COMMON = r"""
 local live, ready, meta, proxies, asleep, condemned = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]

@@ -1,24 +1,13 @@
-"""The store interface: pool state in, pool state out, by key."""
+"""The memory store; the store interface (``Store``) is the core's (``core.persistence``)."""
 
 from __future__ import annotations
 
 import copy
-from typing import Any, Protocol
+from typing import Any
+
+from ..core.persistence import Store
 
 __all__ = ["MemoryStore", "Store"]
-
-
-class Store(Protocol):
-    """Keeps JSON-safe pool states by key."""
-
-    def load(self, key: str) -> dict[str, Any] | None:
-        """The state saved under ``key``, or None when there is none (or it was unusable)."""
-
-    def save(self, key: str, state: dict[str, Any]) -> None:
-        """Save ``state`` under ``key``, replacing what was there."""
-
-    def describe(self, key: str) -> str:
-        """Where ``key`` lives, for log lines (no credentials)."""
 
 
 class MemoryStore:

@@ -1,0 +1,307 @@
+"""The shared pool while Redis answers: one Lua script per pick, writes sent in batches, in order.
+
+Writes are queued and ride on the next pick's script (one round trip per pick), so a process
+always sees its own writes and every process sees a retirement before its next pick. One batch
+is on its way at a time, so Redis applies the writes in the order they were made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from ..core import reasons
+from ..core.exceptions import StateError
+from ..core.observer import Pick
+from ..core.session import SESSION_ID_RE, Session
+from . import scripts
+from .queue import Op
+from .remote_session import RemoteSession
+from .schema import import_redis, pool_keys, state_from_fields
+from .scripts import REPLY_GONE, REPLY_RETIRED, REPLY_TALLIED
+
+if TYPE_CHECKING:
+    from .pool import SharedPool
+
+__all__ = ["BATCH", "FLUSH_DELAY", "Online", "RedisLink"]
+
+logger = logging.getLogger(__name__)
+
+#: Queued writes sent in one batch at most.
+BATCH = 500
+#: How long a write waits for a pick to carry it before it is sent on its own.
+FLUSH_DELAY = 0.02
+
+
+class RedisLink:
+    """One pool's scripts on one Redis, run by SHA (loaded on first use or after a Redis restart)."""
+
+    def __init__(self, url: str, base: str) -> None:
+        redis = import_redis()
+        #: errors after which Redis may well take the same writes later: an outage
+        self.errors: tuple[type[BaseException], ...] = (
+            redis.exceptions.ConnectionError,
+            redis.exceptions.TimeoutError,
+            OSError,
+            redis.exceptions.ReadOnlyError,
+            redis.exceptions.OutOfMemoryError,
+        )
+        self.client = redis.asyncio.Redis.from_url(
+            url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2
+        )
+        self._no_script = redis.exceptions.NoScriptError
+        self._shas: dict[str, str] = {}
+        self.keys = pool_keys(base)
+
+    async def eval(self, script: str, args: list[Any]) -> Any:
+        """Run one of ``scripts`` by name."""
+        sha = self._shas.get(script)
+        if sha is not None:
+            try:
+                return await self.client.evalsha(sha, len(self.keys), *self.keys, *args)
+            except self._no_script:
+                pass
+        sha = self._shas[script] = await self.client.script_load(getattr(scripts, script))
+        return await self.client.evalsha(sha, len(self.keys), *self.keys, *args)
+
+    async def ping(self) -> bool:
+        """Does Redis answer again? (Connections from before the outage are dropped first.)"""
+        try:
+            await self.client.connection_pool.disconnect()
+            await self.client.ping()
+        except self.errors:
+            return False
+        return True
+
+    async def close(self) -> None:
+        await self.client.aclose() if hasattr(self.client, "aclose") else await self.client.close()
+
+
+class Online:
+    """Picks and writes of a shared pool through Redis."""
+
+    def __init__(self, shared: SharedPool, link: RedisLink) -> None:
+        self.shared = shared
+        self.link = link
+        self._idle = asyncio.Event()  # cleared while a batch of writes is on its way
+        self._idle.set()
+        self._flushing = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- picking -----------------------------------------------------------------------
+
+    async def acquire(self, session_id: str | None) -> Pick:
+        """A session from Redis (the queued writes go with the pick). A second round trip fetches
+        its cookies and user data only when they changed since this process last saw them."""
+        shared, cfg = self.shared, self.shared.settings
+        candidates = [p or "" for p in (cfg.proxies or (None,)) if not shared.refuses_new(p)]
+        agent = shared.rng.choice(cfg.user_agents) if cfg.user_agents else ""
+        args = [
+            shared.base,
+            repr(shared.clock()),
+            cfg.max_pool_size,
+            cfg.max_usage_count,
+            repr(cfg.max_age_secs),
+            int(cfg.warm_up),
+            cfg.reuse_strategy,
+            repr(cfg.max_error_score),
+            repr(cfg.error_score_decrement),
+            session_id or "",
+            "session_" + secrets.token_urlsafe(16),
+            agent,
+            len(shared.paused),
+            *shared.paused,
+            len(candidates),
+            *candidates,
+        ]
+        batch = self.take_batch()  # none while another batch is on its way: the pick does not wait
+        try:
+            writes, pick, expired = await self.link.eval("ACQUIRE", args + op_args(batch))
+        except self.link.errors as exc:
+            shared.queue.put_back(batch)
+            shared.went_offline(exc)
+            return Pick(None, False) if shared.outage is None else shared.outage.pool.acquire(session_id)
+        finally:
+            self.batch_done(batch)
+        self.applied(batch, writes)
+        self.expired(expired)
+        return await self._picked(pick)
+
+    async def _picked(self, pick: list[Any]) -> Pick:
+        status, sid, usage, errors, cv, uv, live, retired, sus, until, strikes, condemned = pick
+        shared = self.shared
+        shared.live_count, shared.retired_count = int(live), int(retired)
+        missing = status.startswith("missing")
+        session = shared.mirrors.get(sid)
+        if sid == "" or sid in shared.announced or (session is not None and session.is_retired):
+            return Pick(None, missing)  # none, or one this process retired and Redis has not heard of yet
+        try:
+            if session is None or session.cookies_version != int(cv) or session.user_data_version != int(uv):
+                fields, cookies = await self._fetch(sid)
+                if not fields:  # retired by another process a moment ago
+                    return Pick(None, missing)
+                session = self._mirror(sid, fields, cookies)
+            session.take_counts(int(usage), float(errors))
+            session.take_suspicion(float(sus) if sus else None, float(until), int(strikes), condemned == "1")
+        except (StateError, ValueError) as exc:  # a hostile or broken value in Redis must not reach Scrapy
+            logger.warning("Shared session %s has unusable data in Redis (%s): retiring it", sid, exc)
+            if SESSION_ID_RE.fullmatch(sid):
+                corrupt = RemoteSession(shared, id=sid, options=shared.options)
+                shared.queue.append(Op(corrupt, "retire", reasons.CORRUPT_STATE))
+            return Pick(None, missing)
+        session.lease()
+        if status.endswith("created"):
+            shared.on_created(session)
+        return Pick(session, missing)
+
+    async def _fetch(self, sid: str) -> tuple[dict[str, str], dict[str, str]]:
+        base = self.shared.base
+        async with self.link.client.pipeline(transaction=False) as pipe:
+            pipe.hgetall(f"{base}:s:{sid}")
+            pipe.hgetall(f"{base}:c:{sid}")
+            fields, cookies = await pipe.execute()
+        return fields, cookies
+
+    def _mirror(self, sid: str, fields: dict[str, str], cookies: dict[str, str]) -> RemoteSession:
+        """This process's copy of a shared session, brought up to date. Raises StateError for bad data."""
+        shared = self.shared
+        try:
+            cookies_version, user_data_version = int(fields.get("cv", 0)), int(fields.get("uv", 0))
+        except ValueError as exc:
+            raise StateError(f"bad versions ({exc})") from None
+        checked = Session.from_state(
+            state_from_fields(sid, fields, cookies),
+            options=shared.options,
+            clock=shared.clock,
+            where="Redis session",
+            on_problem=_left_out,
+        )
+        session = shared.mirrors.get(sid)
+        if session is None:
+            session = RemoteSession(
+                shared,
+                id=sid,
+                options=shared.options,
+                clock=shared.clock,
+                created_at=checked.created_at,
+                proxy_url=checked.proxy_url,
+                user_agent=checked.user_agent,
+            )
+            shared.mirrors[sid] = session
+        session.take_data(checked, fields.get("ud", ""), cookies_version, user_data_version)
+        return session
+
+    def expired(self, ids: list[str]) -> None:
+        """Count the sessions a pick of this process retired for their age (Redis does it, not a write)."""
+        shared = self.shared
+        for sid in ids:
+            if sid in shared.announced:  # retired and counted here while Redis was away
+                continue
+            session = shared.mirrors.pop(sid, None)
+            if session is None and SESSION_ID_RE.fullmatch(sid):  # one this process never used
+                session = RemoteSession(shared, id=sid, options=shared.options)
+            if session is not None:
+                shared.retired_by_redis(session, reasons.EXPIRED)
+                shared.count_retired(session)
+
+    # -- writes ------------------------------------------------------------------------
+
+    def take_batch(self) -> list[Op]:
+        """The next writes to send, or none while a batch is on its way: one batch at a time, so
+        Redis applies them in order. The caller sends them, then calls :meth:`batch_done`."""
+        if not self._idle.is_set():
+            return []
+        batch = self.shared.queue.take(BATCH)
+        if batch:
+            self._idle.clear()
+        return batch
+
+    def batch_done(self, batch: list[Op]) -> None:
+        if batch:
+            self._idle.set()
+
+    def apply_args(self, batch: list[Op]) -> list[Any]:
+        shared, cfg = self.shared, self.shared.settings
+        return [
+            shared.base,
+            repr(shared.clock()),
+            cfg.max_usage_count,
+            repr(cfg.max_error_score),
+            repr(cfg.error_score_decrement),
+            int(cfg.warm_up),
+            cfg.reuse_strategy,
+            *op_args(batch),
+        ]
+
+    def applied(self, batch: list[Op], replies: list[Any]) -> None:
+        """Take in Redis's replies to a batch: retirements it decided, counts after the marks."""
+        shared = self.shared
+        for op, reply in zip(batch, replies, strict=False):
+            session = op.session
+            if reply[0] in (REPLY_RETIRED, REPLY_GONE):
+                shared.mirrors.pop(session.id, None)
+                shared.announced.discard(session.id)
+                shared.retired_by_redis(session, reply[1] if reply[0] == REPLY_RETIRED else reasons.GONE)
+                if reply[0] == REPLY_RETIRED:  # "gone": retired by another process, or by an earlier write
+                    shared.count_retired(session)
+            elif reply[0] == REPLY_TALLIED:
+                shared.announced.discard(session.id)
+            elif op.kind == "create":
+                session.awaiting_create = False
+            elif op.kind in ("good", "bad", "marks") and len(reply) >= 3:
+                session.take_counts(int(reply[1]), float(reply[2]))
+
+    def schedule_flush(self, delay: float) -> None:
+        """Send queued writes shortly, unless a pick carries them first (asyncio, as Scrapy's reactor)."""
+        if self._flushing or self.shared.outage is not None:
+            return
+        self._flushing = True
+        loop = asyncio.get_event_loop()
+        loop.call_later(delay, lambda: self._tasks.add(loop.create_task(self.flush())))
+
+    async def flush(self) -> None:
+        """Send every queued write now (until Redis fails: then the outage begins)."""
+        self._tasks = {t for t in self._tasks if not t.done()}
+        shared = self.shared
+        try:
+            while shared.queue and shared.outage is None:
+                if not self._idle.is_set():
+                    await self._idle.wait()
+                    continue
+                batch = self.take_batch()
+                if not batch:  # every write taken was one Redis no longer needs
+                    continue
+                try:
+                    replies = await self.link.eval("APPLY", self.apply_args(batch))
+                except self.link.errors as exc:
+                    shared.queue.put_back(batch)
+                    shared.went_offline(exc)
+                    return
+                finally:
+                    self.batch_done(batch)
+                self.applied(batch, replies)
+        finally:
+            self._flushing = False
+
+
+def op_args(batch: list[Op]) -> list[str]:
+    """Queued writes as the scripts' ARGV: kind, session id, value, extra for each."""
+    return [value for op in batch for value in (op.kind, op.session.id, op.value, op.extra)]
+
+
+def _left_out(kind: str, error: StateError) -> None:
+    logger.warning("Left out an unusable %s of a shared session: %s", kind, error)
+
+
+def suspicion_json(session: Session) -> str:
+    return json.dumps(
+        {
+            "since": session.suspected_at,
+            "until": session.sits_out_until,
+            "strikes": session.strikes,
+            "cond": int(session.is_condemned),
+        }
+    )
