@@ -269,3 +269,59 @@ def test_a_bad_cookie_is_left_out_alone_when_asked():
     again = Session.from_state(state, on_problem=lambda kind, error: problems.append((kind, str(error))))
     assert [c["name"] for c in again.cookies] == ["good"]
     assert problems == [("cookie", "session s1.cookies[0].name: expected a string")]
+
+
+class Recorder:
+    """A SessionObserver that notes what it is told (and may veto retirements)."""
+
+    def __init__(self, veto=()):
+        self.events, self.veto = [], set(veto)
+
+    def session_marked(self, session, mark):
+        self.events.append(("marked", mark))
+
+    def session_suspected(self, session, change):
+        self.events.append(("suspected", change))
+
+    def session_retiring(self, session, reason):
+        return reason not in self.veto
+
+    def session_retired(self, session):
+        self.events.append(("retired", session.retired_reason))
+
+
+def test_a_session_tells_its_observer_every_change():
+    observer = Recorder()
+    s = Session(options={"max_error_score": 2})
+    s.attach(observer)
+    s.lease()
+    s.mark_good()
+    s.lease()
+    s.release()
+    s.release()  # nothing to give back: nothing told
+    s.suspect(s.created_at + 5, condemned=True)
+    s.acquit()
+    s.clear_suspicion()
+    s.mark_bad()
+    s.mark_bad()  # error score 2: retired
+    s.mark_good()  # retired: nothing more
+    assert observer.events == [
+        ("marked", "good"),
+        ("marked", "release"),
+        ("suspected", "suspect"),
+        ("suspected", "acquit"),
+        ("suspected", "clear"),
+        ("marked", "bad"),
+        ("retired", "error_score"),
+    ]
+    assert s.in_flight == 0
+
+
+def test_an_observer_may_decide_a_retirement_later():
+    observer = Recorder(veto={"error_score"})
+    s = Session(options={"max_error_score": 1})
+    s.attach(observer)
+    s.mark_bad()  # the observer decides this one (a shared pool: Redis does)
+    assert not s.is_retired and not s.is_usable and observer.events == [("marked", "bad")]
+    s.retire("status_403")
+    assert s.retired_reason == "status_403" and observer.events[-1] == ("retired", "status_403")
