@@ -17,9 +17,29 @@ def test_readme_renders_without_warnings():
     docutils.core.publish_doctree(README, settings_overrides={"report_level": 2, "halt_level": 2})
 
 
+#: The settings the README's Settings section documents: ``SESSIONPOOL_X`` (default ``...``).
+DOCUMENTED = re.findall(r"^``(SESSIONPOOL_\w+)`` \(default ", README, re.MULTILINE)
+
+
 def test_every_setting_is_documented_with_its_default():
     for name in _documented():
-        assert re.search(rf"^``{name}`` \(default ", README, re.MULTILINE), f"{name} is not documented"
+        assert name in DOCUMENTED, f"{name} is not documented"
+
+
+def test_every_documented_setting_is_in_the_table_once():
+    assert sorted(DOCUMENTED) == _documented()
+
+
+def test_every_setting_the_readme_names_is_in_the_table():
+    named = set(re.findall(r"\bSESSIONPOOL_[A-Z][A-Z_]*\b", README))
+    assert named - set(_documented()) == set()
+
+
+def test_the_readme_lists_what_a_named_pool_may_override():
+    from scrapy_sessionpool.settings import TABLE
+
+    sentence = re.search(r"^``SESSIONPOOL_POOLS`` may override (.+?);", README, re.MULTILINE | re.DOTALL).group(1)
+    assert re.findall(r"``(\w+)``", sentence) == [name for name, row in TABLE.items() if row.per_pool]
 
 
 def test_every_meta_key_is_documented():

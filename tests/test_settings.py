@@ -1,10 +1,12 @@
 import re
+from dataclasses import fields, replace
 
 import pytest
 from scrapy.settings import Settings
 
+from scrapy_sessionpool.core.blame import Judge
 from scrapy_sessionpool.policy import BanPolicy
-from scrapy_sessionpool.settings import PoolSettings, SettingsError, _documented
+from scrapy_sessionpool.settings import TABLE, PoolSettings, SettingsError, _documented, _int, _number, _positive
 
 
 def read(**values):
@@ -177,6 +179,15 @@ BAD = [
     ("MAX_CHALLENGE_REFETCHES", -1, "SESSIONPOOL_MAX_CHALLENGE_REFETCHES: expected an integer from 0 to 100, got -1"),
     ("PROXY_MAX_DELAY", 0, "SESSIONPOOL_PROXY_MAX_DELAY: expected a number > 0 and <= 3,600, got 0"),
     ("SITE_BLOCK_SHARE", 1, "SESSIONPOOL_SITE_BLOCK_SHARE: expected a share from 0 to below 1, got 1.0"),
+    ("SITE_BLOCK_SHARE", -0.1, "SESSIONPOOL_SITE_BLOCK_SHARE: expected a number >= 0, got -0.1"),
+    # the least value of each number above 0 (the table's strict minimum), with its maximum
+    ("MAX_ERROR_SCORE", 0, "SESSIONPOOL_MAX_ERROR_SCORE: expected a number > 0 and <= 1,000,000, got 0"),
+    ("LOG_INTERVAL", 0, "SESSIONPOOL_LOG_INTERVAL: expected a number > 0 and <= 604,800, got 0"),
+    ("PROXY_BLOCK_WINDOW", 0, "SESSIONPOOL_PROXY_BLOCK_WINDOW: expected a number > 0 and <= 604,800, got 0"),
+    ("PROXY_BACKOFF_MAX", 0, "SESSIONPOOL_PROXY_BACKOFF_MAX: expected a number > 0 and <= 604,800, got 0"),
+    ("PROXY_THROTTLE_DELAY", 0, "SESSIONPOOL_PROXY_THROTTLE_DELAY: expected a number > 0 and <= 3,600, got 0"),
+    ("SUSPECT_WAIT", 0, "SESSIONPOOL_SUSPECT_WAIT: expected a number > 0 and <= 604,800, got 0"),
+    ("MAX_WAIT", 0, "SESSIONPOOL_MAX_WAIT: expected a number > 0 and <= 604,800, got 0"),
     ("SUSPECT_WAIT", -5, "SESSIONPOOL_SUSPECT_WAIT: expected a number > 0 and <= 604,800, got -5"),
     ("MAX_WAIT", "forever", "SESSIONPOOL_MAX_WAIT: expected a number, got 'forever'"),
     ("PERSIST_STATE", "sometimes", "SESSIONPOOL_PERSIST_STATE: expected True or False, got 'sometimes'"),
@@ -232,6 +243,23 @@ BAD = [
         ),
     ),
     ("PERSIST_STATE_ON_ERROR", "ignore", "SESSIONPOOL_PERSIST_STATE_ON_ERROR: expected one of 'start_fresh', 'stop'"),
+    (
+        "REUSE_STRATEGY",
+        ["random"],
+        "SESSIONPOOL_REUSE_STRATEGY: expected one of 'random', 'round_robin', 'use_until_failure', got ['random']",
+    ),
+    (
+        "BAN_POLICY",
+        "scrapy_sessionpool.policy.NoSuchPolicy",
+        "SESSIONPOOL_BAN_POLICY: cannot import 'scrapy_sessionpool.policy.NoSuchPolicy'",
+    ),
+    ("BAN_POLICY", "BanPolicy", "SESSIONPOOL_BAN_POLICY: cannot import 'BanPolicy'"),
+    ("BAN_POLICY", "..policy.BanPolicy", "SESSIONPOOL_BAN_POLICY: cannot import '..policy.BanPolicy'"),
+    (
+        "BAN_POLICY",
+        3,
+        "SESSIONPOOL_BAN_POLICY: expected an import path such as 'myproject.policies.MyPolicy', or a class, got 3",
+    ),
     ("REDIS_PREFIX", "a b", "SESSIONPOOL_REDIS_PREFIX: expected 1-64 characters [A-Za-z0-9_.:-], got 'a b'"),
     ("REDIS_TTL", 0, "SESSIONPOOL_REDIS_TTL: expected a number > 0 and <= 31,622,400, got 0"),
 ]
@@ -262,3 +290,101 @@ def test_redis_alone_takes_redis_url_as_scrapy_redis_does():
     assert cfg.redis_url == "redis://cache:6380/2"
     with pytest.raises(SettingsError, match=r"^REDIS_URL: expected a Redis URL"):
         PoolSettings.from_settings(Settings({"SESSIONPOOL_PERSIST_STATE_STORE": "redis", "REDIS_URL": "nope"}))
+
+
+def test_reading_no_settings_gives_the_table_defaults():
+    cfg = PoolSettings.from_settings(Settings())
+    # only the defaults that are classes differ from a PoolSettings built in code: they are imported on reading
+    imported = {"block_exceptions": cfg.block_exceptions, "ban_policy": BanPolicy, "judge": Judge}
+    assert cfg == replace(PoolSettings(), **imported)
+    assert {name for name, row in TABLE.items() if row.read(name, None) != getattr(PoolSettings(), name)} == set(
+        imported
+    )
+
+
+def test_the_table_has_a_row_per_field_but_the_derived_redis_url():
+    assert set(TABLE) == {f.name for f in fields(PoolSettings)} - {"redis_url"}
+    assert _documented() == sorted(f"SESSIONPOOL_{name.upper()}" for name in TABLE)
+
+
+BOUNDED = [name for name, row in TABLE.items() if row.parse in (_int, _number, _positive)]
+
+
+def given(name, value):
+    """The settings read with ``name`` set to ``value`` (the backoff pair kept in order)."""
+    keep = {"proxy_backoff_base": {"PROXY_BACKOFF_MAX": 7 * 86400}, "proxy_backoff_max": {"PROXY_BACKOFF_BASE": 0.001}}
+    return read(**{name.upper(): value, **keep.get(name, {})})
+
+
+@pytest.mark.parametrize("name", BOUNDED)
+def test_numbers_keep_the_bounds_of_their_row(name):
+    row, setting = TABLE[name], f"SESSIONPOOL_{name.upper()}"
+    if row.parse is _int:
+        expected = (
+            f"an integer from {row.minimum} to {row.maximum:,.0f}" if row.maximum else f"an integer >= {row.minimum}"
+        )
+    else:
+        expected = f"a number {'>' if row.parse is _positive else '>='} {row.minimum:g}"
+        expected += f" and <= {row.maximum:,.0f}" if row.maximum else ""
+    lowest, too_low = (row.minimum + 0.001, row.minimum) if row.parse is _positive else (row.minimum, row.minimum - 1)
+    assert getattr(given(name, lowest), name) == lowest
+    with pytest.raises(SettingsError) as info:
+        given(name, too_low)
+    assert str(info.value) == f"{setting}: expected {expected}, got {too_low!r}"
+    if row.maximum is not None:
+        assert getattr(given(name, row.maximum), name) == row.maximum
+        with pytest.raises(SettingsError) as info:
+            given(name, row.maximum + 1)
+        assert str(info.value) == f"{setting}: expected {expected}, got {row.maximum + 1!r}"
+
+
+#: A value other than the default for each field a named pool may override.
+OVERRIDES = {
+    "max_pool_size": 3,
+    "max_age_secs": 7.0,
+    "max_usage_count": 4,
+    "max_error_score": 2.0,
+    "error_score_decrement": 0.25,
+    "reuse_strategy": "round_robin",
+    "proxies": ("http://p:1",),
+    "user_agents": ("agent",),
+}
+
+
+def test_a_named_pool_overrides_exactly_the_fields_the_table_says():
+    assert set(OVERRIDES) == {name for name, row in TABLE.items() if row.per_pool}
+    cfg = read(POOLS={"p": OVERRIDES})
+    pool = cfg.for_pool("p")
+    for name in TABLE:
+        if name in OVERRIDES:
+            assert getattr(pool, name) == OVERRIDES[name] != getattr(cfg, name), name
+        elif name != "pools":
+            assert getattr(pool, name) == getattr(cfg, name), name
+
+
+@pytest.mark.parametrize("name", [name for name, row in TABLE.items() if not row.per_pool])
+def test_a_named_pool_cannot_override_the_other_fields(name):
+    with pytest.raises(SettingsError, match=rf"^SESSIONPOOL_POOLS\['p'\]: cannot override '{name}'; expected some of "):
+        read(POOLS={"p": {name: TABLE[name].default}})
+
+
+def test_a_named_pool_given_none():
+    pool = read(MAX_POOL_SIZE=5, PROXIES=["http://p:1"], POOLS={"p": {"max_pool_size": None, "proxies": None}})
+    # None keeps the spider's pool size, and means no proxies (as at the top level, where None is unset)
+    assert (pool.for_pool("p").max_pool_size, pool.for_pool("p").proxies) == (5, ())
+    with pytest.raises(SettingsError, match=r"^SESSIONPOOL_POOLS\['p'\].max_age_secs: expected a number > 0"):
+        read(POOLS={"p": {"max_age_secs": None}})
+
+
+def test_empty_import_paths_and_pools_are_unset():
+    cfg = read(BAN_POLICY="", JUDGE="", POOLS="")
+    assert (cfg.ban_policy, cfg.judge, cfg.pools) == (BanPolicy, Judge, {})
+
+
+def test_classes_are_taken_as_they_are_and_import_paths_loaded():
+    cfg = read(
+        BAN_POLICY=BanPolicy,
+        JUDGE="scrapy_sessionpool.core.blame.Judge",
+        BLOCK_EXCEPTIONS=[KeyError, "builtins.OSError"],
+    )
+    assert (cfg.ban_policy, cfg.judge, cfg.block_exceptions) == (BanPolicy, Judge, (KeyError, OSError))
