@@ -9,8 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from .core.exceptions import PoolFullError, SessionPoolError, StateError
-from .core.pool import STATE_VERSION, SessionPool
-from .core.session import DEFAULT_BLOCKED_STATUS_CODES, Session, SessionOptions
+from .core.options import SessionOptions
+from .core.persistence import open_session_pool
+from .core.pool import SessionPool
+from .core.session import DEFAULT_BLOCKED_STATUS_CODES, Session
+from .core.state import STATE_VERSION
 
 __version__ = "0.1.0"
 
@@ -19,6 +22,7 @@ __all__ = [
     "STATE_VERSION",
     "Addon",
     "BanPolicy",
+    "Judge",
     "PoolFullError",
     "Session",
     "SessionOptions",
@@ -32,12 +36,14 @@ __all__ = [
     "get_pool",
     "get_pools",
     "get_session",
+    "open_session_pool",
     "retry_with_new_session",
 ]
 
 # Scrapy-side names, imported lazily so that the core stays free of Scrapy.
 _LAZY: dict[str, str] = {
     "Addon": ".addon",
+    "Judge": ".core.blame",
     "BanPolicy": ".policy",
     "SessionPoolExtension": ".extension",
     "SessionPoolMiddleware": ".middleware",

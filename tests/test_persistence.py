@@ -140,7 +140,7 @@ def test_asyncio_a_task_saves_periodically_and_teardown_waits_for_it():
 
     pool = run(main())
     assert writes[:2] == [1, 1] and writes[-1] == 2 and len(writes) in (3, 4)
-    assert pool._persisting is None  # the task is gone
+    assert pool.keeper._task is None  # the task is gone
 
 
 def test_asyncio_saves_run_in_the_given_thread_runner():

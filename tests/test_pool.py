@@ -4,7 +4,7 @@ from collections import Counter
 import pytest
 
 from scrapy_sessionpool import PoolFullError, Session, SessionPool, StateError
-from scrapy_sessionpool.core.pool import STATE_VERSION
+from scrapy_sessionpool.core.state import STATE_VERSION
 from tests.clock import FakeClock
 
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scrapy_sessionpool import StateError
-from scrapy_sessionpool.core.pool import STATE_VERSION
+from scrapy_sessionpool.core.state import STATE_VERSION
 from tests.fuzz_state import VALID, check_bytes, check_state, mutated_states
 
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True)

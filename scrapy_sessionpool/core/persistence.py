@@ -9,11 +9,15 @@ kept), an unusable state is set aside, never overwritten.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .exceptions import StateError
+from .observer import RunInThread
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -89,6 +93,9 @@ class PoolKeeper:
         self.stat = stats
         self.on_error_name = on_error_name  # how the user set on_error, for the error message
         self.writable = True  # False once an unusable state could not be set aside: never save over it
+        self._next_save = math.inf  # when get_session() makes the next periodic save
+        self._task: asyncio.Task[None] | None = None  # the periodic saves inside ``async with``
+        self._lock = asyncio.Lock()  # one save at a time, in the order they were captured
 
     @property
     def where(self) -> str:
@@ -103,6 +110,8 @@ class PoolKeeper:
         except StateError as exc:
             self.reject(exc)
             return 0
+        finally:
+            self._schedule()
         if state is None:
             return 0
         problems: list[StateError] = []
@@ -192,8 +201,64 @@ class PoolKeeper:
 
     def persist_state(self) -> bool:
         """Save the pool now; False when it could not be saved (logged and counted)."""
+        self._schedule()
         job = self.capture()
         return job is not None and self.run(job)
+
+    async def persist_state_async(self, run_in_thread: RunInThread | None = None) -> bool:
+        """Save the pool now from an event loop: captured at once, written by ``run_in_thread``
+        (``asyncio.to_thread`` by default); saves run one at a time, in order."""
+        async with self._lock:
+            self._schedule()
+            job = self.capture()
+            if job is None:
+                return False
+            return bool(await (run_in_thread or asyncio.to_thread)(lambda: self.run(job)))
+
+    def teardown(self) -> bool:
+        """Stop the periodic saves and save once more."""
+        self._stop()
+        saved = self.persist_state()
+        self._next_save = math.inf
+        return saved
+
+    async def teardown_async(self, run_in_thread: RunInThread | None = None) -> bool:
+        """:meth:`teardown` from an event loop: a periodic save under way ends first."""
+        task = self._stop()
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        saved = await self.persist_state_async(run_in_thread)
+        self._next_save = math.inf
+        return saved
+
+    # -- periodic saves ----------------------------------------------------------------
+
+    def due(self) -> bool:
+        """Is a periodic save due (by the pool's clock)? ``get_session()`` asks."""
+        return self._next_save <= self.pool.clock()
+
+    def save_in_background(self) -> None:
+        """Make the periodic saves in a task of the running event loop instead of in ``get_session()``."""
+        if self.interval is not None and self._task is None:
+            self._next_save = math.inf
+            self._task = asyncio.get_running_loop().create_task(self._every(self.interval))
+
+    async def _every(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await asyncio.shield(self.persist_state_async())  # cancelled at teardown: a save under way ends
+
+    def _schedule(self) -> None:
+        if self.interval is not None and self._task is None:
+            self._next_save = self.pool.clock() + self.interval
+
+    def _stop(self) -> asyncio.Task[None] | None:
+        self._next_save = math.inf
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+        return task
 
     def run(self, job: Callable[[], None]) -> bool:
         """Run a :meth:`capture` job (in any thread) and count the outcome."""

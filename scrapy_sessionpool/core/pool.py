@@ -14,23 +14,21 @@ sessions by the reuse strategy. Deliberate differences:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gc
 import heapq
 import itertools
 import logging
-import math
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import reasons
 from .exceptions import NoHealthyProxy, PoolFullError, StateError
 from .observer import Avoid, Mark, Pick, RunInThread, SuspicionChange
-from .session import Clock, Session, SessionOptions, state_from_snapshot
+from .options import SessionOptions
+from .session import Clock, Session
+from .state import STATE_VERSION, state_from_snapshot
 from .strategies import make_strategy
 
 if TYPE_CHECKING:
@@ -40,8 +38,6 @@ __all__ = ["STATE_VERSION", "SessionPool"]
 
 logger = logging.getLogger(__name__)
 
-#: Schema version of :meth:`SessionPool.get_state`.
-STATE_VERSION = 2  # 2: cookies keep every attribute (valueless, host-only, SameSite...)
 
 EVENTS = ("session_created", "session_retired")
 
@@ -102,9 +98,6 @@ class SessionPool:
         self._retired_count = 0
         self._listeners: dict[str, list[Listener]] = {e: [] for e in EVENTS}
         self._keeper: PoolKeeper | None = None
-        self._persist_at = math.inf  # the next periodic save, when get_session() makes it
-        self._persisting: asyncio.Task[None] | None = None
-        self._save_lock = asyncio.Lock()  # one save at a time, in the order they were captured
 
     def __repr__(self) -> str:
         return (
@@ -179,8 +172,8 @@ class SessionPool:
         self._purge_expired()
         if self._asleep:
             self._wake_due()
-        if self._persist_at <= self._clock():
-            self.persist_state()
+        if self._keeper is not None and self._keeper.due():
+            self._keeper.persist_state()
         if session_id is not None:
             session = self._live.get(session_id)
             if session is None or not session.is_usable:
@@ -430,47 +423,29 @@ class SessionPool:
     def keeper(self) -> PoolKeeper | None:
         return self._keeper
 
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
     def initialize(self) -> int:
         """Restore the pool from its store (Apify's ``initialize()``); returns how many sessions came back."""
-        if self._keeper is None:
-            return 0
-        restored = self._keeper.restore()
-        self._schedule_persist()
-        return restored
+        return self._keeper.restore() if self._keeper is not None else 0
 
     def persist_state(self) -> bool:
         """Save the pool to its store now (Apify's ``persistState()``); False if it could not be saved."""
-        if self._keeper is None:
-            return False
-        self._schedule_persist()
-        return self._keeper.persist_state()
+        return self._keeper.persist_state() if self._keeper is not None else False
 
     async def persist_state_async(self, run_in_thread: RunInThread | None = None) -> bool:
         """:meth:`persist_state` for an event loop: captured now, encoded and written in a thread."""
-        keeper = self._keeper
-        if keeper is None:
-            return False
-        async with self._save_lock:
-            self._schedule_persist()
-            job = keeper.capture()
-            if job is None:
-                return False
-            return bool(await (run_in_thread or asyncio.to_thread)(lambda: keeper.run(job)))
+        return await self._keeper.persist_state_async(run_in_thread) if self._keeper is not None else False
 
     def teardown(self) -> bool:
         """Stop the periodic saves and save once more (Apify's ``teardown()``)."""
-        self._stop_persisting()
-        return self._keeper.persist_state() if self._keeper is not None else False
+        return self._keeper.teardown() if self._keeper is not None else False
 
     async def teardown_async(self, run_in_thread: RunInThread | None = None) -> bool:
         """:meth:`teardown` for an event loop: a periodic save under way ends first, then it saves."""
-        task = self._stop_persisting()
-        if task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        saved = await self.persist_state_async(run_in_thread)
-        self._persist_at = math.inf
-        return saved
+        return await self._keeper.teardown_async(run_in_thread) if self._keeper is not None else False
 
     def __enter__(self) -> SessionPool:  # noqa: PYI034 - typing.Self is Python 3.11+
         return self
@@ -479,32 +454,12 @@ class SessionPool:
         self.teardown()
 
     async def __aenter__(self) -> SessionPool:  # noqa: PYI034 - typing.Self is Python 3.11+
-        if self._keeper is not None and self._keeper.interval is not None:
-            self._persist_at = math.inf  # the task saves, not get_session()
-            self._persisting = asyncio.get_running_loop().create_task(self._persist_every(self._keeper.interval))
+        if self._keeper is not None:
+            self._keeper.save_in_background()
         return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.teardown_async()
-
-    async def _persist_every(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            await asyncio.shield(self.persist_state_async())  # cancelled at teardown: a save under way ends
-
-    def _schedule_persist(self) -> None:
-        keeper = self._keeper
-        if keeper is not None and keeper.interval is not None and self._persisting is None:
-            self._persist_at = self._clock() + keeper.interval
-
-    def _stop_persisting(self) -> asyncio.Task[None] | None:
-        self._persist_at = math.inf
-        task, self._persisting = self._persisting, None
-        if task is not None:
-            task.cancel()
-        return task
 
     # -- the Pool interface's lifecycle (a crawl's extension drives it) ---------------
 

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import copy
 import json
-import math
-import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, fields
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any
 
 from . import reasons
 from .cookies import cookie_from_state, cookie_to_state, jar_cookies, make_cookie
 from .exceptions import StateError
-from .proxies import PROXY_URL_RE
+from .options import SessionOptions
+from .state import SESSION_ID_RE, check_session_state, state_from_snapshot
 
 if TYPE_CHECKING:
     from .observer import Mark, SessionObserver
@@ -31,64 +29,6 @@ __all__ = ["DEFAULT_BLOCKED_STATUS_CODES", "Session", "SessionOptions"]
 Clock = Callable[[], float]
 
 DEFAULT_BLOCKED_STATUS_CODES = frozenset({401, 403, 429})
-
-#: Session ids end up in request meta, log lines and store keys: keep them tame.
-SESSION_ID_RE = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
-_MAX_COUNT = 2**53
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-@dataclass(frozen=True)
-class SessionOptions:
-    """The limits of a session (Apify's ``sessionOptions``); shared by a pool's sessions."""
-
-    max_age_secs: float = 3000
-    max_usage_count: int = 50
-    max_error_score: float = 3
-    error_score_decrement: float = 0.5
-
-    def __post_init__(self) -> None:
-        checks = {
-            "max_age_secs": (_is_number(self.max_age_secs) and self.max_age_secs > 0, "a number > 0"),
-            "max_usage_count": (
-                isinstance(self.max_usage_count, int)
-                and not isinstance(self.max_usage_count, bool)
-                and self.max_usage_count >= 1,
-                "an integer >= 1",
-            ),
-            "max_error_score": (
-                _is_number(self.max_error_score) and self.max_error_score > 0,
-                "a number > 0",
-            ),
-            "error_score_decrement": (
-                _is_number(self.error_score_decrement) and self.error_score_decrement >= 0,
-                "a number >= 0",
-            ),
-        }
-        for name, (ok, expected) in checks.items():
-            if not ok:
-                raise ValueError(f"session option {name!r}: expected {expected}, got {getattr(self, name)!r}")
-
-    @classmethod
-    def coerce(cls, value: SessionOptions | Mapping[str, Any] | None) -> SessionOptions:
-        """Accept an instance, a dict of options (as Apify's ``sessionOptions``) or None."""
-        if value is None:
-            return cls()
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, Mapping):
-            known = {f.name for f in fields(cls)}
-            unknown = sorted(set(value) - known)
-            if unknown:
-                raise ValueError(
-                    f"session_options: unknown option(s) {', '.join(map(repr, unknown))}; "
-                    f"expected some of {', '.join(sorted(known))}"
-                )
-            return cls(**value)
-        raise TypeError(f"session_options: expected a dict or SessionOptions, got {type(value).__name__}")
 
 
 class Session:
@@ -477,54 +417,22 @@ class Session:
         Raises :class:`~scrapy_sessionpool.core.exceptions.StateError` naming the bad field. With
         ``on_problem``, a bad cookie is left out instead and reported as ``on_problem("cookie", error)``.
         """
-        if not isinstance(state, dict):
-            raise StateError(f"{where}: expected an object, got {type(state).__name__}")
-        missing = [k for k in ("id", "created_at", "usage_count", "error_score") if k not in state]
-        if missing:
-            raise StateError(f"{where}: missing field(s) {', '.join(missing)}")
-        sid = state["id"]
-        if not isinstance(sid, str) or not SESSION_ID_RE.fullmatch(sid):
-            raise StateError(f"{where}.id: expected 1-128 characters of [A-Za-z0-9_.:@-]")
-        where = f"{where} {sid}"
-        if not _is_number(state["created_at"]) or abs(state["created_at"]) > 1e12:
-            raise StateError(f"{where}.created_at: expected a timestamp in seconds")
-        usage = state["usage_count"]
-        if not isinstance(usage, int) or isinstance(usage, bool) or not 0 <= usage < _MAX_COUNT:
-            raise StateError(f"{where}.usage_count: expected an integer >= 0")
-        score = state["error_score"]
-        if not _is_number(score) or not 0 <= score < _MAX_COUNT:
-            raise StateError(f"{where}.error_score: expected a number >= 0")
-        for key in ("proxy_url", "user_agent", "retired"):
-            if state.get(key) is not None and not isinstance(state[key], str):
-                raise StateError(f"{where}.{key}: expected a string or null")
-        if state.get("proxy_url") is not None and not PROXY_URL_RE.fullmatch(state["proxy_url"]):
-            raise StateError(f"{where}.proxy_url: expected http(s)://[user:pass@]host[:port]")
-        user_data = state.get("user_data", {})
-        if not isinstance(user_data, dict):
-            raise StateError(f"{where}.user_data: expected an object")
-        try:
-            json.dumps(user_data, allow_nan=False)
-        except (TypeError, ValueError, RecursionError) as exc:
-            raise StateError(f"{where}.user_data: not JSON-safe ({str(exc)[:100]})") from None
-        cookies = state.get("cookies", [])
-        if not isinstance(cookies, list):
-            raise StateError(f"{where}.cookies: expected a list")
-        suspicion = _suspicion_from_state(state.get("suspicion"), where)
-
+        checked = check_session_state(state, where)
+        where = f"{where} {checked.id}"
         session = cls(
-            id=sid,
+            id=checked.id,
             options=options,
-            proxy_url=state.get("proxy_url"),
-            user_agent=state.get("user_agent"),
-            created_at=state["created_at"],
-            usage_count=usage,
-            error_score=score,
+            proxy_url=checked.proxy_url,
+            user_agent=checked.user_agent,
+            created_at=checked.created_at,
+            usage_count=checked.usage_count,
+            error_score=checked.error_score,
             clock=clock,
         )
-        if user_data:
-            session._user_data = user_data
-        jar = session.cookie_jar if cookies else None
-        for i, cookie_state in enumerate(cookies):
+        if checked.user_data:
+            session._user_data = checked.user_data
+        jar = session.cookie_jar if checked.cookies else None
+        for i, cookie_state in enumerate(checked.cookies):
             try:
                 cookie = cookie_from_state(cookie_state, f"{where}.cookies[{i}]")
             except StateError as exc:
@@ -533,41 +441,7 @@ class Session:
                 on_problem("cookie", exc)
                 continue
             jar.set_cookie(cookie)  # type: ignore[union-attr]
-        session._retired = state.get("retired")
-        if suspicion is not None:
-            session._suspected_at, session._sits_out_until, session._strikes = suspicion
+        session._retired = checked.retired
+        if checked.suspicion is not None:
+            session._suspected_at, session._sits_out_until, session._strikes = checked.suspicion
         return session
-
-
-def _suspicion_from_state(value: Any, where: str) -> tuple[float, float, int] | None:
-    if value is None:
-        return None
-    if (
-        not isinstance(value, dict)
-        or not all(_is_number(value.get(k)) and abs(value[k]) < 1e12 for k in ("since", "until"))
-        or not isinstance(value.get("strikes"), int)
-        or isinstance(value["strikes"], bool)
-        or not 0 <= value["strikes"] < 1000
-    ):
-        raise StateError(f"{where}.suspicion: expected {{since, until: timestamps, strikes: a count}} or null")
-    return float(value["since"]), float(value["until"]), value["strikes"]
-
-
-def state_from_snapshot(snapshot: tuple[Any, ...]) -> dict[str, Any]:
-    """The JSON-safe state dict of a :meth:`Session.snapshot`."""
-    sid, created_at, usage, score, proxy, agent, user_data, cookies, retired, suspicion = snapshot
-    now = time.time()
-    state = {
-        "id": sid,
-        "created_at": created_at,
-        "usage_count": usage,
-        "error_score": score,
-        "proxy_url": proxy,
-        "user_agent": agent,
-        "user_data": json.loads(user_data) if user_data else {},
-        "cookies": [cookie_to_state(c) for c in cookies if c.expires is None or c.expires > now],
-        "retired": retired,
-    }
-    if suspicion is not None:
-        state["suspicion"] = {"since": suspicion[0], "until": suspicion[1], "strikes": suspicion[2]}
-    return state

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from ..core import reasons
 from ..core.exceptions import StateError
 from ..core.observer import Pick
-from ..core.session import SESSION_ID_RE, Session
+from ..core.session import Session
+from ..core.state import SESSION_ID_RE
 from . import scripts
 from .queue import Op
 from .remote_session import RemoteSession

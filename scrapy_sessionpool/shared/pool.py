@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import reasons
 from ..core.observer import Avoid, Mark, Pending, Pick, RunInThread, SuspicionChange
+from ..core.options import SessionOptions
 from ..core.proxies import redact
-from ..core.session import Session, SessionOptions
+from ..core.session import Session
 from .online import FLUSH_DELAY, Online, RedisLink, suspicion_json
 from .outage import Outage
 from .queue import Op, WriteQueue

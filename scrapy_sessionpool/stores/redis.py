@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..core.pool import STATE_VERSION
 from ..core.proxies import redact
+from ..core.state import STATE_VERSION
 from ..shared.schema import (
     cookie_field,
     glob_escape,
