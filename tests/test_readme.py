@@ -58,11 +58,28 @@ def python_snippets() -> list[str]:
     ]
 
 
-def test_every_python_snippet_runs():
+def test_every_python_snippet_runs(tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
     snippets = python_snippets()
-    assert len(snippets) >= 4
+    assert len(snippets) >= 6
+    monkeypatch.chdir(tmp_path)  # the store examples write their files here
     for code in snippets:
-        exec(compile(code, "README.rst", "exec"), {})
+        # in a thread of its own: the asyncio example runs its own event loop, the reactor owns this one
+        with ThreadPoolExecutor(1) as executor:
+            executor.submit(exec, compile(code, "README.rst", "exec"), {}).result()
+
+
+def test_the_apify_example_saves_and_reopens_the_pool(tmp_path, monkeypatch, capsys):
+    from scrapy_sessionpool import open_session_pool
+    from scrapy_sessionpool.stores import FileStore
+
+    monkeypatch.chdir(tmp_path)
+    code = next(c for c in python_snippets() if "my-session-pool" in c)
+    exec(compile(code, "README.rst", "exec"), {})
+    assert capsys.readouterr().out.splitlines()[0] == "2 1"
+    with open_session_pool(store=FileStore("my-sessions"), persist_state_key="my-session-pool") as pool:
+        assert pool.usable_sessions_count == 2 and pool.retired_sessions_count == 1
 
 
 def test_the_settings_snippets_enable_the_pool():
