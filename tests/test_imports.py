@@ -13,9 +13,15 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "scrapy_sessionpool"
 #: The pure core: usable outside a crawl, tested without a reactor.
 CORE = sorted(f"core.{p.stem}" for p in (PACKAGE / "core").glob("*.py") if p.stem != "__init__")
-#: Pure too, though they speak of a crawl: the crawler's pools, the settings object, the meta keys,
-#: the shared pool's write queue.
-PURE = [*CORE, "manager", "settings", "meta", "shared.queue"]
+#: Free of Scrapy and Twisted too, though they serve a crawl: the crawler's pools, the settings object,
+#: the meta keys, the stores and the shared Redis pool (asyncio and redis-py only).
+PURE = [
+    *CORE,
+    "manager",
+    "settings",
+    "meta",
+    *sorted(f"{room}.{p.stem}" for room in ("stores", "shared") for p in (PACKAGE / room).glob("*.py")),
+]
 
 
 @pytest.mark.parametrize("module", PURE)
