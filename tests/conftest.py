@@ -6,11 +6,23 @@ import itertools
 import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.support.proxy import ForwardingProxy
 from tests.support.site import GuardedSite
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _subprocesses_import_this_checkout() -> Iterator[None]:
+    """The Python processes the tests start import this checkout's ``scrapy_sessionpool`` (and ``tests``),
+    as the tests themselves do, not the checkout an editable install points to."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH")))))
+        yield
 
 
 @pytest.fixture
