@@ -1,21 +1,28 @@
-"""Shared fixtures: the local test site, local proxies, and a way to run real crawls."""
+"""Shared fixtures: the local test site, local proxies and a redis-server, all from :mod:`tests.support`."""
 
 from __future__ import annotations
 
 import itertools
 import os
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-# the tests reuse the demo's local servers
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "example_project"))
-
 from tests.support.proxy import ForwardingProxy
 from tests.support.site import GuardedSite
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _subprocesses_import_this_checkout() -> Iterator[None]:
+    """The Python processes the tests start import this checkout's ``scrapy_sessionpool`` (and ``tests``),
+    as the tests themselves do, not the checkout an editable install points to."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH")))))
+        yield
 
 
 @pytest.fixture
@@ -41,7 +48,7 @@ def make_proxies() -> Iterator:
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     """A redis-server of the tests' own; skipped without the binary (but not in CI)."""
-    from tests.redis_server import RedisServer
+    from tests.support.redis_server import RedisServer
 
     if shutil.which("redis-server") is None:
         reason = "redis-server is not installed (apt-get install redis-server): Redis store tests skipped"

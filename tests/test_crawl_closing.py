@@ -21,6 +21,7 @@ from scrapy.utils.defer import deferred_from_coro
 
 from tests.crawling import make_crawler, stats
 from tests.support.blocksite import BlockSite, CatalogueSpider
+from tests.support.proxy import ForwardingProxy
 from tests.test_crawl_blame import crawl_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,8 +108,6 @@ def _run_until_waiting(
 ) -> tuple[dict[str, Any], float]:
     """Start a crawler process against a blocked site, wait until its requests wait, send ``signum``."""
     with blocked_site(proxies) as site:
-        from demo.net import ForwardingProxy
-
         proxy = ForwardingProxy("proxy0").start() if proxies else None
         try:
             proc = subprocess.Popen(
@@ -124,7 +123,7 @@ def _run_until_waiting(
                 stderr=subprocess.PIPE,
                 text=True,
                 cwd=tmp_path,
-                env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'example_project'}"},
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
             )
             assert proc.stdout is not None
             ready, _, _ = select.select([proc.stdout], [], [], 60)

@@ -9,11 +9,22 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
 
-from demo.shop import DemoShop, start_demo
+import pytest
 
 from tests.clock import FakeClock
+from tests.example import EXAMPLE, imported
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[ModuleType]:
+    """The example project's ``demo.shop``, importable for this module's tests only."""
+    with imported("demo.shop") as module:
+        yield module
+
 
 QUIET = {"flagged": 0.0, "rate_limit": None, "exit_block_after": None, "slow": 0.0, "flaky": 0.0}
 
@@ -28,7 +39,7 @@ def fetch(port: int, target: str, headers: dict[str, str] | None = None) -> tupl
         conn.close()
 
 
-def new_session(shop: DemoShop, exit_ip: str | None = None) -> dict[str, str]:
+def new_session(shop: Any, exit_ip: str | None = None) -> dict[str, str]:
     """Visit once without a cookie; return the headers that carry the session (and the exit)."""
     via = {"X-Proxy-Name": exit_ip} if exit_ip else {}
     status, headers, _ = fetch(shop.port, "/", via)
@@ -36,8 +47,8 @@ def new_session(shop: DemoShop, exit_ip: str | None = None) -> dict[str, str]:
     return {**via, "Cookie": headers["Set-Cookie"].split(";")[0]}
 
 
-def test_a_first_visit_gets_a_cookie_then_pages_are_served():
-    with DemoShop(items=30, categories=2, per_page=10, **QUIET) as shop:
+def test_a_first_visit_gets_a_cookie_then_pages_are_served(demo):
+    with demo.DemoShop(items=30, categories=2, per_page=10, **QUIET) as shop:
         status, headers, _ = fetch(shop.port, "/category/garden?page=2")
         assert status == 200
         assert re.fullmatch(r"shop_session=[\w.-]+; Path=/; HttpOnly", headers["Set-Cookie"])
@@ -64,9 +75,9 @@ def test_a_first_visit_gets_a_cookie_then_pages_are_served():
         assert "Set-Cookie" in fetch(shop.port, "/item/7", {"Cookie": "shop_session=forged"})[1]
 
 
-def test_a_session_is_blocked_for_good_after_its_budget():
+def test_a_session_is_blocked_for_good_after_its_budget(demo):
     for kind, status in (("403", 403), ("429", 429)):
-        with DemoShop(items=10, budget=(3, 3), block_kinds=(kind,), **QUIET) as shop:
+        with demo.DemoShop(items=10, budget=(3, 3), block_kinds=(kind,), **QUIET) as shop:
             session = new_session(shop)
             assert [fetch(shop.port, f"/item/{n}", session)[0] for n in (1, 2, 3)] == [200] * 3
             for n in (4, 1):
@@ -76,8 +87,8 @@ def test_a_session_is_blocked_for_good_after_its_budget():
             assert shop.summary()["items_missing"] == [5, 6, 7, 8, 9, 10]
 
 
-def test_the_captcha_block_is_a_200_page():
-    with DemoShop(items=10, budget=(1, 1), block_kinds=("captcha",), **QUIET) as shop:
+def test_the_captcha_block_is_a_200_page(demo):
+    with demo.DemoShop(items=10, budget=(1, 1), block_kinds=("captcha",), **QUIET) as shop:
         session = new_session(shop)
         assert fetch(shop.port, "/item/1", session)[0] == 200
         status, _, body = fetch(shop.port, "/item/2", session)
@@ -85,17 +96,17 @@ def test_the_captcha_block_is_a_200_page():
         assert shop.summary()["items_served"] == 1
 
 
-def test_flagged_sessions_are_blocked_within_three_requests():
-    with DemoShop(items=10, block_kinds=("403",), **{**QUIET, "flagged": 1.0}) as shop:
+def test_flagged_sessions_are_blocked_within_three_requests(demo):
+    with demo.DemoShop(items=10, block_kinds=("403",), **{**QUIET, "flagged": 1.0}) as shop:
         session = new_session(shop)
         statuses = [fetch(shop.port, f"/item/{n}", session)[0] for n in range(1, 5)]
         assert statuses[0] == 200 and statuses[3] == 403
         assert shop.summary()["sessions_flagged"] == 1
 
 
-def test_each_exit_is_rate_limited():
+def test_each_exit_is_rate_limited(demo):
     clock = FakeClock()
-    with DemoShop(items=10, **{**QUIET, "rate_limit": 3}, clock=clock) as shop:
+    with demo.DemoShop(items=10, **{**QUIET, "rate_limit": 3}, clock=clock) as shop:
         session = new_session(shop, "proxy0")  # the first visit counts too
         assert [fetch(shop.port, "/", session)[0] for _ in range(3)] == [200, 200, 503]
         status, headers, _ = fetch(shop.port, "/", session)
@@ -106,10 +117,10 @@ def test_each_exit_is_rate_limited():
         assert shop.summary()["rate_limited"] == 2
 
 
-def test_an_exit_with_too_many_blocked_sessions_is_blocked_for_a_while():
+def test_an_exit_with_too_many_blocked_sessions_is_blocked_for_a_while(demo):
     clock = FakeClock()
     options = {**QUIET, "budget": (1, 1), "block_kinds": ("403",), "exit_block_after": 2, "exit_block_secs": 20.0}
-    with DemoShop(items=10, clock=clock, **options) as shop:
+    with demo.DemoShop(items=10, clock=clock, **options) as shop:
         for _ in range(2):
             session = new_session(shop, "proxy0")
             assert [fetch(shop.port, "/", session)[0] for _ in range(2)] == [200, 403]
@@ -123,8 +134,8 @@ def test_an_exit_with_too_many_blocked_sessions_is_blocked_for_a_while():
         assert (summary["sessions_blocked"], summary["exit_blocks"], summary["exit_blocked"]) == (2, 1, 1)
 
 
-def test_stats_count_what_was_served():
-    with DemoShop(items=10, budget=(2, 2), block_kinds=("429",), **QUIET) as shop:
+def test_stats_count_what_was_served(demo):
+    with demo.DemoShop(items=10, budget=(2, 2), block_kinds=("429",), **QUIET) as shop:
         session = new_session(shop)
         for n in (1, 2, 3, 4):
             fetch(shop.port, f"/item/{n}", session)
@@ -151,10 +162,14 @@ def test_stats_count_what_was_served():
         }
 
 
-def test_slow_and_failing_items_are_fixed_by_the_seed():
+def test_slow_and_failing_items_are_fixed_by_the_seed(demo):
     # no flagged sessions and no rate limit: a session's hidden traits follow from its random cookie
     options = {**QUIET, "items": 100, "slow": 0.05, "flaky": 0.05, "slow_secs": (0.1, 0.2)}
-    one, again, other = DemoShop(seed=1, **options), DemoShop(seed=1, **options), DemoShop(seed=2, **options)
+    one, again, other = (
+        demo.DemoShop(seed=1, **options),
+        demo.DemoShop(seed=1, **options),
+        demo.DemoShop(seed=2, **options),
+    )
     assert len(one.slow_items) == len(one.flaky_items) == 5
     assert all(0.1 <= delay <= 0.2 for delay in one.slow_items.values())
     assert (one.slow_items, one.flaky_items, one.catalogue) == (again.slow_items, again.flaky_items, again.catalogue)
@@ -171,8 +186,8 @@ def test_slow_and_failing_items_are_fixed_by_the_seed():
         assert shop.summary()["server_errors"] == 1
 
 
-def test_start_demo_serves_the_shop_through_named_proxies():
-    shop, proxies = start_demo(items=10, proxies=2, seed=1, **QUIET)
+def test_start_demo_serves_the_shop_through_named_proxies(demo):
+    shop, proxies = demo.start_demo(items=10, proxies=2, seed=1, **QUIET)
     try:
         via = proxies[1]
         status, headers, _ = fetch(via.port, f"{shop.url}/item/3")
@@ -188,7 +203,7 @@ def test_start_demo_serves_the_shop_through_named_proxies():
 def test_the_demo_runs_as_a_command_until_sigterm():
     process = subprocess.Popen(
         [sys.executable, "-m", "demo.shop", "--port", "0", "--items", "20", "--proxies", "2", "--seed", "3"],
-        cwd=Path(__file__).resolve().parents[1] / "example_project",
+        cwd=EXAMPLE,
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -205,13 +220,13 @@ def test_the_demo_runs_as_a_command_until_sigterm():
         process.stdout.close()
 
 
-def test_a_signed_cookie_from_an_earlier_run_is_still_known():
-    with DemoShop(items=10, **QUIET) as shop:
+def test_a_signed_cookie_from_an_earlier_run_is_still_known(demo):
+    with demo.DemoShop(items=10, **QUIET) as shop:
         _, headers, _ = fetch(shop.port, "/")
         cookie = {"Cookie": headers["Set-Cookie"].split(";")[0]}
-    with DemoShop(items=10, **QUIET) as again:  # a restart with the same seed
+    with demo.DemoShop(items=10, **QUIET) as again:  # a restart with the same seed
         status, headers, _ = fetch(again.port, "/", cookie)
         assert status == 200 and "Set-Cookie" not in headers
         assert again.summary()["sessions_issued"] == 0
-    with DemoShop(items=10, seed=2, **QUIET) as other:
+    with demo.DemoShop(items=10, seed=2, **QUIET) as other:
         assert "Set-Cookie" in fetch(other.port, "/", cookie)[1]

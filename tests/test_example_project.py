@@ -6,11 +6,20 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
-from demo.shop import DemoShop
+import pytest
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "example_project"
+from tests.example import EXAMPLE, imported
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[ModuleType]:
+    """The example project's ``demo.shop``, importable for this module's tests only."""
+    with imported("demo.shop") as module:
+        yield module
 
 
 def run_demo(state: Path, *args: str) -> str:
@@ -47,8 +56,8 @@ def test_the_demo_wins_against_blocking_and_resumes_its_pool(tmp_path):
     assert stats["sessionpool/restored"] >= 1
 
 
-def test_the_account_spider_warms_up_pins_and_uses_its_named_pool(tmp_path):
-    with DemoShop(items=40, seed=3, rate_limit=None, exit_block_after=None, flagged=0.0) as shop:
+def test_the_account_spider_warms_up_pins_and_uses_its_named_pool(demo, tmp_path):
+    with demo.DemoShop(items=40, seed=3, rate_limit=None, exit_block_after=None, flagged=0.0) as shop:
         out = tmp_path / "items.jsonl"
         subprocess.run(
             [

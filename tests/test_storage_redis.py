@@ -457,7 +457,7 @@ def test_two_crawler_processes_share_one_pool(site, redis_server, redis_prefix):
 def test_redis_going_away_mid_crawl_loses_nothing(site, redis_prefix, tmp_path, caplog):
     from twisted.internet import reactor
 
-    from tests.redis_server import RedisServer
+    from tests.support.redis_server import RedisServer
 
     server = RedisServer(tmp_path).start()
     try:
@@ -488,7 +488,7 @@ def test_redis_going_away_mid_crawl_loses_nothing(site, redis_prefix, tmp_path, 
 @pytest.fixture
 def own_redis(redis_prefix, tmp_path):
     """A redis-server of the test's own, to stop and start."""
-    from tests.redis_server import RedisServer
+    from tests.support.redis_server import RedisServer
 
     server = RedisServer(tmp_path).start()
     yield server

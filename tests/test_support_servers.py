@@ -1,4 +1,4 @@
-"""The local test servers themselves, exercised with http.client only."""
+"""The tests' own servers (:mod:`tests.support`), exercised with http.client and sockets only."""
 
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ import sys
 import threading
 import time
 from base64 import b64encode
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from tests.clock import FakeClock
+from tests.support.blocksite import BlockSite
 from tests.support.proxy import Forwarded, ForwardingProxy
+from tests.support.redis_server import RedisServer
 from tests.support.site import GuardedSite, Hit
 
 
@@ -274,6 +277,129 @@ def test_the_proxy_answers_502_when_upstream_is_down():
     with ForwardingProxy("p1") as proxy:
         assert fetch(proxy.port, dead)[0] == 502
         assert fetch(proxy.port, "/relative")[0] == 400
+
+
+def test_the_proxy_replaces_an_exit_name_the_client_sent_and_forwards_head():
+    with GuardedSite() as site, ForwardingProxy("p1") as proxy:
+        status, _, body = fetch(proxy.port, site.url("/echo"), {"X-Proxy-Name": "spoofed"})
+        assert status == 200 and json.loads(body)["proxy"] == "p1"
+        status, headers, body = fetch(proxy.port, site.url("/items/1"), method="HEAD")
+        assert (status, body) == (200, b"") and int(headers["Content-Length"]) > 0
+        assert [(f.method, f.url) for f in proxy.log] == [("GET", site.url("/echo")), ("HEAD", site.url("/items/1"))]
+
+
+def test_the_proxy_logs_every_request_of_concurrent_clients():
+    with GuardedSite(budget=None) as site, ForwardingProxy("p1") as proxy:
+        urls = [site.url(f"/echo?n={n}") for n in range(40)]
+        with ThreadPoolExecutor(8) as clients:
+            statuses = list(clients.map(lambda url: fetch(proxy.port, url)[0], urls))
+        assert statuses == [200] * 40
+        assert sorted(f.url for f in proxy.log) == sorted(urls)
+        assert len(site.requests) == 40 and {hit.proxy for hit in site.requests} == {"p1"}
+
+
+def test_the_proxy_tunnels_nothing():
+    with ForwardingProxy("p1") as proxy:
+        conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=5)
+        conn.request("CONNECT", "shop.test:443")
+        response = conn.getresponse()
+        assert response.status == 501  # the tests' sites are plain http://: no CONNECT, no TLS
+        conn.close()
+        assert proxy.log == []
+
+
+def test_the_proxy_hangs_up_when_the_site_hangs_up():
+    quiet = {"items": 5, "budget": (1, 1), "challenge": False, "slow": 0.0, "flaky": 0.0}
+    with BlockSite("session/budget/drop", **quiet) as site, ForwardingProxy("p1") as proxy:
+        status, headers, _ = fetch(site.port, "/item/1")
+        assert status == 200
+        sid = {"Cookie": headers["Set-Cookie"].split(";")[0]}
+        with pytest.raises(http.client.RemoteDisconnected):  # over its budget: dropped, no answer
+            fetch(site.port, "/item/2", sid)
+        with pytest.raises(http.client.RemoteDisconnected):  # through the proxy, the same
+            fetch(proxy.port, f"{site.url}/item/3", sid)
+        assert [(hit.path, hit.exit, hit.status, hit.blocked) for hit in site.hits] == [
+            ("/item/1", "direct", 200, False),
+            ("/item/2", "direct", 0, True),
+            ("/item/3", "p1", 0, True),
+        ]
+        assert [f.url for f in proxy.log] == [f"{site.url}/item/3"]
+
+
+def test_the_proxy_starts_once_stops_promptly_and_cuts_its_client_connections():
+    proxy = ForwardingProxy("p1")
+    with pytest.raises(RuntimeError, match="never started"):
+        _ = proxy.port
+    with GuardedSite() as site:
+        proxy.start()
+        with pytest.raises(RuntimeError, match="already running"):
+            proxy.start()
+        conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=5)
+        conn.request("GET", site.url("/items/1"))
+        conn.getresponse().read()
+        started = time.monotonic()
+        proxy.stop()
+        assert time.monotonic() - started < 3
+        conn.request("GET", site.url("/items/2"))
+        with pytest.raises((ConnectionError, http.client.RemoteDisconnected)):
+            conn.getresponse()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", proxy.port), timeout=1)
+        proxy.stop()  # idempotent
+        assert [hit.path for hit in site.requests] == ["/items/1"]
+
+
+def test_the_block_site_serves_its_catalogue_and_records_the_exit():
+    with BlockSite("exit/budget/403", items=3, categories=1, challenge=False, slow=0.0, flaky=0.0) as site:
+        status, _, body = fetch(site.port, "/")
+        assert status == 200 and b'href="/category/0"' in body
+        status, _, body = fetch(site.port, "/category/0")
+        assert [f"/item/{n}".encode() in body for n in (1, 2, 3)] == [True] * 3
+        assert fetch(site.port, "/item/2", {"X-Proxy-Name": "p1"})[0] == 200
+        assert fetch(site.port, "/nowhere")[0] == 404
+        assert [(hit.path, hit.exit, hit.status) for hit in site.hits] == [
+            ("/", "direct", 200),
+            ("/category/0", "direct", 200),
+            ("/item/2", "p1", 200),
+            ("/nowhere", "direct", 404),
+        ]
+        assert site.model.served == {2} and site.url == f"http://127.0.0.1:{site.port}"
+
+
+def redis_says(port: int, command: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(command + b"\r\n")
+        return conn.recv(1024)
+
+
+def test_the_redis_server_keeps_its_data_across_a_restart(redis_server, tmp_path):
+    server = RedisServer(tmp_path).start()  # one of this test's own (redis_server: skipped without the binary)
+    try:
+        assert server.url == f"redis://127.0.0.1:{server.port}/0"
+        assert redis_says(server.port, b"SET kept yes") == b"+OK\r\n"
+        server.stop()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", server.port), timeout=1)
+        server.start()
+        assert redis_says(server.port, b"GET kept") == b"$3\r\nyes\r\n"
+    finally:
+        server.stop()
+
+
+def test_the_support_servers_import_nothing_from_the_example_project():
+    root = Path(__file__).resolve().parents[1]
+    code = (
+        "import sys\n"
+        "import tests.support.blocksite, tests.support.proxy, tests.support.redis_server, tests.support.site\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('demo', 'shop')], sorted(sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_example_project_is_importable_only_in_its_own_tests():
+    assert not [m for m in sys.modules if m.split(".")[0] == "demo"]  # test_demo_shop's modules went with it
+    assert not [p for p in sys.path if "example_project" in p]
 
 
 def test_the_site_runs_as_a_subprocess_until_sigterm():

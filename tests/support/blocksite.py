@@ -9,23 +9,16 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
-from pathlib import Path
 from typing import Any
 
 import scrapy
 
-_DEMO = str(Path(__file__).resolve().parents[2] / "example_project")
-if _DEMO not in sys.path:  # run as `python -m tests.support.blocksite`, without conftest.py
-    sys.path.insert(0, _DEMO)
-
-from demo.net import LocalServer, read_body, send  # noqa: E402
-
-from tests.support.blocking import BlockModel, Cell, cell_options  # noqa: E402
+from tests.support.blocking import BlockModel, Cell, cell_options
+from tests.support.server import LocalServer, read_body, send
 
 __all__ = ["BlockSite", "CatalogueSpider", "Hit"]
 

@@ -10,21 +10,15 @@ import json
 import re
 import secrets
 import signal
-import sys
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
-from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-_DEMO = str(Path(__file__).resolve().parents[2] / "example_project")
-if _DEMO not in sys.path:  # run as `python -m tests.support.site`, without conftest.py
-    sys.path.insert(0, _DEMO)
-
-from demo.net import Header, LocalServer, read_body, send  # noqa: E402
+from tests.support.server import Header, LocalServer, read_body, send
 
 
 def _cookie(header: str | None, name: str) -> str | None:
