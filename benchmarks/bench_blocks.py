@@ -37,7 +37,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "example_project"))
 
 from tests.support.blocking import BAN_TEXT, CHALLENGE_TEXT, MATRIX  # noqa: E402
 
@@ -160,9 +159,8 @@ asyncio.run(main())
 def crawl(
     mode: str, cell: str, items: int, proxies: int, timeout: float, crawlee_python: str | None, seed: int
 ) -> dict[str, Any]:
-    from demo.net import ForwardingProxy
-
     from tests.support.blocksite import BlockSite
+    from tests.support.proxy import ForwardingProxy
 
     site = BlockSite(cell, items=items, seed=seed).start()
     exits = [ForwardingProxy(f"proxy{i}").start() for i in range(proxies)]

@@ -37,7 +37,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "example_project"))  # the demo's local servers, which tests.support reuses
 
 MODES = ("off", "on", "redis", "prev")
 COMMON_SETTINGS = {
@@ -210,11 +209,11 @@ def stop_site(site: subprocess.Popen) -> None:
 
 
 def start_redis(directory: Path) -> tuple[Any, str]:
-    """A redis-server on a free port (``tests.redis_server``), fsyncing its append-only file every second
+    """A redis-server on a free port (``tests.support.redis_server``), fsyncing its append-only file every second
     (Redis's default with the append-only file on; the tests' server fsyncs at every write)."""
     import redis
 
-    from tests.redis_server import RedisServer
+    from tests.support.redis_server import RedisServer
 
     server = RedisServer(directory).start()
     try:

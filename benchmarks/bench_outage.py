@@ -79,7 +79,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args()
     logging.disable(logging.WARNING)  # the outage warnings, once per run
-    from tests.redis_server import RedisServer
+    from tests.support.redis_server import RedisServer
 
     with tempfile.TemporaryDirectory() as directory:
         server = RedisServer(Path(directory)).start()

@@ -140,7 +140,7 @@ def bench_redis(pool: SessionPool, size: int, store: Any) -> dict[str, float]:
 
 
 def start_redis(directory: Path) -> Any:
-    from tests.redis_server import RedisServer
+    from tests.support.redis_server import RedisServer
 
     server = RedisServer(directory).start()
     try:

@@ -52,10 +52,15 @@ def get_manager(crawler: Crawler | Spider) -> PoolManager:
             settings,
             stats=stats_writer(crawler),
             store=open_store(settings, crawler.settings),
-            state_key=settings.persist_state_key % {"spider": crawler.spidercls.name},
+            state_key=settings.persist_state_key % {"spider": _spider_name(crawler)},
         )
         _MANAGERS[crawler] = manager
     return manager
+
+
+def _spider_name(crawler: Crawler) -> str:
+    """The spider's ``name`` (a spider class without one: its class name)."""
+    return getattr(crawler.spidercls, "name", None) or crawler.spidercls.__name__
 
 
 def stats_writer(crawler: Crawler) -> Any:

@@ -301,7 +301,8 @@ class SessionPoolMiddleware:
 
         if meta.pop(FLAG_SLOT, False):
             meta.pop("download_slot", None)
-        if proxy is not None and self.manager.settings.proxy_slots and "download_slot" not in meta:
+        if meta.get(FLAG_PROXY) and self.manager.settings.proxy_slots and "download_slot" not in meta:
+            # the slot of the session's exit (not when the request goes through a proxy of its own)
             meta["download_slot"] = f"{urlparse_cached(request).hostname}@{proxy_label(proxy)}"
             meta[FLAG_SLOT] = True
 

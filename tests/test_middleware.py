@@ -131,6 +131,7 @@ def test_a_proxy_the_request_chose_is_kept_and_survives_a_rotation():
     rig = Rig(SESSIONPOOL_PROXIES=[PROXY_A])
     request = rig.send(meta={"proxy": "http://mine:3128"})
     assert request.meta["proxy"] == "http://mine:3128"
+    assert "download_slot" not in request.meta  # not the slot of an exit it does not go through
     again = rig.answer(request, 403)
     assert isinstance(again, Request)
     rig.send(again)
