@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any, cast
 from weakref import WeakKeyDictionary
 
 from scrapy.downloadermiddlewares.retry import get_retry_request
+from scrapy.utils.conf import build_component_list
+from scrapy.utils.misc import load_object
 
 from .manager import PoolManager
 from .meta import (
@@ -51,11 +53,24 @@ def get_manager(crawler: Crawler | Spider) -> PoolManager:
         manager = PoolManager(
             settings,
             stats=stats_writer(crawler),
-            store=open_store(settings, crawler.settings),
+            store=open_store(settings, crawler.settings) if _extension_enabled(crawler) else None,
             state_key=settings.persist_state_key % {"spider": _spider_name(crawler)},
         )
         _MANAGERS[crawler] = manager
     return manager
+
+
+#: The extension, by name: the helpers may not import it (it imports them).
+EXTENSION = "scrapy_sessionpool.extension.SessionPoolExtension"
+
+
+def _extension_enabled(crawler: Crawler) -> bool:
+    """Is the extension (or a subclass) enabled? Without it the pools are neither restored nor saved."""
+    for path in build_component_list(crawler.settings.getwithbase("EXTENSIONS")):
+        cls = load_object(path) if isinstance(path, str) else path
+        if any(f"{c.__module__}.{c.__qualname__}" == EXTENSION for c in getattr(cls, "__mro__", ())):
+            return True
+    return False
 
 
 def _spider_name(crawler: Crawler) -> str:

@@ -127,7 +127,8 @@ class PoolManager:
 
     def _build(self, name: str | None) -> Pool:
         cfg = self.settings.for_pool(name)
-        pool: Pool = self._shared(name, cfg) if cfg.redis_url is not None else self._local(name, cfg)
+        shared = self.store is not None and cfg.persist_state and cfg.redis_url is not None
+        pool: Pool = self._shared(name, cfg) if shared else self._local(name, cfg)
         for proxy in self.proxies.cooling:
             pool.pause_proxy(proxy)
         return pool

@@ -229,3 +229,23 @@ def test_each_crawler_has_its_own_manager_and_pools():
     one, other = crawler_with_spider(), crawler_with_spider()
     assert get_manager(one) is get_manager(one.spider) is not get_manager(other)
     assert get_pool(one) is not get_pool(other)
+
+
+def test_the_pools_are_kept_in_the_store_only_when_the_extension_is_enabled(tmp_path):
+    from scrapy_sessionpool import SessionPool
+    from scrapy_sessionpool.stores import FileStore, MemoryStore
+
+    extension = {"EXTENSIONS": {"scrapy_sessionpool.SessionPoolExtension": 500}}
+    kept = get_manager(
+        crawler_with_spider(SESSIONPOOL_PERSIST_STATE=True, SESSIONPOOL_PERSIST_STATE_STORE=str(tmp_path), **extension)
+    )
+    assert isinstance(kept.store, FileStore) and kept.store.directory == tmp_path
+    alone = crawler_with_spider(SESSIONPOOL_PERSIST_STATE=True, SESSIONPOOL_PERSIST_STATE_STORE=str(tmp_path))
+    assert get_manager(alone).store is None  # the middleware alone neither restores nor saves
+    # a Redis URL without persistence: pools in memory, not the shared pool
+    local = get_manager(
+        crawler_with_spider(
+            SESSIONPOOL_PERSIST_STATE=False, SESSIONPOOL_PERSIST_STATE_STORE="redis://127.0.0.1:1/0", **extension
+        )
+    )
+    assert isinstance(local.store, MemoryStore) and isinstance(local.pool(), SessionPool)

@@ -371,3 +371,14 @@ def test_restore_with_on_problem_leaves_out_bad_and_duplicate_sessions_alone():
     assert {s.id for s in again} == {s.id for s in kept}
     assert [kind for kind, _ in problems] == ["session", "session"]
     assert "missing field(s)" in problems[0][1] and "duplicate session id" in problems[1][1]
+
+
+def test_a_session_another_pool_refuses_stays_its_own_pools():
+    clock = FakeClock()
+    a, b = SessionPool(max_pool_size=1, clock=clock), SessionPool(max_pool_size=1, clock=clock)
+    session = a.get_session()
+    clock.advance(session.max_age_secs + 1)  # expired, and a has not looked yet
+    with pytest.raises(ValueError, match="is not usable"):
+        b.add_session(session)
+    fresh = a.get_session()  # a still hears of it: it retires it and makes room for a new one
+    assert fresh is not session and session.retired_reason == "expired" and a.retired_sessions_count == 1

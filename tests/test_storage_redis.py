@@ -831,3 +831,20 @@ def test_the_lua_replies_use_the_python_tags_and_reasons():
         assert f"{{'{tag}'" in script, tag  # a reply table begins with the tag
     for reason in (reasons.ERROR_SCORE, reasons.MAX_USAGE_COUNT):
         assert f"{{'{lua.REPLY_RETIRED}', '{reason}'" in script, reason
+
+
+def test_a_session_redis_retired_leaves_the_outage_pool_too():
+    """A pick's reply can land after the outage began: the local pool must let that session go."""
+    from scrapy_sessionpool.shared.queue import Op
+
+    pool = SharedPool(
+        url="redis://127.0.0.1:1/0", key="k", settings=PoolSettings(max_pool_size=1, warm_up=False), rng=random.Random(1)
+    )
+    gone = RemoteSession(pool, id="session_gone", options=pool.options)
+    pool.mirrors[gone.id] = gone
+    pool.went_offline(ConnectionError("down"))
+    assert pool.outage is not None and [s.id for s in pool.outage.pool] == [gone.id]
+    pool.connected.applied([Op(gone, "good")], [["gone"]])  # the late reply: another process retired it
+    assert gone.retired_reason == "gone" and not list(pool.outage.pool)
+    fresh = pool.outage.pool.acquire().session
+    assert fresh is not None and fresh is not gone and not pool.queue.take(10)[0].session.is_retired

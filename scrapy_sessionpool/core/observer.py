@@ -30,10 +30,11 @@ class SessionObserver(Protocol):
     """The pool a session belongs to, as the session sees it."""
 
     def session_marked(self, session: Session, mark: Mark) -> None:
-        """The session was used (or a hand-out given back) and is still live."""
+        """The session was used and is still live, or a hand-out was given back (``"release"``,
+        retired or not: a pool may count hand-outs in flight)."""
 
     def session_suspected(self, session: Session, change: SuspicionChange) -> None:
-        """The session's suspicion changed."""
+        """The session's suspicion changed (``"acquit"`` and ``"clear"`` may come after retirement)."""
 
     def session_retiring(self, session: Session, reason: str) -> bool:
         """May the session retire now? False: the pool decides it later (a shared pool decides

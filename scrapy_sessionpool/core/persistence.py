@@ -144,13 +144,14 @@ class PoolKeeper:
             raise StateError(
                 f"{self.where}: unusable session pool state ({error}); {self.on_error_name} is 'stop'"
             ) from error
-        moved = self._aside("set_aside")
-        if moved is False:
+        moved, failure = self._aside("set_aside")
+        if failure is not None:
             logger.warning(
-                "Session pool state %s is unusable (%s) and could not be moved aside: "
+                "Session pool state %s is unusable (%s) and could not be moved aside (%s): "
                 "starting with a fresh pool that will not be saved there",
                 self.where,
                 error,
+                failure,
             )
             return
         logger.warning(
@@ -162,26 +163,27 @@ class PoolKeeper:
         self.stat("state_rejected")
 
     def _keep_copy(self) -> None:
-        copy = self._aside("keep_copy")
-        if copy:
-            logger.warning("Session pool state %s: kept the state as it was loaded in %s", self.where, copy)
-        elif copy is False:
+        copy, failure = self._aside("keep_copy")
+        if failure is not None:
             logger.warning(
-                "Session pool state %s could not be copied before it is saved over: not saving there", self.where
+                "Session pool state %s could not be copied before it is saved over (%s): it will not be saved there",
+                self.where,
+                failure,
             )
+        elif copy is not None:
+            logger.warning("Session pool state %s: kept the state as it was loaded in %s", self.where, copy)
 
-    def _aside(self, verb: str) -> Path | bool | None:
-        """Call the store's ``set_aside`` or ``keep_copy``: where the state went, None, or False (it failed)."""
+    def _aside(self, verb: str) -> tuple[Path | None, OSError | None]:
+        """Call the store's ``set_aside`` or ``keep_copy``: where the state went (None: nowhere, or the
+        store has no such verb), and the error if it failed (then the key is never saved over)."""
         method = getattr(self.store, verb, None)
         if method is None:
-            return None
+            return None, None
         try:
-            where: Path | None = method(self.key)
+            return method(self.key), None
         except OSError as exc:
-            logger.warning("Session pool state %s: %s failed (%s)", self.where, verb, exc)
             self.writable = False
-            return False
-        return where
+            return None, exc
 
     # -- saving ------------------------------------------------------------------------
 
@@ -190,7 +192,7 @@ class PoolKeeper:
         None when the pool must not be saved (its unusable state could not be set aside, or its
         user data is not JSON-safe: both logged)."""
         if not self.writable:
-            logger.warning("Not saving session pool %s: %s could not be kept aside", self.name, self.where)
+            logger.warning("Not saving session pool %s: %s could not be moved aside", self.name, self.where)
             return None
         try:
             build = self.pool.snapshot()
@@ -207,7 +209,9 @@ class PoolKeeper:
 
     async def persist_state_async(self, run_in_thread: RunInThread | None = None) -> bool:
         """Save the pool now from an event loop: captured at once, written by ``run_in_thread``
-        (``asyncio.to_thread`` by default); saves run one at a time, in order."""
+        (``asyncio.to_thread`` by default, so asyncio; Twisted's ``deferToThread`` works too). Under
+        asyncio, overlapping saves run one at a time, in order; do not mix them with
+        :meth:`persist_state` (a sync save does not wait for a threaded one)."""
         async with self._lock:
             self._schedule()
             job = self.capture()
@@ -236,7 +240,8 @@ class PoolKeeper:
 
     def due(self) -> bool:
         """Is a periodic save due (by the pool's clock)? ``get_session()`` asks."""
-        return self._next_save <= self.pool.clock()
+        next_save = self._next_save
+        return next_save != math.inf and next_save <= self.pool.clock()
 
     def save_in_background(self) -> None:
         """Make the periodic saves in a task of the running event loop instead of in ``get_session()``."""

@@ -245,18 +245,11 @@ class SessionPool:
             raise ValueError(f"add_session: a session with id {session.id!r} is already in the pool")
         if len(self._live) >= self._max_pool_size:
             raise PoolFullError(f"add_session: the pool is full ({self._max_pool_size} sessions)")
-        session.attach(self, clock=self._clock)
+        previous = session.attach(self, clock=self._clock)
         if not session.is_usable:
-            session.attach(None)
+            session.attach(previous)  # it stays its pool's
             raise ValueError(f"add_session: session {session.id!r} is not usable")
         self._adopt(session)
-
-    def track(self, session: Session) -> None:
-        """Hold a live session that another pool observes and whose changes it passes on here
-        (the shared pool during a Redis outage); its hand-outs in flight stay counted."""
-        if session.id in self._live or len(self._live) >= self._max_pool_size or not session.is_usable:
-            raise ValueError(f"track: cannot hold session {session.id!r} (already held, pool full or unusable)")
-        self._index(session)
 
     def _create(self) -> Session:
         if self._create_session_function is None:
@@ -278,9 +271,6 @@ class SessionPool:
 
     def _adopt(self, session: Session) -> None:
         session.attach(self)
-        self._index(session)
-
-    def _index(self, session: Session) -> None:
         self._live[session.id] = session
         self._by_proxy.setdefault(session.proxy_url, {})[session.id] = None
         heapq.heappush(self._expiry, (session.expires_at, next(self._seq), session.id))

@@ -1,7 +1,7 @@
 """Why sessions retire: the reasons this package gives (users may retire with any reason of their own).
 
 Stats count them as ``sessionpool/retired/<reason>``; the shared pool's Lua scripts give the
-first three back in their replies (``stores/redis_scripts.py``, checked by a test).
+first three back in their replies (``shared/scripts.py``, checked by a test).
 """
 
 from __future__ import annotations

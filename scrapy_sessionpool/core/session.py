@@ -274,12 +274,13 @@ class Session:
 
     # -- the pool's side ---------------------------------------------------------
 
-    def attach(self, observer: SessionObserver | None, *, clock: Clock | None = None) -> None:
+    def attach(self, observer: SessionObserver | None, *, clock: Clock | None = None) -> SessionObserver | None:
         """Report every change from now on to ``observer`` (the pool that holds the session);
-        ``clock``: the pool's clock becomes the session's."""
-        self._observer = observer
+        ``clock``: the pool's clock becomes the session's. Returns the observer before."""
+        previous, self._observer = self._observer, observer
         if clock is not None:
             self._clock = clock
+        return previous
 
     def lease(self) -> None:
         """Count a hand-out (released by a mark or :meth:`release`)."""

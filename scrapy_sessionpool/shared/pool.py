@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..core import reasons
 from ..core.observer import Avoid, Mark, Pending, Pick, RunInThread, SuspicionChange
@@ -170,7 +170,6 @@ class SharedPool:
                 live, retired = await pipe.execute()
         except self.link.errors as exc:
             self.went_offline(exc)
-            live = 0
         else:
             self.live_count, self.retired_count = int(live), int(retired or 0)
         self.stat("restored", self.live_count)
@@ -217,7 +216,7 @@ class SharedPool:
     # -- what its sessions tell it (SessionObserver) -------------------------------------
 
     def session_marked(self, session: Session, mark: Mark) -> None:
-        assert isinstance(session, RemoteSession)
+        session = cast("RemoteSession", session)  # a shared pool observes only its remote sessions
         if mark != "release":
             user_data = session.user_data_json()
             if user_data != session.sent_user_data:
@@ -229,7 +228,8 @@ class SharedPool:
             self.outage.pool.session_marked(session, mark)
 
     def session_suspected(self, session: Session, change: SuspicionChange) -> None:
-        self.append(Op(session, change, suspicion_json(session) if change == "suspect" else ""))
+        remote = cast("RemoteSession", session)
+        self.append(Op(remote, change, suspicion_json(remote) if change == "suspect" else ""))
         self.connected.schedule_flush(FLUSH_DELAY)
         if self.outage is not None:
             self.outage.pool.session_suspected(session, change)
@@ -240,8 +240,10 @@ class SharedPool:
         return self._deciding or self.outage is not None or reason not in reasons.COMPUTED
 
     def session_retired(self, session: Session) -> None:
-        assert isinstance(session, RemoteSession)
-        if self._deciding:
+        session = cast("RemoteSession", session)
+        if self._deciding:  # Redis did it: nothing to send, but the outage pool must let it go
+            if self.outage is not None:
+                self.outage.pool.session_retired(session)
             return
         self.append(Op(session, "retire", session.retired_reason or reasons.MANUAL))
         self.connected.schedule_flush(0)  # it must reach the other processes before their next pick

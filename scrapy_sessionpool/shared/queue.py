@@ -9,7 +9,10 @@ count it, as a ``tally``).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from .remote_session import RemoteSession
 
 
 class Op(NamedTuple):
@@ -20,7 +23,7 @@ class Op(NamedTuple):
     cookie's JSON (empty: the cookie is cleared).
     """
 
-    session: Any
+    session: RemoteSession
     kind: str
     value: str = ""
     extra: str = ""
