@@ -838,7 +838,10 @@ def test_a_session_redis_retired_leaves_the_outage_pool_too():
     from scrapy_sessionpool.shared.queue import Op
 
     pool = SharedPool(
-        url="redis://127.0.0.1:1/0", key="k", settings=PoolSettings(max_pool_size=1, warm_up=False), rng=random.Random(1)
+        url="redis://127.0.0.1:1/0",
+        key="k",
+        settings=PoolSettings(max_pool_size=1, warm_up=False),
+        rng=random.Random(1),
     )
     gone = RemoteSession(pool, id="session_gone", options=pool.options)
     pool.mirrors[gone.id] = gone
