@@ -294,13 +294,14 @@ class SessionPool:
         return held < self._max_pool_size and len(self._live) < 3 * self._max_pool_size
 
     def _is_ready(self, session: Session) -> bool:
-        used, leases = session.usage_count, session.in_flight
-        if leases and (session.is_suspect or (self._warm_up and not used)):
+        # the hot path (twice per hand-out) reads the session's fields, not its properties: each is a call
+        used, leases = session._usage_count, session._leases
+        if leases and (session._suspected_at is not None or (self._warm_up and not used)):
             return False  # a new or suspect session serves one request until its answer
-        sits_out_until = session.sits_out_until
+        sits_out_until = session._sits_out_until
         return (
-            used + leases < session.max_usage_count
-            and session.proxy_url not in self._paused_proxies
+            used + leases < session._options.max_usage_count
+            and (not self._paused_proxies or session._proxy_url not in self._paused_proxies)
             and not (sits_out_until and sits_out_until > self._clock())
         )
 
@@ -313,26 +314,23 @@ class SessionPool:
     # -- what sessions tell the pool (SessionObserver) -------------------------------
 
     def session_marked(self, session: Session, mark: Mark) -> None:
-        self._session_used(session, mark == "bad")
+        if self._live.get(session.id) is not session:
+            return
+        if not session._sits_out_until:
+            self._sitting.discard(session.id)
+            self._condemned.discard(session.id)
+        self._refresh(session)
+        if mark == "bad":
+            self._ready.failed(session)
 
     def session_suspected(self, session: Session, change: SuspicionChange) -> None:
         if change == "clear":
-            self._session_used(session, False)
+            self.session_marked(session, "release")
         else:
             self._session_sits_out(session)
 
     def session_retiring(self, session: Session, reason: str) -> bool:
         return True
-
-    def _session_used(self, session: Session, bad: bool) -> None:
-        if self._live.get(session.id) is not session:
-            return
-        if not session.sits_out_until:
-            self._sitting.discard(session.id)
-            self._condemned.discard(session.id)
-        self._refresh(session)
-        if bad:
-            self._ready.failed(session)
 
     def _session_sits_out(self, session: Session) -> None:
         if self._live.get(session.id) is not session:
