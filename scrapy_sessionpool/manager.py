@@ -185,6 +185,7 @@ class PoolManager:
             on_retired=self.session_retired,
             refuses_new=self.proxies.refuses_new,
             stats=self.stat,
+            params=cfg.redis_params,
         )
 
     @property

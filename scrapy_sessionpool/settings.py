@@ -7,6 +7,7 @@ function that parses a value and the bounds it must keep. A wrong type or range 
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 from .core.exceptions import SessionPoolError
 from .core.strategies import REUSE_STRATEGIES
@@ -257,7 +259,7 @@ def _store(name: str, value: Any, row: Setting) -> str:
     if isinstance(value, Path):
         value = str(value)
     if not isinstance(value, str) or not value.strip():
-        raise _fail(name, "a directory path, 'redis', or a redis:// or rediss:// URL", value)
+        raise _fail(name, "a directory path, 'redis', or a redis://, rediss:// or unix:// URL", value)
     return value
 
 
@@ -363,8 +365,9 @@ class PoolSettings:
     persist_state_store: str | None = setting(None, _store)
     persist_state_key: str = setting("%(spider)s", _state_key)
     persist_state_on_error: str = setting("start_fresh", _choice, choices=("start_fresh", "stop"))
-    #: Not a setting: the URL ``persist_state_store`` names (see from_settings).
+    #: Not settings: the Redis URL ``persist_state_store`` names, and its client options (see from_settings).
     redis_url: str | None = None
+    redis_params: Mapping[str, Any] = field(default_factory=dict)
     redis_prefix: str = setting("sessionpool", _redis_prefix)
     redis_ttl: float | None = setting(None, _positive, maximum=366 * 86400)
     pools: Mapping[str, PoolSettings] = setting({}, _pools, empty_is_unset=True)
@@ -400,7 +403,7 @@ class PoolSettings:
                 "SESSIONPOOL_PROXY_BACKOFF_MAX: expected a number >= SESSIONPOOL_PROXY_BACKOFF_BASE, "
                 f"got {values['proxy_backoff_max']:g} < {values['proxy_backoff_base']:g}"
             )
-        values["redis_url"] = _redis_url(values["persist_state_store"], settings)
+        values["redis_url"], values["redis_params"] = _redis_connection(values["persist_state_store"], settings)
         pools = values.pop("pools")
         base = cls(**values)
         return replace(base, pools={name: replace(base, **overrides) for name, overrides in pools.items()})
@@ -420,23 +423,72 @@ def _refuse_unknown(settings: Any) -> None:
         raise SettingsError(f"{unknown[0]}: unknown setting; expected one of {', '.join(_documented())}")
 
 
-def _redis_url(store: str | None, settings: Any) -> str | None:
-    """The Redis URL the store names: itself, or for ``redis`` the scrapy-redis settings."""
+#: What a Redis URL may look like (redis-py parses it; a query sets connection options).
+REDIS_URL_FORMS = "a Redis URL such as redis://host:6379/0, rediss://user:pass@host:6380 or unix:///path/redis.sock"
+#: REDIS_PARAMS keys that are scrapy-redis's own, not redis-py's.
+SCRAPY_REDIS_ONLY = frozenset({"redis_cls"})
+
+
+def _redis_connection(store: str | None, settings: Any) -> tuple[str | None, dict[str, Any]]:
+    """The Redis URL and client options the store names: the URL itself, or for ``redis`` the
+    connection scrapy-redis makes (``REDIS_URL``, else ``REDIS_HOST`` / ``REDIS_PORT`` / ``REDIS_DB``;
+    plus ``REDIS_PARAMS``)."""
     if store == "redis":
         get = settings.get
-        url = get("REDIS_URL") or f"redis://{get('REDIS_HOST', 'localhost')}:{get('REDIS_PORT', 6379)}"
-        return _check_redis_url("REDIS_URL", url)
+        params = _redis_params(get("REDIS_PARAMS"))
+        if get("REDIS_DB") not in (None, ""):
+            params["db"] = _integer("REDIS_DB", get("REDIS_DB"), 0, None)
+        url = get("REDIS_URL")
+        name = "REDIS_URL"
+        if not url:
+            host = get("REDIS_HOST") or "localhost"
+            if not isinstance(host, str) or not re.fullmatch(r"[A-Za-z0-9_.:-]{1,253}", host):
+                raise _fail("REDIS_HOST", "a host name or address", host)
+            port = _integer("REDIS_PORT", get("REDIS_PORT") or 6379, 1, 65535)
+            url, name = f"redis://{f'[{host}]' if ':' in host else host}:{port}", "REDIS_HOST"
+        return _check_redis(name, url, params), params
     if store is not None and "://" in store:
-        return _check_redis_url("SESSIONPOOL_PERSIST_STATE_STORE", store)
-    return None
+        return _check_redis("SESSIONPOOL_PERSIST_STATE_STORE", store, {}), {}
+    return None, {}
 
 
-def _check_redis_url(name: str, url: Any) -> str:
-    if not isinstance(url, str) or not re.fullmatch(r"rediss?://[^\s/]+(/\d+)?/?", url):
-        from .core.proxies import redact
+def _redis_params(value: Any) -> dict[str, Any]:
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise _fail("REDIS_PARAMS", "a dict of redis-py client options (or its JSON)", value) from None
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise _fail("REDIS_PARAMS", "a dict of redis-py client options (or its JSON)", value)
+    return {k: v for k, v in value.items() if k not in SCRAPY_REDIS_ONLY}
 
-        shown = redact(url) if isinstance(url, str) else url
-        raise _fail(name, "a Redis URL such as redis://host:6379/0 or rediss://user:pass@host:6380", shown)
+
+def _check_redis(name: str, url: Any, params: dict[str, Any]) -> str:
+    """``url`` if redis-py can build a connection from it and ``params`` (no connection is made)."""
+    from .core.proxies import redact
+
+    shown = redact(url) if isinstance(url, str) else url
+    if not isinstance(url, str):
+        raise _fail(name, REDIS_URL_FORMS, shown)
+    try:
+        from redis import ConnectionPool
+    except ImportError:
+        raise SettingsError(
+            f"{name}: the Redis store needs redis-py: pip install 'scrapy-sessionpool[redis]'"
+        ) from None
+    db = urlsplit(url).path.strip("/") if url.startswith(("redis://", "rediss://")) else ""
+    if db and not db.isdigit():  # redis-py would quietly use database 0
+        raise SettingsError(f"{name}: expected {REDIS_URL_FORMS} (the database is a number), got {shown!r}")
+    try:
+        ConnectionPool.from_url(url, **params).make_connection()
+    except (ValueError, TypeError) as exc:
+        detail = (redact(str(exc)) or "").replace(url, str(shown))[:160]
+        where = "REDIS_PARAMS" if isinstance(exc, TypeError) else name
+        if where == "REDIS_PARAMS":
+            raise SettingsError(f"REDIS_PARAMS: expected redis-py client options ({detail})") from None
+        raise SettingsError(f"{name}: expected {REDIS_URL_FORMS} ({detail}), got {shown!r}") from None
     return url
 
 

@@ -194,28 +194,34 @@ BAD = [
     (
         "PERSIST_STATE_STORE",
         5,
-        ("SESSIONPOOL_PERSIST_STATE_STORE: expected a directory path, 'redis', or a redis:// or rediss:// URL, got 5"),
+        (
+            "SESSIONPOOL_PERSIST_STATE_STORE: expected a directory path, 'redis', or a redis://, rediss:// or "
+            "unix:// URL, got 5"
+        ),
     ),
     (
         "PERSIST_STATE_STORE",
         "",
-        ("SESSIONPOOL_PERSIST_STATE_STORE: expected a directory path, 'redis', or a redis:// or rediss:// URL, got ''"),
+        (
+            "SESSIONPOOL_PERSIST_STATE_STORE: expected a directory path, 'redis', or a redis://, rediss:// or "
+            "unix:// URL, got ''"
+        ),
     ),
     (
         "PERSIST_STATE_STORE",
         "redis://u:hunter2@h:6379/zero",
         (
-            "SESSIONPOOL_PERSIST_STATE_STORE: expected a Redis URL such as redis://"
-            "host:6379/0 or rediss://user:pass@host:6380, got 'redis://u:***@h:6379"
-            "/zero'"
+            "SESSIONPOOL_PERSIST_STATE_STORE: expected a Redis URL such as redis://host:6379/0, "
+            "rediss://user:pass@host:6380 or unix:///path/redis.sock (the database is a number), "
+            "got 'redis://u:***@h:6379/zero'"
         ),
     ),
     (
         "PERSIST_STATE_STORE",
         "memcached://h:1",
         (
-            "SESSIONPOOL_PERSIST_STATE_STORE: expected a Redis URL such as redis://"
-            "host:6379/0 or rediss://user:pass@host:6380, got 'memcached://h:1'"
+            "SESSIONPOOL_PERSIST_STATE_STORE: expected a Redis URL such as redis://host:6379/0, "
+            "rediss://user:pass@host:6380 or unix:///path/redis.sock"
         ),
     ),
     (
@@ -303,7 +309,7 @@ def test_reading_no_settings_gives_the_table_defaults():
 
 
 def test_the_table_has_a_row_per_field_but_the_derived_redis_url():
-    assert set(TABLE) == {f.name for f in fields(PoolSettings)} - {"redis_url"}
+    assert set(TABLE) == {f.name for f in fields(PoolSettings)} - {"redis_url", "redis_params"}
     assert _documented() == sorted(f"SESSIONPOOL_{name.upper()}" for name in TABLE)
 
 
@@ -388,3 +394,62 @@ def test_classes_are_taken_as_they_are_and_import_paths_loaded():
         BLOCK_EXCEPTIONS=[KeyError, "builtins.OSError"],
     )
     assert (cfg.ban_policy, cfg.judge, cfg.block_exceptions) == (BanPolicy, Judge, (KeyError, OSError))
+
+
+def redis_settings(**settings):
+    return PoolSettings.from_settings(Settings({"SESSIONPOOL_PERSIST_STATE_STORE": "redis", **settings}))
+
+
+def test_redis_takes_the_connection_as_scrapy_redis_does():
+    cfg = redis_settings(REDIS_URL="redis://h:6379/0?socket_timeout=5&health_check_interval=2")
+    assert cfg.redis_url == "redis://h:6379/0?socket_timeout=5&health_check_interval=2" and cfg.redis_params == {}
+    assert redis_settings(REDIS_URL="unix:///run/redis.sock?db=3").redis_url == "unix:///run/redis.sock?db=3"
+    cfg = redis_settings(REDIS_HOST="cache.internal", REDIS_PORT="6380", REDIS_DB=2)
+    assert cfg.redis_url == "redis://cache.internal:6380" and cfg.redis_params == {"db": 2}
+    assert redis_settings().redis_url == "redis://localhost:6379"  # scrapy-redis's default
+    assert redis_settings(REDIS_HOST="::1").redis_url == "redis://[::1]:6379"
+    params = {"password": "hunter2", "socket_timeout": 3, "redis_cls": "redis.StrictRedis"}
+    cfg = redis_settings(REDIS_URL="redis://h:6379", REDIS_PARAMS=params)
+    assert cfg.redis_params == {"password": "hunter2", "socket_timeout": 3}  # redis_cls is scrapy-redis's
+    assert redis_settings(REDIS_PARAMS='{"db": 4}').redis_params == {"db": 4}  # as Scrapy's getdict takes it
+    # an explicit URL is ours alone: scrapy-redis's settings do not apply to it
+    cfg = PoolSettings.from_settings(
+        Settings({"SESSIONPOOL_PERSIST_STATE_STORE": "redis://h:1/5", "REDIS_PARAMS": {"db": 9}, "REDIS_DB": 8})
+    )
+    assert cfg.redis_url == "redis://h:1/5" and cfg.redis_params == {}
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"REDIS_URL": "nope"},
+            (
+                "REDIS_URL: expected a Redis URL such as redis://host:6379/0, rediss://user:pass@host:6380 or "
+                "unix:///path/redis.sock (Redis URL must specify one of the following schemes (redis://, rediss://, "
+                "unix://)), got 'nope'"
+            ),
+        ),
+        (
+            {"REDIS_URL": "redis://u:hunter2@h:6379?socket_timeout=soon"},
+            (
+                "REDIS_URL: expected a Redis URL such as redis://host:6379/0, rediss://user:pass@host:6380 or "
+                "unix:///path/redis.sock (Invalid value for 'socket_timeout' in connection URL.), "
+                "got 'redis://u:***@h:6379?socket_timeout=soon'"
+            ),
+        ),
+        ({"REDIS_PORT": "http"}, "REDIS_PORT: expected an integer from 1 to 65,535, got 'http'"),
+        ({"REDIS_DB": -1}, "REDIS_DB: expected an integer >= 0, got -1"),
+        ({"REDIS_HOST": "a b"}, "REDIS_HOST: expected a host name or address, got 'a b'"),
+        (
+            {"REDIS_PARAMS": "{nope"},
+            "REDIS_PARAMS: expected a dict of redis-py client options (or its JSON), got '{nope'",
+        ),
+        ({"REDIS_PARAMS": {"pasword": "x"}}, "REDIS_PARAMS: expected redis-py client options"),
+    ],
+)
+def test_a_wrong_redis_connection_setting_is_one_clear_line(settings, message):
+    with pytest.raises(SettingsError) as caught:
+        redis_settings(**settings)
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+    assert "hunter2" not in str(caught.value)

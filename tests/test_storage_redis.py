@@ -851,3 +851,53 @@ def test_a_session_redis_retired_leaves_the_outage_pool_too():
     assert gone.retired_reason == "gone" and not list(pool.outage.pool)
     fresh = pool.outage.pool.acquire().session
     assert fresh is not None and fresh is not gone and not pool.queue.take(10)[0].session.is_retired
+
+
+@in_asyncio_task
+async def test_the_pool_connects_as_scrapy_redis_does(tmp_path, redis_prefix, caplog):
+    """REDIS_HOST / REDIS_PORT / REDIS_DB and REDIS_PARAMS (a password) reach the pool and the store."""
+    from scrapy.settings import Settings
+
+    from tests.support.redis_server import RedisServer
+
+    server = RedisServer(tmp_path, password="hunter2", unix_socket=tmp_path / "redis.sock").start()
+    try:
+        cfg = PoolSettings.from_settings(
+            Settings(
+                {
+                    "SESSIONPOOL_PERSIST_STATE_STORE": "redis",
+                    "REDIS_HOST": "127.0.0.1",
+                    "REDIS_PORT": server.port,
+                    "REDIS_DB": 3,
+                    "REDIS_PARAMS": {"password": "hunter2"},
+                    "SESSIONPOOL_MAX_POOL_SIZE": 2,
+                    "SESSIONPOOL_WARM_UP": False,
+                }
+            )
+        )
+        pool = SharedPool(url=cfg.redis_url, key="spider", settings=cfg, prefix=redis_prefix, params=cfg.redis_params)
+        session, _ = await pool.pick()
+        assert session is not None and pool.is_online
+        session.mark_good()
+        await pool.close()
+        # the same pool through the unix socket, database 3 (a URL with its options in the query)
+        store = RedisStore(f"unix://{tmp_path / 'redis.sock'}?db=3&password=hunter2", prefix=redis_prefix)
+        assert [s["id"] for s in store.load("spider")["sessions"]] == [session.id]
+        assert (
+            RedisStore(
+                f"unix://{tmp_path / 'redis.sock'}?db=0", prefix=redis_prefix, params={"password": "hunter2"}
+            ).load("spider")
+            is None
+        )
+        # and the crawl's own path: the store the settings open, the pool the manager builds
+        from scrapy_sessionpool.manager import PoolManager
+        from scrapy_sessionpool.stores import open_store
+
+        built = PoolManager(cfg, store=open_store(cfg, Settings()), state_key="spider").pool()
+        assert isinstance(built, SharedPool)
+        options = built.link.client.connection_pool.connection_kwargs
+        assert (options["password"], options["db"], options["port"]) == ("hunter2", 3, server.port)
+        await built.close()
+        assert "hunter2" not in caplog.text
+    finally:
+        server.stop()

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import secrets
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..core import reasons
@@ -40,7 +41,7 @@ FLUSH_DELAY = 0.02
 class RedisLink:
     """One pool's scripts on one Redis, run by SHA (loaded on first use or after a Redis restart)."""
 
-    def __init__(self, url: str, base: str) -> None:
+    def __init__(self, url: str, base: str, params: Mapping[str, Any] | None = None) -> None:
         redis = import_redis()
         #: errors after which Redis may well take the same writes later: an outage
         self.errors: tuple[type[BaseException], ...] = (
@@ -50,9 +51,10 @@ class RedisLink:
             redis.exceptions.ReadOnlyError,
             redis.exceptions.OutOfMemoryError,
         )
-        self.client = redis.asyncio.Redis.from_url(
-            url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2
-        )
+        # short timeouts by default (an outage is noticed in seconds); the user's options win, but
+        # the replies must be text
+        options = {"socket_timeout": 5, "socket_connect_timeout": 2, **(params or {}), "decode_responses": True}
+        self.client = redis.asyncio.Redis.from_url(url, **options)
         self._no_script = redis.exceptions.NoScriptError
         self._shas: dict[str, str] = {}
         self.keys = pool_keys(base)

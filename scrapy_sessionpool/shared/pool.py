@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from ..core import reasons
@@ -62,6 +62,7 @@ class SharedPool:
         on_retired: Callable[[Session], Any] = _nothing,
         refuses_new: Callable[[str | None], bool] | None = None,
         stats: Callable[..., None] | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> None:
         import random
 
@@ -77,7 +78,7 @@ class SharedPool:
         self.on_retired = on_retired
         self.refuses_new = refuses_new or (lambda proxy: False)  # exits that take no new session now
         self.stat = stats or (lambda key, count=1, **kwargs: None)
-        self.link = RedisLink(url, self.base)
+        self.link = RedisLink(url, self.base, params)  # params: redis-py client options (REDIS_PARAMS)
         self.connected = Online(self, self.link)
         #: the local pool this process goes on with while Redis is away (None: Redis answers)
         self.outage: Outage | None = None

@@ -25,7 +25,9 @@ def open_store(settings: PoolSettings, scrapy_settings: Any) -> Store:
     if settings.redis_url is not None:
         from .redis import RedisStore
 
-        return RedisStore(settings.redis_url, prefix=settings.redis_prefix, ttl=settings.redis_ttl)
+        return RedisStore(
+            settings.redis_url, prefix=settings.redis_prefix, ttl=settings.redis_ttl, params=settings.redis_params
+        )
     if settings.persist_state_store is not None:
         return FileStore(settings.persist_state_store)
     jobdir = scrapy_settings.get("JOBDIR")

@@ -6,6 +6,7 @@ The live pool itself is :class:`scrapy_sessionpool.shared.SharedPool`.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from ..core.proxies import redact
@@ -28,8 +29,16 @@ class RedisStore:
     The crawl itself uses a :class:`~scrapy_sessionpool.shared.SharedPool` per pool: the pool lives in Redis.
     """
 
-    def __init__(self, url: str, *, prefix: str = "sessionpool", ttl: float | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "sessionpool",
+        ttl: float | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
         self.url = url
+        self.params = dict(params or {})  # redis-py client options (REDIS_PARAMS)
         self.prefix = prefix
         self.ttl = ttl
         self._client: Any = None
@@ -38,7 +47,8 @@ class RedisStore:
     def client(self) -> Any:
         if self._client is None:
             redis = import_redis()
-            self._client = redis.Redis.from_url(self.url, decode_responses=True, socket_timeout=10)
+            options = {"socket_timeout": 10, **self.params, "decode_responses": True}
+            self._client = redis.Redis.from_url(self.url, **options)
         return self._client
 
     def describe(self, key: str) -> str:

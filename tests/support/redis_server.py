@@ -18,10 +18,14 @@ def free_port() -> int:
 class RedisServer:
     """``redis-server`` on 127.0.0.1; ``stop()`` / ``start()`` keep the data (append-only file)."""
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(
+        self, directory: Path, port: int | None = None, *, password: str | None = None, unix_socket: Path | None = None
+    ) -> None:
         self.binary = shutil.which("redis-server")
         self.directory = directory
         self.port = port or free_port()
+        self.password = password  #: ``requirepass``
+        self.unix_socket = unix_socket  #: also listen on this socket
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -47,6 +51,8 @@ class RedisServer:
                 "",
                 "--protected-mode",
                 "no",
+                *(("--requirepass", self.password) if self.password else ()),
+                *(("--unixsocket", str(self.unix_socket), "--unixsocketperm", "700") if self.unix_socket else ()),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -55,8 +61,8 @@ class RedisServer:
         while time.monotonic() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
+                    s.sendall(f"AUTH {self.password}\r\nPING\r\n".encode() if self.password else b"PING\r\n")
+                    if b"+PONG" in s.recv(64):
                         return self
             except OSError:
                 time.sleep(0.05)
