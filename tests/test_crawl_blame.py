@@ -130,7 +130,8 @@ def test_the_issues_site_a_per_cookie_limiter_that_never_forgives(make_proxies, 
     assert bans >= 5 and s["blame/session"] + sitting_out >= bans // 2, (s, sitting_out, site.model.summary())
     assert s.get("blame/exit", 0) + s.get("blame/site", 0) <= max(2, bans // 5)  # coincidences, rarely
     assert not innocents(site, retired)
-    assert site.model.counts["requests"] <= 600 + 6 + 3 * bans + 12  # items, pages, a few per ban, server errors
+    # items, pages, a few per ban, server errors and what is in flight (a sanity bound: bench-blocks measures it)
+    assert site.model.counts["requests"] <= 600 + 6 + 4 * bans + 16, site.model.summary()
 
 
 @pytest_twisted.inlineCallbacks
