@@ -144,13 +144,7 @@ class PoolManager:
             return pool.make_session(proxy_url=proxy, user_agent=agent)
 
         pool = SessionPool(
-            max_pool_size=cfg.max_pool_size,
-            session_options=cfg.session_options,
-            create_session_function=create,
-            reuse_strategy=cfg.reuse_strategy,
-            clock=self._clock,
-            seed=self._rng.randrange(2**32),
-            warm_up=cfg.warm_up,
+            **cfg.pool_options, create_session_function=create, clock=self._clock, seed=self._rng.randrange(2**32)
         )
         if self.store is not None:
             pool.keep_in(

@@ -381,6 +381,16 @@ class PoolSettings:
             "error_score_decrement": self.error_score_decrement,
         }
 
+    @property
+    def pool_options(self) -> dict[str, Any]:
+        """The options of a ``SessionPool`` these settings make (its size, limits, strategy, warm-up)."""
+        return {
+            "max_pool_size": self.max_pool_size,
+            "session_options": self.session_options,
+            "reuse_strategy": self.reuse_strategy,
+            "warm_up": self.warm_up,
+        }
+
     def for_pool(self, name: str | None) -> PoolSettings:
         """The settings of the named pool (the spider's own settings plus its overrides)."""
         if name is None:

@@ -8,7 +8,6 @@ is on its way at a time, so Redis applies the writes in the order they were made
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 from collections.abc import Mapping
@@ -297,14 +296,3 @@ def op_args(batch: list[Op]) -> list[str]:
 
 def _left_out(kind: str, error: StateError) -> None:
     logger.warning("Left out an unusable %s of a shared session: %s", kind, error)
-
-
-def suspicion_json(session: Session) -> str:
-    return json.dumps(
-        {
-            "since": session.suspected_at,
-            "until": session.sits_out_until,
-            "strikes": session.strikes,
-            "cond": int(session.is_condemned),
-        }
-    )

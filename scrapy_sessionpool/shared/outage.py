@@ -32,12 +32,9 @@ class Outage:
         cfg = shared.settings
         self.compact_at = max(COMPACT_AT, 2 * len(shared.queue))
         self.pool = SessionPool(
-            max_pool_size=cfg.max_pool_size,
-            session_options=shared.options,
+            **cfg.pool_options,
             create_session_function=self._create,
-            reuse_strategy=cfg.reuse_strategy,
             clock=shared.clock,
-            warm_up=cfg.warm_up,
             seed=shared.rng.randrange(2**32),
         )
 

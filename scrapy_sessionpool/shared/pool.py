@@ -18,11 +18,11 @@ from ..core.observer import Avoid, Mark, Pending, Pick, RunInThread, SuspicionCh
 from ..core.options import SessionOptions
 from ..core.proxies import redact
 from ..core.session import Session
-from .online import FLUSH_DELAY, Online, RedisLink, suspicion_json
+from .online import FLUSH_DELAY, Online, RedisLink
 from .outage import Outage
 from .queue import Op, WriteQueue
 from .remote_session import RemoteSession
-from .schema import pool_base
+from .schema import pool_base, suspicion_json
 
 if TYPE_CHECKING:
     from ..settings import PoolSettings

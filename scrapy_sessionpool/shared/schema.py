@@ -7,11 +7,22 @@ so that one Lua script can touch all of them.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.exceptions import StateError
 
-__all__ = ["cookie_field", "import_redis", "pool_base", "pool_keys", "state_from_fields", "suspicion_fields"]
+if TYPE_CHECKING:
+    from ..core.session import Session
+
+__all__ = [
+    "cookie_field",
+    "import_redis",
+    "pool_base",
+    "pool_keys",
+    "state_from_fields",
+    "suspicion_fields",
+    "suspicion_json",
+]
 
 
 def import_redis() -> Any:
@@ -49,6 +60,18 @@ def suspicion_fields(suspicion: dict[str, Any] | None) -> dict[str, Any]:
         "strikes": suspicion["strikes"],
         "cond": 0,
     }
+
+
+def suspicion_json(session: Session) -> str:
+    """A ``suspect`` write: what every process must know of the session's suspicion."""
+    return json.dumps(
+        {
+            "since": session.suspected_at,
+            "until": session.sits_out_until,
+            "strikes": session.strikes,
+            "cond": int(session.is_condemned),
+        }
+    )
 
 
 def state_from_fields(sid: str, fields: dict[str, str], cookies: dict[str, str]) -> dict[str, Any]:
