@@ -370,6 +370,7 @@ class PoolSettings:
     redis_params: Mapping[str, Any] = field(default_factory=dict)
     redis_prefix: str = setting("sessionpool", _redis_prefix)
     redis_ttl: float | None = setting(None, _positive, maximum=366 * 86400)
+    redis_lease_ttl: float = setting(30.0, _positive, maximum=86400)
     pools: Mapping[str, PoolSettings] = setting({}, _pools, empty_is_unset=True)
 
     @property

@@ -60,6 +60,16 @@ def redis_server(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture
+def own_redis(redis_prefix, tmp_path):
+    """A redis-server of the test's own, to stop and start."""
+    from tests.support.redis_server import RedisServer
+
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.stop()
+
+
 _prefixes = itertools.count()
 
 

@@ -268,6 +268,7 @@ BAD = [
     ),
     ("REDIS_PREFIX", "a b", "SESSIONPOOL_REDIS_PREFIX: expected 1-64 characters [A-Za-z0-9_.:-], got 'a b'"),
     ("REDIS_TTL", 0, "SESSIONPOOL_REDIS_TTL: expected a number > 0 and <= 31,622,400, got 0"),
+    ("REDIS_LEASE_TTL", "soon", "SESSIONPOOL_REDIS_LEASE_TTL: expected a number, got 'soon'"),
 ]
 
 

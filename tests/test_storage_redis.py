@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import random
 import subprocess
@@ -18,29 +17,13 @@ from scrapy_sessionpool import Session, SessionPool, StateError
 from scrapy_sessionpool.core.cookies import make_cookie
 from scrapy_sessionpool.settings import PoolSettings
 from scrapy_sessionpool.shared import RemoteSession, SharedPool
-from scrapy_sessionpool.shared.queue import Op
+from scrapy_sessionpool.shared.queue import Batch, Op
 from scrapy_sessionpool.stores.redis import RedisStore
 from tests.clock import FakeClock
 from tests.crawling import make_crawler, stats
+from tests.support.shared_pools import in_asyncio_task, reconnect_now, shared
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def in_asyncio_task(test):
-    """Run an async test as an asyncio task on the reactor's loop, as Scrapy runs middleware coroutines."""
-    from twisted.internet.defer import Deferred
-
-    @pytest_twisted.inlineCallbacks
-    @functools.wraps(test)
-    def wrapper(*args, **kwargs):
-        yield Deferred.fromFuture(asyncio.ensure_future(test(*args, **kwargs)))
-
-    return wrapper
-
-
-def shared(redis_server, prefix, **settings):
-    cfg = PoolSettings(**{"max_pool_size": 3, "warm_up": False, **settings})
-    return SharedPool(url=redis_server.url, key="spider", settings=cfg, prefix=prefix, rng=random.Random(1))
 
 
 def test_store_round_trip_and_delete(redis_server, redis_prefix):
@@ -485,20 +468,6 @@ def test_redis_going_away_mid_crawl_loses_nothing(site, redis_prefix, tmp_path, 
         server.stop()
 
 
-@pytest.fixture
-def own_redis(redis_prefix, tmp_path):
-    """A redis-server of the test's own, to stop and start."""
-    from tests.support.redis_server import RedisServer
-
-    server = RedisServer(tmp_path).start()
-    yield server
-    server.stop()
-
-
-def reconnect_now(pool):
-    pool.retry_now()  # do not wait for the next reconnect attempt
-
-
 def slow_batches(pool, delay, *, only_the_first=False):
     """Make the pool's batches of writes (APPLY) reach Redis ``delay`` seconds late."""
     send, slowed = pool.link.eval, []
@@ -829,7 +798,7 @@ def test_the_lua_replies_use_the_python_tags_and_reasons():
     script = lua.COMMON + lua.ACQUIRE + lua.APPLY
     for tag in (lua.REPLY_OK, lua.REPLY_RETIRED, lua.REPLY_GONE, lua.REPLY_TALLIED):
         assert f"{{'{tag}'" in script, tag  # a reply table begins with the tag
-    for reason in (reasons.ERROR_SCORE, reasons.MAX_USAGE_COUNT):
+    for reason in (reasons.ERROR_SCORE, reasons.MAX_USAGE_COUNT, reasons.POOL_FULL):
         assert f"{{'{lua.REPLY_RETIRED}', '{reason}'" in script, reason
 
 
@@ -847,10 +816,11 @@ def test_a_session_redis_retired_leaves_the_outage_pool_too():
     pool.mirrors[gone.id] = gone
     pool.went_offline(ConnectionError("down"))
     assert pool.outage is not None and [s.id for s in pool.outage.pool] == [gone.id]
-    pool.connected.applied([Op(gone, "good")], [["gone"]])  # the late reply: another process retired it
+    late = Batch("1", [Op(gone, "good")])
+    pool.connected.applied(late, [["gone"]])  # the late reply: another process retired it
     assert gone.retired_reason == "gone" and not list(pool.outage.pool)
     fresh = pool.outage.pool.acquire().session
-    assert fresh is not None and fresh is not gone and not pool.queue.take(10)[0].session.is_retired
+    assert fresh is not None and fresh is not gone and not pool.queue.take(10).ops[0].session.is_retired
 
 
 @in_asyncio_task

@@ -41,16 +41,37 @@ def test_take_keeps_order_and_drops_what_settled_sessions_no_longer_need():
         (unsent, "retire", "max_usage_count", ""),
         (live, "bad", "", ""),
     )
-    assert kinds(q.take(7)) == [("a", "good", "", ""), ("b", "retire", "status_403", ""), ("c", "tally", "1", "")]
+    batch = q.take(7)
+    assert kinds(batch.ops) == [("a", "good", "", ""), ("b", "retire", "status_403", ""), ("c", "tally", "1", "")]
     assert kinds(q) == [("a", "bad", "", "")] and len(q) == 1
 
 
-def test_put_back_restores_the_front_in_order():
-    a = S("a")
-    q = queue(*[(a, "good", str(i), "") for i in range(5)])
-    batch = q.take(3)
-    q.put_back(batch)
-    assert [op[2] for op in q] == ["0", "1", "2", "3", "4"]
+def test_a_batch_without_an_answer_is_sent_again_as_it_was_and_compaction_leaves_it_alone():
+    a, b = S("a"), S("b")
+    q = queue(*[(a, "good", "", "") for _ in range(3)], (b, "create", "{}", ""))
+    first = q.take(4)
+    assert first.id == "1" and kinds(first.ops)[-1] == ("b", "create", "{}", "")
+    assert not b.awaiting_create  # from now on Redis has it, or will: the batch is applied once
+    q.failed(first)
+    q.append(Op(a, "good"))
+    q.append(Op(a, "bad"))
+    b.retired_offline = True  # what happens meanwhile does not change what was sent
+    q.compact()
+    assert len(q) == 5 and [op.kind for op in q][:4] == ["good", "good", "good", "create"]
+    again = q.take(10)
+    assert again is first and again.args() == first.args()
+    q.confirmed(again)
+    assert q.unconfirmed is None
+    then = q.take(10)
+    assert then.id == "2" and kinds(then.ops) == [("a", "marks", "gb", "")]
+
+
+def test_an_empty_take_is_no_batch():
+    q = WriteQueue()
+    batch = q.take(5)
+    assert not batch and batch.id == "" and batch.args() == [""]
+    q.failed(batch)
+    assert q.unconfirmed is None
 
 
 def test_compact_merges_each_sessions_marks_and_keeps_the_last_write_of_each_cookie():

@@ -1,7 +1,7 @@
 """Why sessions retire: the reasons this package gives (users may retire with any reason of their own).
 
 Stats count them as ``sessionpool/retired/<reason>``; the shared pool's Lua scripts give the
-first three back in their replies (``shared/scripts.py``, checked by a test).
+first three and ``pool_full`` back in their replies (``shared/scripts.py``, checked by a test).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ __all__ = [
     "MANUAL",
     "MAX_USAGE_COUNT",
     "NEW_SESSION_REFUSED",
+    "POOL_FULL",
 ]
 
 ERROR_SCORE = "error_score"  #: its error score reached max_error_score
@@ -23,6 +24,7 @@ EXPIRED = "expired"  #: older than max_age_secs
 NEW_SESSION_REFUSED = "new_session_refused"  #: its exit refused new sessions
 CORRUPT_STATE = "corrupt_state"  #: its data in Redis is unusable
 GONE = "gone"  #: retired by another process of a shared pool
+POOL_FULL = "pool_full"  #: made while Redis was away; the shared pool was full when it caught up
 MANUAL = "manual"  #: ``session.retire()`` without a reason
 #: Reasons a session's own counters and age decide (every process of a shared pool reaches them alike).
 COMPUTED = frozenset({ERROR_SCORE, MAX_USAGE_COUNT, EXPIRED})

@@ -2,12 +2,15 @@
 
 Writes are queued and ride on the next pick's script (one round trip per pick), so a process
 always sees its own writes and every process sees a retirement before its next pick. One batch
-is on its way at a time, so Redis applies the writes in the order they were made.
+is on its way at a time, so Redis applies the writes in the order they were made. Every call
+names the process (its hand-outs are leased to it, see ``leases``); a batch without an answer is
+sent again under its id, and a pick without an answer is given back by the next call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import secrets
 from collections.abc import Mapping
@@ -19,7 +22,7 @@ from ..core.observer import Pick
 from ..core.session import Session
 from ..core.state import SESSION_ID_RE
 from . import scripts
-from .queue import Op
+from .queue import Batch, Op
 from .remote_session import RemoteSession
 from .schema import import_redis, pool_keys, state_from_fields
 from .scripts import REPLY_GONE, REPLY_RETIRED, REPLY_TALLIED
@@ -92,6 +95,18 @@ class Online:
         self._idle.set()
         self._flushing = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._picks = itertools.count(1)
+        self._waiting: set[int] = set()  # picks on their way
+        self._lost: set[int] = set()  # picks without a reply, until a call that carried them is answered
+
+    def _pick_args(self) -> tuple[list[str], list[int]]:
+        """The picks to give back and the lowest still on its way (see ``scripts.settle_picks``)."""
+        lost = sorted(self._lost)[:50]
+        low = min(self._waiting | self._lost, default=None)
+        return [",".join(map(str, lost)), "" if low is None else str(low)], lost
+
+    def _settled(self, lost: list[int]) -> None:
+        self._lost.difference_update(lost)
 
     # -- picking -----------------------------------------------------------------------
 
@@ -114,20 +129,25 @@ class Online:
             session_id or "",
             "session_" + secrets.token_urlsafe(16),
             agent,
-            len(shared.paused),
-            *shared.paused,
-            len(candidates),
-            *candidates,
         ]
+        pick_id = next(self._picks)
+        self._waiting.add(pick_id)
+        picks, lost = self._pick_args()
         batch = self.take_batch()  # none while another batch is on its way: the pick does not wait
+        batch_id, *ops = batch.args()
+        args += [shared.process_id, int(cfg.redis_lease_ttl * 1000), pick_id, *picks, batch_id]
+        args += [len(shared.paused), *shared.paused, len(candidates), *candidates, *ops]
         try:
-            writes, pick, expired = await self.link.eval("ACQUIRE", args + op_args(batch))
+            writes, pick, expired = await self.link.eval("ACQUIRE", args)
         except self.link.errors as exc:
-            shared.queue.put_back(batch)
+            self._lost.add(pick_id)
+            shared.queue.failed(batch)
             shared.went_offline(exc)
             return Pick(None, False) if shared.outage is None else shared.outage.pool.acquire(session_id)
         finally:
+            self._waiting.discard(pick_id)
             self.batch_done(batch)
+        self._settled(lost)
         self.applied(batch, writes)
         self.expired(expired)
         return await self._picked(pick)
@@ -211,37 +231,45 @@ class Online:
 
     # -- writes ------------------------------------------------------------------------
 
-    def take_batch(self) -> list[Op]:
+    def take_batch(self) -> Batch:
         """The next writes to send, or none while a batch is on its way: one batch at a time, so
-        Redis applies them in order. The caller sends them, then calls :meth:`batch_done`."""
+        Redis applies them in order. The caller sends them, then calls :meth:`batch_done`, and
+        ``queue.failed(batch)`` if no answer came."""
         if not self._idle.is_set():
-            return []
+            return Batch()
         batch = self.shared.queue.take(BATCH)
         if batch:
             self._idle.clear()
         return batch
 
-    def batch_done(self, batch: list[Op]) -> None:
+    def batch_done(self, batch: Batch) -> None:
         if batch:
             self._idle.set()
 
-    def apply_args(self, batch: list[Op]) -> list[Any]:
+    def apply_args(self, batch: Batch | list[Op], picks: list[str] | None = None) -> list[Any]:
+        """The ARGV of ``APPLY`` (ops of no batch, as tests send them, are applied each time)."""
         shared, cfg = self.shared, self.shared.settings
+        if isinstance(batch, list):
+            batch = Batch("", batch)
         return [
             shared.base,
             repr(shared.clock()),
+            cfg.max_pool_size,
             cfg.max_usage_count,
             repr(cfg.max_error_score),
             repr(cfg.error_score_decrement),
             int(cfg.warm_up),
             cfg.reuse_strategy,
-            *op_args(batch),
+            shared.process_id,
+            *(picks or ["", ""]),
+            *batch.args(),
         ]
 
-    def applied(self, batch: list[Op], replies: list[Any]) -> None:
+    def applied(self, batch: Batch, replies: list[Any]) -> None:
         """Take in Redis's replies to a batch: retirements it decided, counts after the marks."""
         shared = self.shared
-        for op, reply in zip(batch, replies, strict=False):
+        shared.queue.confirmed(batch)
+        for op, reply in zip(batch.ops, replies, strict=False):
             session = op.session
             if reply[0] in (REPLY_RETIRED, REPLY_GONE):
                 shared.mirrors.pop(session.id, None)
@@ -251,8 +279,6 @@ class Online:
                     shared.count_retired(session)
             elif reply[0] == REPLY_TALLIED:
                 shared.announced.discard(session.id)
-            elif op.kind == "create":
-                session.awaiting_create = False
             elif op.kind in ("good", "bad", "marks") and len(reply) >= 3:
                 session.take_counts(int(reply[1]), float(reply[2]))
 
@@ -276,22 +302,19 @@ class Online:
                 batch = self.take_batch()
                 if not batch:  # every write taken was one Redis no longer needs
                     continue
+                picks, lost = self._pick_args()
                 try:
-                    replies = await self.link.eval("APPLY", self.apply_args(batch))
+                    replies = await self.link.eval("APPLY", self.apply_args(batch, picks))
                 except self.link.errors as exc:
-                    shared.queue.put_back(batch)
+                    shared.queue.failed(batch)
                     shared.went_offline(exc)
                     return
                 finally:
                     self.batch_done(batch)
+                self._settled(lost)
                 self.applied(batch, replies)
         finally:
             self._flushing = False
-
-
-def op_args(batch: list[Op]) -> list[str]:
-    """Queued writes as the scripts' ARGV: kind, session id, value, extra for each."""
-    return [value for op in batch for value in (op.kind, op.session.id, op.value, op.extra)]
 
 
 def _left_out(kind: str, error: StateError) -> None:

@@ -9,6 +9,7 @@ sessions it knows (``outage``) and replays the queued writes once Redis answers 
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, cast
@@ -18,6 +19,7 @@ from ..core.observer import Avoid, Mark, Pending, Pick, RunInThread, SuspicionCh
 from ..core.options import SessionOptions
 from ..core.proxies import redact
 from ..core.session import Session
+from .leases import Heartbeat
 from .online import FLUSH_DELAY, Online, RedisLink
 from .outage import Outage
 from .queue import Op, WriteQueue
@@ -79,7 +81,10 @@ class SharedPool:
         self.refuses_new = refuses_new or (lambda proxy: False)  # exits that take no new session now
         self.stat = stats or (lambda key, count=1, **kwargs: None)
         self.link = RedisLink(url, self.base, params)  # params: redis-py client options (REDIS_PARAMS)
+        #: names this process's leases and batches in Redis
+        self.process_id = secrets.token_hex(8)
         self.connected = Online(self, self.link)
+        self.heartbeat = Heartbeat(self)
         #: the local pool this process goes on with while Redis is away (None: Redis answers)
         self.outage: Outage | None = None
         self.queue = WriteQueue()
@@ -175,6 +180,9 @@ class SharedPool:
             self.live_count, self.retired_count = int(live), int(retired or 0)
         self.stat("restored", self.live_count)
         logger.info("Session pool %s: %d live session(s) in the shared pool", self.base, self.live_count)
+        if self.outage is None:
+            await self.heartbeat.beat()  # hand-outs of processes that died before this one started come back now
+        self.heartbeat.start()
 
     async def save(self, run_in_thread: RunInThread | None = None) -> bool:
         """Redis holds the pool: send the queued writes, renew the TTL."""
@@ -186,6 +194,7 @@ class SharedPool:
         if self.outage is not None:
             self._last_attempt = float("-inf")  # one last try, however recent the previous one
         await self.save()
+        await self.heartbeat.stop()
         if self.queue:
             logger.warning(
                 "Redis at %s is still unreachable: %d write(s) queued since the outage are lost "

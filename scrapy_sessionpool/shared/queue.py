@@ -4,11 +4,17 @@ An :class:`Op` is one write; its kinds are those of ``scripts.apply_ops``. The q
 flags of a session: ``retired_offline`` (retired while Redis was away: only its retirement still
 matters) and ``awaiting_create`` (made while Redis was away and never sent: Redis only needs to
 count it, as a ``tally``).
+
+Ops leave the queue in a :class:`Batch` with an id. A batch that was sent but not answered may
+have been applied: it is sent again as it is, with its id, before anything else (Redis applies
+a batch id once), and compaction never touches it.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
@@ -33,29 +39,59 @@ class Op(NamedTuple):
 MARK_CODES = {"good": "g", "bad": "b", "release": "r"}
 
 
+@dataclass(eq=False)
+class Batch:
+    """Ops sent together under one id (empty: no ops, nothing to apply)."""
+
+    id: str = ""
+    ops: list[Op] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.ops)
+
+    def args(self) -> list[str]:
+        """The batch id, then its ops as the scripts' ARGV: kind, session id, value, extra for each."""
+        return [self.id, *(value for op in self.ops for value in (op.kind, op.session.id, op.value, op.extra))]
+
+
 class WriteQueue:
     """Ops waiting for Redis. ``compact()`` shrinks it without changing what Redis ends up with."""
 
     def __init__(self) -> None:
         self._ops: list[Op] = []
+        self._ids = itertools.count(1)
+        #: a batch sent without an answer: sent again, as it is, before any other
+        self.unconfirmed: Batch | None = None
 
     def __len__(self) -> int:
-        return len(self._ops)
+        return len(self._ops) + (len(self.unconfirmed.ops) if self.unconfirmed else 0)
 
     def __iter__(self) -> Iterator[Op]:
-        return iter(self._ops)
+        return iter([*(self.unconfirmed.ops if self.unconfirmed else ()), *self._ops])
 
     def append(self, op: Op) -> None:
         self._ops.append(op)
 
-    def take(self, n: int) -> list[Op]:
-        """The first ``n`` ops, less those a settled session no longer needs."""
-        batch, self._ops = self._ops[:n], self._ops[n:]
-        return [_needed(op) for op in batch if not op.session.retired_offline or op.kind in ("retire", "tally")]
+    def take(self, n: int) -> Batch:
+        """The unconfirmed batch, else a new one of the first ``n`` ops, less those a settled
+        session no longer needs. Its creates count as sent from now on: the batch is applied once."""
+        if self.unconfirmed is not None:
+            return self.unconfirmed
+        ops, self._ops = self._ops[:n], self._ops[n:]
+        ops = [_needed(op) for op in ops if not op.session.retired_offline or op.kind in ("retire", "tally")]
+        for op in ops:
+            if op.kind == "create":
+                op.session.awaiting_create = False
+        return Batch(str(next(self._ids)), ops) if ops else Batch()
 
-    def put_back(self, batch: list[Op]) -> None:
-        """Ops of a batch that did not reach Redis, back at the front, in their order."""
-        self._ops[:0] = batch
+    def failed(self, batch: Batch) -> None:
+        """``batch`` got no answer: Redis may or may not have applied it."""
+        if batch:
+            self.unconfirmed = batch
+
+    def confirmed(self, batch: Batch) -> None:
+        if batch is self.unconfirmed:
+            self.unconfirmed = None
 
     def compact(self, *, merge_across: bool = True) -> None:
         """Drop what settled sessions no longer need, merge each session's run of marks into one

@@ -38,8 +38,17 @@ def pool_base(prefix: str, key: str) -> str:
 
 
 def pool_keys(base: str) -> list[str]:
-    """The KEYS of every script: live sessions, ready ones, counts, sessions per proxy, asleep, condemned."""
-    return [f"{base}:live", f"{base}:ready", f"{base}:meta", f"{base}:proxies", f"{base}:asleep", f"{base}:condemned"]
+    """The KEYS of every script: live sessions, ready ones, counts, sessions per proxy, asleep, condemned,
+    processes with hand-outs."""
+    return [
+        f"{base}:live",
+        f"{base}:ready",
+        f"{base}:meta",
+        f"{base}:proxies",
+        f"{base}:asleep",
+        f"{base}:condemned",
+        f"{base}:procs",
+    ]
 
 
 def cookie_field(domain: str, path: str, name: str) -> str:

@@ -12,10 +12,19 @@ pool on one cluster slot):
 * ``B:s:<id>``  hash: created_at, usage, handed, errors, proxy, ua, ud, cv, uv, and while suspect
   sus (when it became suspect), until (the end of its wait), strikes, cond (1: condemned)
 * ``B:c:<id>``  hash: "domain;path;name" -> cookie as JSON
+* ``B:procs``   set of the processes that hold hand-outs
+* ``B:hb:<p>``  process ``p``'s heartbeat: it expires unless ``p`` renews it (the lease TTL)
+* ``B:lease:<p>`` hash: session id -> hand-outs of process ``p`` not answered yet
+* ``B:done:<p>`` hash: ``batch`` (the id of ``p``'s last batch of writes applied), ``replies`` (their
+  replies as JSON)
+* ``B:picks:<p>`` sorted set: "<pick id>:<session id>" by pick id, ``p``'s picks not known answered
 
 ``handed`` counts hand-outs (``usage`` counts answers), so ``handed - usage``
-is the number of requests in flight; a crashed process can only make its
-sessions look a little more used, never block the pool.
+is the number of requests in flight. Each hand-out is also leased to its
+process: a process whose heartbeat lapsed (it crashed, froze or lost Redis) has
+its hand-outs given back by the next heartbeat of another process. A batch of
+writes carries an id, so a batch sent again after its reply was lost is applied
+once; a pick whose reply was lost is given back by the process's next call.
 """
 
 #: The tags that begin the scripts' replies, as the Lua below writes them (a test checks it).
@@ -26,10 +35,34 @@ REPLY_TALLIED = "tallied"  # a session made and retired while Redis was away, co
 
 COMMON = r"""
 local live, ready, meta, proxies, asleep, condemned = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local procs = KEYS[7]
 local base = ARGV[1]
 local NOW = 0  -- set by each script that reads the time
+local PROC = ''  -- the calling process, set by each script that has one
+
+local function lease_key(p) return base .. ':lease:' .. p end
+
+-- one hand-out of id to the calling process ended (answered or released); false if the process held
+-- no lease on it (given back already, its heartbeat having lapsed, or a hand-out made while Redis was away)
+local function unlease(id)
+  if PROC == '' then return true end
+  local key = lease_key(PROC)
+  local left = redis.call('HINCRBY', key, id, -1)
+  if left <= 0 then redis.call('HDEL', key, id) end
+  return left >= 0
+end
+
+-- may a session be made now? sessions sitting out leave their room to fresh ones meanwhile (twice
+-- max_pool at most), condemned ones always (three times at most)
+local function has_room(max_pool)
+  local alive = redis.call('ZCARD', live)
+  local condemned_count = redis.call('SCARD', condemned)
+  local held = alive - condemned_count - math.min(math.max(redis.call('ZCARD', asleep) - condemned_count, 0), max_pool)
+  return held < max_pool and alive < 3 * max_pool
+end
 
 local function retire(id)
+  if PROC ~= '' then redis.call('HDEL', lease_key(PROC), id) end
   if redis.call('ZREM', live, id) == 0 then return 0 end
   redis.call('ZREM', ready, id)
   redis.call('ZREM', asleep, id)
@@ -65,15 +98,19 @@ end
 -- One answer (code 'g' good, 'b' bad) or release ('r') of a live session; retires it when its
 -- counts say so. Returns the op's reply: {'ok' or 'retired', [reason,] usage, errors}.
 local function use(id, key, code, max_usage, max_error, decrement, warm_up, strategy)
+  local leased = unlease(id)
   if code == 'r' then
-    local handed = redis.call('HINCRBY', key, 'handed', -1)
+    local handed = tonumber(redis.call('HGET', key, 'handed'))
+    if leased then handed = redis.call('HINCRBY', key, 'handed', -1) end
     local usage = tonumber(redis.call('HGET', key, 'usage'))
     if handed < usage then handed = redis.call('HINCRBY', key, 'handed', usage - handed) end
     refresh(id, usage, handed, max_usage, warm_up, strategy)
     return {'ok', usage, redis.call('HGET', key, 'errors')}
   end
   local usage = redis.call('HINCRBY', key, 'usage', 1)
-  local handed = tonumber(redis.call('HGET', key, 'handed'))
+  local handed
+  if leased then handed = tonumber(redis.call('HGET', key, 'handed'))
+  else handed = redis.call('HINCRBY', key, 'handed', 1) end  -- an answer for a hand-out not counted as out
   if handed < usage then handed = redis.call('HINCRBY', key, 'handed', usage - handed) end
   local errors = tonumber(redis.call('HGET', key, 'errors'))
   if code == 'g' then errors = math.max(0, errors - decrement) else errors = errors + 1 end
@@ -95,9 +132,9 @@ end
 -- Apply queued writes: ops of 4 values each (kind, session id, a, b) from ARGV[first];
 -- kinds: good, bad, release, marks (a = their letters in order, e.g. "ggrb"), retire (a = reason),
 -- cookie (a = field, b = JSON or "" to delete), ud (a = JSON), create (a = JSON of the session's
--- fields), tally (a = how many sessions a process made and retired while Redis was away),
--- suspect (a = JSON {since, until, strikes, cond}), clear and acquit (of a suspicion).
-local function apply_ops(first, last, max_usage, max_error, decrement, warm_up, strategy)
+-- fields; refused when the pool is full), tally (a = how many sessions a process made and retired
+-- while Redis was away), suspect (a = JSON {since, until, strikes, cond}), clear and acquit (of a suspicion).
+local function apply_ops(first, last, max_pool, max_usage, max_error, decrement, warm_up, strategy)
   local replies = {}
   for i = first, last, 4 do
     local kind, id, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
@@ -108,7 +145,14 @@ local function apply_ops(first, last, max_usage, max_error, decrement, warm_up, 
       redis.call('HINCRBY', meta, 'retired', tonumber(a))
       reply = {'tallied'}
     elseif kind == 'create' then
-      if redis.call('EXISTS', key) == 0 then
+      reply = {'ok'}
+      if redis.call('EXISTS', key) == 1 then
+        -- made already
+      elseif not has_room(max_pool) then  -- made while Redis was away: the pool filled up meanwhile
+        redis.call('HINCRBY', meta, 'created', 1)
+        redis.call('HINCRBY', meta, 'retired', 1)
+        reply = {'retired', 'pool_full'}
+      else
         local f = cjson.decode(a)
         redis.call('HSET', key, 'created_at', f.created_at, 'usage', f.usage, 'handed', f.usage, 'errors', f.errors,
                    'proxy', f.proxy, 'ua', f.ua, 'ud', f.ud, 'cv', 0, 'uv', 0)
@@ -117,8 +161,11 @@ local function apply_ops(first, last, max_usage, max_error, decrement, warm_up, 
         redis.call('HINCRBY', meta, 'created', 1)
         refresh(id, tonumber(f.usage), tonumber(f.usage), max_usage, warm_up, strategy)
       end
-      reply = {'ok'}
-    elseif redis.call('EXISTS', key) == 1 then
+    elseif redis.call('EXISTS', key) == 0 then
+      if kind == 'good' or kind == 'bad' or kind == 'release' or kind == 'marks' then  -- its hand-outs end
+        if PROC ~= '' then redis.call('HDEL', lease_key(PROC), id) end
+      end
+    else
       if kind == 'retire' then
         retire(id)
         reply = {'retired', a}
@@ -161,12 +208,72 @@ local function apply_ops(first, last, max_usage, max_error, decrement, warm_up, 
   end
   return replies
 end
+
+-- apply_ops for a batch with an id: a batch applied already (its reply was lost) is not applied
+-- again; its replies are given once more
+local function apply_batch(batch, first, last, max_pool, max_usage, max_error, decrement, warm_up, strategy)
+  local done = base .. ':done:' .. PROC
+  if batch ~= '' and redis.call('HGET', done, 'batch') == batch then
+    return cjson.decode(redis.call('HGET', done, 'replies'))
+  end
+  local replies = apply_ops(first, last, max_pool, max_usage, max_error, decrement, warm_up, strategy)
+  if batch ~= '' then
+    redis.call('HSET', done, 'batch', batch, 'replies', cjson.encode(replies))
+    redis.call('EXPIRE', done, 86400)
+  end
+  return replies
+end
+
+-- give back the hand-outs of the calling process's picks whose replies were lost (lost: their ids,
+-- comma-separated)
+local function settle_picks(lost, max_usage, max_error, decrement, warm_up, strategy)
+  local picks = base .. ':picks:' .. PROC
+  for pick in string.gmatch(lost, '[^,]+') do
+    for _, record in ipairs(redis.call('ZRANGEBYSCORE', picks, pick, pick)) do
+      local id = string.sub(record, #pick + 2)
+      local key = base .. ':s:' .. id
+      if redis.call('EXISTS', key) == 1 then use(id, key, 'r', max_usage, max_error, decrement, warm_up, strategy)
+      else redis.call('HDEL', lease_key(PROC), id) end
+      redis.call('ZREM', picks, record)
+    end
+  end
+end
+
+-- forget the calling process's picks below pick id low: their replies arrived (called last: a
+-- script's first write decides whether Redis, out of memory, refuses it)
+local function prune_picks(low)
+  if low ~= '' then redis.call('ZREMRANGEBYSCORE', base .. ':picks:' .. PROC, '-inf', '(' .. low) end
+end
+
+-- give back every hand-out of process p (it left, or its heartbeat lapsed); returns how many
+local function give_back(p, max_usage, warm_up, strategy)
+  local key = lease_key(p)
+  local held, n = redis.call('HGETALL', key), 0
+  for j = 1, #held, 2 do
+    local id, count = held[j], tonumber(held[j + 1]) or 0
+    local s = base .. ':s:' .. id
+    local f = redis.call('HMGET', s, 'usage', 'handed')
+    if f[1] and count > 0 then
+      local usage, handed = tonumber(f[1]), tonumber(f[2])
+      local back = math.min(count, handed - usage)
+      if back > 0 then
+        handed = redis.call('HINCRBY', s, 'handed', -back)
+        n = n + back
+      end
+      refresh(id, usage, handed, max_usage, warm_up, strategy)
+    end
+  end
+  redis.call('DEL', key, base .. ':hb:' .. p, base .. ':picks:' .. p)
+  redis.call('SREM', procs, p)
+  return n
+end
 """
 
 #: Apply the queued writes, then pick a session, in one round trip.
 #: ARGV: base, now, max_pool_size, max_usage, max_age, warm_up, strategy, max_error, decrement,
-#: pinned id or "", new id, user agent, n excluded proxies, ...excluded, n candidate proxies, ...candidates,
-#: then the queued writes (see apply_ops) to the end.
+#: pinned id or "", new id, user agent, process id, lease TTL (ms), pick id, lost picks, lowest pick id
+#: still unanswered (see settle_picks), batch id or "", n excluded proxies, ...excluded, n candidate
+#: proxies, ...candidates, then the queued writes (see apply_ops) to the end.
 #: Reply: {write replies, {status, id, usage, errors, cv, uv, live sessions, retired count, sus, until,
 #: strikes, cond}, ids of the
 #: sessions this call retired for their age}; fetch a session's hashes only when its cv (cookies) or uv
@@ -180,7 +287,9 @@ local max_usage, max_age = tonumber(ARGV[4]), tonumber(ARGV[5])
 local warm_up, strategy = tonumber(ARGV[6]), ARGV[7]
 local max_error, decrement = tonumber(ARGV[8]), tonumber(ARGV[9])
 local pinned, new_id, agent = ARGV[10], ARGV[11], ARGV[12]
-local excluded, i = {}, 13
+PROC = ARGV[13]
+local lease_ttl, pick_id, batch = ARGV[14], ARGV[15], ARGV[18]
+local excluded, i = {}, 19
 local n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do excluded[ARGV[i]] = true; i = i + 1 end
 local candidates = {}
@@ -189,7 +298,8 @@ for _ = 1, n do
   if not excluded[ARGV[i]] then table.insert(candidates, ARGV[i]) end
   i = i + 1
 end
-local writes = apply_ops(i, #ARGV, max_usage, max_error, decrement, warm_up, strategy)
+settle_picks(ARGV[16], max_usage, max_error, decrement, warm_up, strategy)
+local writes = apply_batch(batch, i, #ARGV, max_pool, max_usage, max_error, decrement, warm_up, strategy)
 
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', asleep, '-inf', now, 'LIMIT', 0, 100)) do  -- their wait is over
   local f = redis.call('HMGET', base .. ':s:' .. id, 'usage', 'handed')
@@ -209,6 +319,14 @@ end
 local function hand_out(id, status)
   local key = base .. ':s:' .. id
   local handed = redis.call('HINCRBY', key, 'handed', 1)
+  -- leased to this process, which must be alive (a heartbeat) for the lease to last
+  redis.call('HINCRBY', lease_key(PROC), id, 1)
+  redis.call('SADD', procs, PROC)
+  redis.call('SET', base .. ':hb:' .. PROC, '1', 'PX', lease_ttl, 'NX')
+  local picks = base .. ':picks:' .. PROC
+  redis.call('ZADD', picks, pick_id, pick_id .. ':' .. id)
+  redis.call('EXPIRE', picks, 86400)
+  prune_picks(ARGV[17])
   local f = redis.call('HMGET', key, 'usage', 'errors', 'cv', 'uv', 'sus', 'until', 'strikes', 'cond')
   local usage = tonumber(f[1])
   if strategy == 'round_robin' then
@@ -226,12 +344,7 @@ if pinned ~= '' then
   status = 'missing'
 end
 
--- sessions sitting out leave their room to fresh ones meanwhile (twice max_pool at most), condemned ones
--- always (three times at most)
-local alive, held = redis.call('ZCARD', live), 0
-local condemned_count = redis.call('SCARD', condemned)
-held = alive - condemned_count - math.min(math.max(redis.call('ZCARD', asleep) - condemned_count, 0), max_pool)
-if held < max_pool and alive < 3 * max_pool and #candidates > 0 then
+if #candidates > 0 and has_room(max_pool) then
   local best, fewest = nil, nil
   for _, proxy in ipairs(candidates) do
     local count = tonumber(redis.call('HGET', proxies, proxy) or '0')
@@ -258,20 +371,62 @@ for _, id in ipairs(picks) do
     return hand_out(id, status == 'missing' and 'missing_picked' or 'picked')
   end
 end
-local retired
-alive, retired = counts()
+prune_picks(ARGV[17])
+local alive, retired = counts()
 return {writes, {status == 'missing' and 'missing_wait' or 'wait', '', '0', '0', '0', '0', alive, retired,
                  '', '0', '0', '0'}, expired}
 """
 )
 
 #: Apply queued writes on their own (when no pick carries them).
-#: ARGV: base, now, max_usage, max_error, decrement, warm_up, strategy, then the writes.
+#: ARGV: base, now, max_pool_size, max_usage, max_error, decrement, warm_up, strategy, process id,
+#: lost picks, lowest pick id still unanswered, batch id or "", then the writes.
 APPLY = (
     COMMON
     + r"""
 NOW = tonumber(ARGV[2])
-return apply_ops(8, #ARGV, tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7])
+PROC = ARGV[9]
+local max_pool, max_usage = tonumber(ARGV[3]), tonumber(ARGV[4])
+local max_error, decrement, warm_up, strategy = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
+settle_picks(ARGV[10], max_usage, max_error, decrement, warm_up, strategy)
+local replies = apply_batch(ARGV[12], 13, #ARGV, max_pool, max_usage, max_error, decrement, warm_up, strategy)
+prune_picks(ARGV[11])
+return replies
+"""
+)
+
+#: Renew the calling process's heartbeat; give back the hand-outs of every process whose heartbeat
+#: lapsed. ARGV: base, now, process id, lease TTL (ms), max_usage, warm_up, strategy.
+#: Reply: {processes whose hand-outs were given back, hand-outs given back}.
+HEARTBEAT = (
+    COMMON
+    + r"""
+NOW = tonumber(ARGV[2])
+PROC = ARGV[3]
+local max_usage, warm_up, strategy = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+redis.call('SET', base .. ':hb:' .. PROC, '1', 'PX', ARGV[4])
+redis.call('SADD', procs, PROC)
+local dead, back = 0, 0
+for _, p in ipairs(redis.call('SMEMBERS', procs)) do
+  if redis.call('EXISTS', base .. ':hb:' .. p) == 0 then
+    dead = dead + 1
+    back = back + give_back(p, max_usage, warm_up, strategy)
+  end
+end
+return {dead, back}
+"""
+)
+
+#: The calling process leaves: its hand-outs are given back, its heartbeat and records deleted.
+#: ARGV: base, now, process id, max_usage, warm_up, strategy. Reply: hand-outs given back.
+LEAVE = (
+    COMMON
+    + r"""
+NOW = tonumber(ARGV[2])
+PROC = ARGV[3]
+local back = give_back(PROC, tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6])
+redis.call('DEL', base .. ':done:' .. PROC)
+return back
 """
 )
 
@@ -280,7 +435,8 @@ TOUCH = (
     COMMON
     + r"""
 local ttl = tonumber(ARGV[2])
-for _, k in ipairs({live, ready, meta, proxies, asleep, condemned}) do redis.call('EXPIRE', k, ttl) end
+for _, k in ipairs({live, ready, meta, proxies, asleep, condemned, procs}) do redis.call('EXPIRE', k, ttl) end
+for _, p in ipairs(redis.call('SMEMBERS', procs)) do redis.call('EXPIRE', lease_key(p), ttl) end
 for _, id in ipairs(redis.call('ZRANGE', live, 0, -1)) do
   redis.call('EXPIRE', base .. ':s:' .. id, ttl)
   redis.call('EXPIRE', base .. ':c:' .. id, ttl)
