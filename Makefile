@@ -1,4 +1,6 @@
 # make demo   - create the virtualenv, install, run the demo (example_project/run_demo.py)
+# make demo-workers - two scrapy-redis workers share one queue and one pool
+#               (example_project/run_workers.py; starts its own redis-server)
 # make lint   - ruff (lint and format check) and mypy (strict for the pure core)
 # make test   - make lint, then the suite on the newest
 #               and on the oldest supported Scrapy
@@ -18,7 +20,7 @@ PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
 PHONY_BENCH = bench-blocks
-.PHONY: demo lint test test-latest test-min bench $(PHONY_BENCH) bench-core bench-store bench-middleware bench-crawl bench-pool-size bench-kill bench-soak bench-outage clean
+.PHONY: demo demo-workers lint test test-latest test-min bench $(PHONY_BENCH) bench-core bench-store bench-middleware bench-crawl bench-pool-size bench-kill bench-soak bench-outage bench-workers clean
 
 test: lint test-latest test-min
 
@@ -29,6 +31,9 @@ lint: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/python example_project/run_demo.py $(DEMO_ARGS)
+
+demo-workers: $(VENV)/.installed
+	$(VENV)/bin/python example_project/run_workers.py $(DEMO_ARGS)
 
 test-latest: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
@@ -48,7 +53,7 @@ $(VENV_MIN)/.installed: setup.cfg pyproject.toml
 	$(VENV_MIN)/bin/python -c "import scrapy; print('Scrapy', scrapy.__version__, 'in $(VENV_MIN)')"
 	touch $@
 
-bench: bench-core bench-store bench-middleware bench-crawl bench-pool-size bench-kill bench-soak bench-outage
+bench: bench-core bench-store bench-middleware bench-crawl bench-pool-size bench-kill bench-soak bench-outage bench-workers
 
 bench-core: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bench_core.py
@@ -58,6 +63,9 @@ bench-store: $(VENV)/.installed
 
 bench-middleware: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bench_middleware.py --previous $(BENCH_PREVIOUS)
+
+bench-workers: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/bench_workers.py $(BENCH_ARGS)
 
 bench-crawl: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bench_crawl.py --previous $(BENCH_PREVIOUS) $(BENCH_ARGS)

@@ -27,7 +27,7 @@ from demo.net import ForwardingProxy  # noqa: E402
 from demo.shop import DemoShop  # noqa: E402
 
 
-def start_servers(state: Path, items: int, seed: int) -> tuple[DemoShop, list[ForwardingProxy]]:
+def start_servers(state: Path, items: int, seed: int, **shop_options: Any) -> tuple[DemoShop, list[ForwardingProxy]]:
     """The shop and its proxies, on the ports of the last run when they are free (saved sessions keep
     their proxy URLs, so the second run needs the same ones)."""
     ports_file = state / "ports.json"
@@ -35,7 +35,7 @@ def start_servers(state: Path, items: int, seed: int) -> tuple[DemoShop, list[Fo
         ports = json.loads(ports_file.read_text())
     except (OSError, ValueError):
         ports = {}
-    shop = _start(lambda: DemoShop(items=items, seed=seed), ports.get("shop", 0))
+    shop = _start(lambda: DemoShop(items=items, seed=seed, **shop_options), ports.get("shop", 0))
     proxies = [
         _start(lambda i=i: ForwardingProxy(f"proxy{i}"), port)
         for i, port in enumerate((ports.get("proxies") or [0] * PROXY_COUNT)[:PROXY_COUNT])

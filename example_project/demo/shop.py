@@ -170,6 +170,7 @@ class DemoShop(LocalServer):
         self._served: set[int] = set()
         self._counts: Counter[str] = Counter()
         self._by_exit: Counter[str] = Counter()
+        self._first_request_at, self._last_request_at = math.inf, -math.inf
 
     def _make_item(self, rng: random.Random, n: int) -> Item:
         name = f"{rng.choice(_ADJECTIVES)} {rng.choice(_NOUNS)}"
@@ -185,7 +186,8 @@ class DemoShop(LocalServer):
 
         `items_served`/`items_missing`: items whose real page was answered (200, not a captcha); `blocks`:
         refusals of blocked sessions by kind; `rate_limited`: 503s to an exit over the rate limit;
-        `exit_blocks`: times an exit got blocked, `exit_blocked`: 503s it got meanwhile; `server_errors`: 500s.
+        `exit_blocks`: times an exit got blocked, `exit_blocked`: 503s it got meanwhile; `server_errors`: 500s;
+        `busy_secs`: from the first request to the last.
         """
         with self._lock:
             return {
@@ -203,6 +205,7 @@ class DemoShop(LocalServer):
                 "exit_blocked": self._counts["exit_blocked"],
                 "server_errors": self._counts["server_errors"],
                 "requests_by_exit": dict(self._by_exit),
+                "busy_secs": max(self._last_request_at - self._first_request_at, 0.0),
             }
 
     def handle(self, request: BaseHTTPRequestHandler) -> None:
@@ -222,6 +225,8 @@ class DemoShop(LocalServer):
         self._counts["requests"] += 1
         self._by_exit[exit_ip] += 1
         now = self.clock()
+        self._first_request_at = min(self._first_request_at, now)
+        self._last_request_at = now
         exit_ = self._exits.setdefault(exit_ip, _Exit())
         if refusal := self._exit_refusal(exit_, now):
             return refusal

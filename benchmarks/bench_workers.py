@@ -1,0 +1,78 @@
+"""Workers benchmark: the demo shop crawled by one scrapy-redis worker and by two, side by side.
+
+Run: ``make bench-workers`` (or ``python benchmarks/bench_workers.py [--items 1000] [--rounds 3]``).
+
+Each round crawls the catalogue with 1 worker, then with 2 (``example_project/run_workers.py``:
+``scrapy crawl catalogue_worker`` processes sharing scrapy-redis's queue and dupefilter and the
+session pool in one redis-server this benchmark starts). Throughput is unique items per second
+of the shop's busy time (its first request to its last, so process start-up and scrapy-redis's
+idle wait before closing are left out). Two shops:
+
+- ``unthrottled``: no rate limits, no politeness delay, no slow pages: the crawl is bound by the
+  machine's CPU (the shop, its proxies, Redis and the workers share it);
+- ``demo``: the shop and the settings of ``make demo`` (per-exit rate limits, ``DOWNLOAD_DELAY``):
+  bound by politeness, and a second worker doubles the load on each exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "example_project"))
+
+from run_workers import local_redis, run  # noqa: E402
+
+SHOPS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "unthrottled": (
+        {"rate_limit": None, "exit_block_after": None, "slow": 0.0, "flaky": 0.0, "flagged": 0.0},
+        {"DOWNLOAD_DELAY": 0, "CONCURRENT_REQUESTS_PER_DOMAIN": 16, "LOGSTATS_INTERVAL": 60},
+    ),
+    "demo": ({}, {}),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--shops", default=",".join(SHOPS), help=f"some of {','.join(SHOPS)}")
+    args = parser.parse_args()
+    print(f"Python {platform.python_version()}, {os.cpu_count()} CPUs; {args.items} items, {args.rounds} rounds")
+    results: dict[tuple[str, int], list[float]] = {}
+    with local_redis() as redis_url, tempfile.TemporaryDirectory() as directory:
+        for round_ in range(args.rounds):
+            for shop in args.shops.split(","):
+                shop_options, settings = SHOPS[shop]
+                for workers in (1, 2) if round_ % 2 == 0 else (2, 1):
+                    state = Path(directory) / f"{shop}-{workers}-{round_}"
+                    state.mkdir()
+                    rows = run(workers, args.items, redis_url, state, 1, shop_options, settings)
+                    total = rows["all workers"]
+                    rate = total["unique_items"] / max(total["busy_secs"], 1e-9)
+                    results.setdefault((shop, workers), []).append(rate)
+                    shares = " ".join(f"{row['items']}" for label, row in rows.items() if label != "all workers")
+                    print(
+                        f"round {round_ + 1} {shop:<12} {workers} worker(s): {total['unique_items']} items in "
+                        f"{total['busy_secs']:.1f} s = {rate:.0f} items/s (per worker: {shares})",
+                        flush=True,
+                    )
+    print(f"\n{'shop':<12} {'1 worker':>10} {'2 workers':>10} {'ratio':>7}   (items/s, medians)")
+    for shop in args.shops.split(","):
+        one, two = statistics.median(results[shop, 1]), statistics.median(results[shop, 2])
+        ratios = [b / a for a, b in zip(results[shop, 1], results[shop, 2], strict=True)]
+        print(
+            f"{shop:<12} {one:>10.0f} {two:>10.0f} {two / one:>7.2f}   "
+            f"(per round {', '.join(f'{r:.2f}' for r in ratios)})"
+        )
+
+
+if __name__ == "__main__":
+    main()
