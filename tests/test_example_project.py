@@ -86,3 +86,17 @@ def test_the_account_spider_warms_up_pins_and_uses_its_named_pool(demo, tmp_path
         assert len(items) == 8 and {i["number"] % 5 for i in items} == {1}  # every book (items 1, 6, 11, ...)
         saved = json.loads((tmp_path / "pool" / "account.account.json").read_text())
         assert any("warmed_up_at" in s["user_data"] for s in saved["sessions"])
+
+
+def test_two_scrapy_redis_workers_crawl_the_demo_shop_together(own_redis, tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLE / "run_workers.py"), "--items", "60", "--redis", own_redis.url]
+        + ["--state", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines() if line.strip()}
+    assert rows["items"][-3:] == ["60", "/", "60"]  # all workers together: every item, none twice
+    assert sum(int(n) for n in rows["items"][:2]) == 60  # (how they share it: tests/test_crawl_distributed.py)
