@@ -180,6 +180,7 @@ class PoolManager:
             refuses_new=self.proxies.refuses_new,
             stats=self.stat,
             params=cfg.redis_params,
+            cluster=cfg.redis_cluster,
         )
 
     @property

@@ -371,6 +371,8 @@ class PoolSettings:
     redis_prefix: str = setting("sessionpool", _redis_prefix)
     redis_ttl: float | None = setting(None, _positive, maximum=366 * 86400)
     redis_lease_ttl: float = setting(30.0, _positive, maximum=86400)
+    #: The Redis URL names one node of a Redis Cluster (which has database 0 only).
+    redis_cluster: bool = setting(False, _bool)
     pools: Mapping[str, PoolSettings] = setting({}, _pools, empty_is_unset=True)
 
     @property
@@ -414,7 +416,9 @@ class PoolSettings:
                 "SESSIONPOOL_PROXY_BACKOFF_MAX: expected a number >= SESSIONPOOL_PROXY_BACKOFF_BASE, "
                 f"got {values['proxy_backoff_max']:g} < {values['proxy_backoff_base']:g}"
             )
-        values["redis_url"], values["redis_params"] = _redis_connection(values["persist_state_store"], settings)
+        values["redis_url"], values["redis_params"] = _redis_connection(
+            values["persist_state_store"], settings, cluster=values["redis_cluster"]
+        )
         pools = values.pop("pools")
         base = cls(**values)
         return replace(base, pools={name: replace(base, **overrides) for name, overrides in pools.items()})
@@ -440,10 +444,10 @@ REDIS_URL_FORMS = "a Redis URL such as redis://host:6379/0, rediss://user:pass@h
 SCRAPY_REDIS_ONLY = frozenset({"redis_cls"})
 
 
-def _redis_connection(store: str | None, settings: Any) -> tuple[str | None, dict[str, Any]]:
+def _redis_connection(store: str | None, settings: Any, *, cluster: bool = False) -> tuple[str | None, dict[str, Any]]:
     """The Redis URL and client options the store names: the URL itself, or for ``redis`` the
     connection scrapy-redis makes (``REDIS_URL``, else ``REDIS_HOST`` / ``REDIS_PORT`` / ``REDIS_DB``;
-    plus ``REDIS_PARAMS``)."""
+    plus ``REDIS_PARAMS``). With ``cluster``, the URL names a node of a Redis Cluster."""
     if store == "redis":
         get = settings.get
         params = _redis_params(get("REDIS_PARAMS"))
@@ -457,9 +461,9 @@ def _redis_connection(store: str | None, settings: Any) -> tuple[str | None, dic
                 raise _fail("REDIS_HOST", "a host name or address", host)
             port = _integer("REDIS_PORT", get("REDIS_PORT") or 6379, 1, 65535)
             url, name = f"redis://{f'[{host}]' if ':' in host else host}:{port}", "REDIS_HOST"
-        return _check_redis(name, url, params), params
+        return _check_redis(name, url, params, cluster=cluster), params
     if store is not None and "://" in store:
-        return _check_redis("SESSIONPOOL_PERSIST_STATE_STORE", store, {}), {}
+        return _check_redis("SESSIONPOOL_PERSIST_STATE_STORE", store, {}, cluster=cluster), {}
     return None, {}
 
 
@@ -476,8 +480,9 @@ def _redis_params(value: Any) -> dict[str, Any]:
     return {k: v for k, v in value.items() if k not in SCRAPY_REDIS_ONLY}
 
 
-def _check_redis(name: str, url: Any, params: dict[str, Any]) -> str:
-    """``url`` if redis-py can build a connection from it and ``params`` (no connection is made)."""
+def _check_redis(name: str, url: Any, params: dict[str, Any], *, cluster: bool = False) -> str:
+    """``url`` if redis-py can build a connection (a cluster client) from it and ``params`` (no connection
+    is made)."""
     from .core.proxies import redact
 
     shown = redact(url) if isinstance(url, str) else url
@@ -493,7 +498,12 @@ def _check_redis(name: str, url: Any, params: dict[str, Any]) -> str:
     if db and not db.isdigit():  # redis-py would quietly use database 0
         raise SettingsError(f"{name}: expected {REDIS_URL_FORMS} (the database is a number), got {shown!r}")
     try:
-        ConnectionPool.from_url(url, **params).make_connection()
+        if cluster:
+            _check_cluster(url, params)
+        else:
+            ConnectionPool.from_url(url, **params).make_connection()
+    except SettingsError:  # the cluster's own line
+        raise
     except (ValueError, TypeError) as exc:
         detail = (redact(str(exc)) or "").replace(url, str(shown))[:160]
         where = "REDIS_PARAMS" if isinstance(exc, TypeError) else name
@@ -501,6 +511,36 @@ def _check_redis(name: str, url: Any, params: dict[str, Any]) -> str:
             raise SettingsError(f"REDIS_PARAMS: expected redis-py client options ({detail})") from None
         raise SettingsError(f"{name}: expected {REDIS_URL_FORMS} ({detail}), got {shown!r}") from None
     return url
+
+
+def _check_cluster(url: str, params: dict[str, Any]) -> None:
+    """A Redis Cluster is reached over TCP, in database 0 (the only one it has), with options its
+    redis-py client takes; ValueError or TypeError as for one Redis."""
+    import warnings
+
+    from redis import ConnectionPool
+    from redis.asyncio.cluster import RedisCluster
+    from redis.exceptions import RedisClusterException
+
+    from .core.proxies import redact
+
+    name, shown = "SESSIONPOOL_REDIS_CLUSTER", redact(url)
+    in_url = ConnectionPool.from_url(url).connection_kwargs
+    if "path" in in_url:
+        raise SettingsError(f"{name}: a Redis Cluster is reached over TCP (redis:// or rediss://), got {shown!r}")
+    db = in_url.get("db", params.get("db")) or 0  # as redis-py merges them: the URL's options win
+    if str(db) != "0":
+        where = f"the URL {shown!r}" if "db" in in_url else "REDIS_DB or REDIS_PARAMS"
+        raise SettingsError(f"{name}: a Redis Cluster has database 0 only, got database {db} from {where}")
+    try:
+        with warnings.catch_warnings():  # deprecated options: the client itself warns of them
+            warnings.simplefilter("ignore")
+            RedisCluster.from_url(url, **params)
+    except RedisClusterException as exc:
+        detail = (str(exc).splitlines() or [""])[0][:160]
+        raise SettingsError(
+            f"{name}: redis-py's cluster client refuses the connection ({detail}), got {shown!r}"
+        ) from None
 
 
 def _documented() -> list[str]:

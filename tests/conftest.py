@@ -1,4 +1,4 @@
-"""Shared fixtures: the local test site, local proxies and a redis-server, all from :mod:`tests.support`."""
+"""Shared fixtures: the test site, local proxies, a redis-server and a Redis Cluster, all from :mod:`tests.support`."""
 
 from __future__ import annotations
 
@@ -58,6 +58,22 @@ def redis_server(tmp_path_factory):
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory):
+    """A Redis Cluster of the tests' own, three primaries; skipped without redis-server or redis-cli (not in CI)."""
+    from tests.support.redis_cluster import RedisCluster
+
+    missing = [binary for binary in ("redis-server", "redis-cli") if shutil.which(binary) is None]
+    if missing:
+        reason = f"{' and '.join(missing)} not installed (apt-get install redis-server): Redis Cluster tests skipped"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster")).start()
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture

@@ -89,9 +89,9 @@ def test_the_account_spider_warms_up_pins_and_uses_its_named_pool(demo, tmp_path
 
 
 def test_two_scrapy_redis_workers_crawl_the_demo_shop_together(own_redis, tmp_path):
+    command = [sys.executable, str(EXAMPLE / "run_workers.py"), "--items", "60", "--redis", own_redis.url]
     result = subprocess.run(
-        [sys.executable, str(EXAMPLE / "run_workers.py"), "--items", "60", "--redis", own_redis.url]
-        + ["--state", str(tmp_path)],
+        [*command, "--state", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=300,

@@ -269,6 +269,7 @@ BAD = [
     ("REDIS_PREFIX", "a b", "SESSIONPOOL_REDIS_PREFIX: expected 1-64 characters [A-Za-z0-9_.:-], got 'a b'"),
     ("REDIS_TTL", 0, "SESSIONPOOL_REDIS_TTL: expected a number > 0 and <= 31,622,400, got 0"),
     ("REDIS_LEASE_TTL", "soon", "SESSIONPOOL_REDIS_LEASE_TTL: expected a number, got 'soon'"),
+    ("REDIS_CLUSTER", "yes", "SESSIONPOOL_REDIS_CLUSTER: expected True or False, got 'yes'"),
 ]
 
 
@@ -454,3 +455,51 @@ def test_a_wrong_redis_connection_setting_is_one_clear_line(settings, message):
         redis_settings(**settings)
     assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
     assert "hunter2" not in str(caught.value)
+
+
+def test_a_redis_cluster_takes_the_options_of_redis_py_s_cluster_client():
+    cfg = redis_settings(
+        SESSIONPOOL_REDIS_CLUSTER="true", REDIS_URL="redis://h:7000", REDIS_PARAMS={"require_full_coverage": False}
+    )
+    assert (cfg.redis_cluster, cfg.redis_url) == (True, "redis://h:7000")
+    assert cfg.redis_params == {"require_full_coverage": False}
+    with pytest.raises(SettingsError, match=r"^REDIS_PARAMS: expected redis-py client options"):  # a cluster's own
+        redis_settings(REDIS_URL="redis://h:7000", REDIS_PARAMS={"require_full_coverage": False})
+    assert redis_settings(SESSIONPOOL_REDIS_CLUSTER=True, REDIS_URL="redis://h:7000/0", REDIS_DB=3).redis_cluster
+    assert not read(REDIS_CLUSTER=True).redis_url  # no Redis store: nothing to check
+
+
+CLUSTER_DB = "SESSIONPOOL_REDIS_CLUSTER: a Redis Cluster has database 0 only, got database"
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"REDIS_URL": "redis://u:hunter2@h:7000/2"}, f"{CLUSTER_DB} 2 from the URL 'redis://u:***@h:7000/2'"),
+        ({"REDIS_URL": "redis://h:7000?db=3"}, f"{CLUSTER_DB} 3 from the URL 'redis://h:7000?db=3'"),
+        ({"REDIS_URL": "redis://h:7000", "REDIS_DB": 1}, f"{CLUSTER_DB} 1 from REDIS_DB or REDIS_PARAMS"),
+        ({"REDIS_PARAMS": {"db": 4}}, f"{CLUSTER_DB} 4 from REDIS_DB or REDIS_PARAMS"),
+        ({"SESSIONPOOL_PERSIST_STATE_STORE": "redis://h:7000/5"}, f"{CLUSTER_DB} 5 from the URL 'redis://h:7000/5'"),
+        (
+            {"REDIS_URL": "unix:///run/redis.sock"},
+            (
+                "SESSIONPOOL_REDIS_CLUSTER: a Redis Cluster is reached over TCP (redis:// or rediss://), "
+                "got 'unix:///run/redis.sock'"
+            ),
+        ),
+        (
+            {"REDIS_URL": "redis://u:hunter2@:7000"},
+            "SESSIONPOOL_REDIS_CLUSTER: redis-py's cluster client refuses the connection (",
+        ),
+        (
+            {"REDIS_PARAMS": {"retry_on_timeout": True}},  # scrapy-redis's, but not the cluster client's
+            "REDIS_PARAMS: expected redis-py client options (",
+        ),
+    ],
+)
+def test_a_redis_cluster_has_database_0_only_and_a_wrong_option_is_one_clear_line(settings, message):
+    with pytest.raises(SettingsError) as caught:
+        redis_settings(SESSIONPOOL_REDIS_CLUSTER=True, **settings)
+    text = str(caught.value)
+    assert (text == message or (message.endswith("(") and text.startswith(message))) and "\n" not in text
+    assert "hunter2" not in text

@@ -13,8 +13,8 @@ import asyncio
 import itertools
 import logging
 import secrets
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..core import reasons
 from ..core.exceptions import StateError
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["BATCH", "FLUSH_DELAY", "Online", "RedisLink"]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Queued writes sent in one batch at most.
 BATCH = 500
@@ -41,45 +42,99 @@ FLUSH_DELAY = 0.02
 
 
 class RedisLink:
-    """One pool's scripts on one Redis, run by SHA (loaded on first use or after a Redis restart)."""
+    """One pool's scripts on one Redis, or on the node of a Redis Cluster that owns the pool's slot, run by SHA
+    (loaded on first use or after a restart or a failover). Every call to Redis goes through it."""
 
-    def __init__(self, url: str, base: str, params: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, url: str, base: str, params: Mapping[str, Any] | None = None, *, cluster: bool = False) -> None:
         redis = import_redis()
-        #: errors after which Redis may well take the same writes later: an outage
+        exceptions = redis.exceptions
+        self.cluster = cluster
+        #: errors after which Redis may well take the same writes later: an outage (on a cluster: a node
+        #: down or failing over, the cluster down, a slot not served or moving; programming errors are not)
         self.errors: tuple[type[BaseException], ...] = (
-            redis.exceptions.ConnectionError,
-            redis.exceptions.TimeoutError,
+            exceptions.ConnectionError,
+            exceptions.TimeoutError,
             OSError,
-            redis.exceptions.ReadOnlyError,
-            redis.exceptions.OutOfMemoryError,
+            exceptions.ReadOnlyError,
+            exceptions.OutOfMemoryError,
+            exceptions.ClusterError,
+            exceptions.TryAgainError,
+            exceptions.SlotNotCoveredError,
         )
+        #: what redis-py raises when no node of the cluster answers: an outage too, as the error it wraps
+        self._no_cluster: tuple[type[BaseException], ...] = (exceptions.RedisClusterException,) if cluster else ()
+        self._unreachable = exceptions.ConnectionError
         # short timeouts by default (an outage is noticed in seconds); the user's options win, but
         # the replies must be text
         options = {"socket_timeout": 5, "socket_connect_timeout": 2, **(params or {}), "decode_responses": True}
-        self.client = redis.asyncio.Redis.from_url(url, **options)
-        self._no_script = redis.exceptions.NoScriptError
+        client_class = redis.asyncio.cluster.RedisCluster if cluster else redis.asyncio.Redis
+        self.client = client_class.from_url(url, **options)
+        self._no_script = exceptions.NoScriptError
         self._shas: dict[str, str] = {}
         self.keys = pool_keys(base)
 
+    async def _run(self, call: Awaitable[T]) -> T:
+        """``call`` awaited; a cluster none of whose nodes answers raises ConnectionError, as one Redis does."""
+        try:
+            return await call
+        except self._no_cluster as exc:
+            if isinstance(exc.__cause__, self.errors):
+                raise self._unreachable(str(exc)) from exc
+            raise
+
+    async def _node(self) -> Any:
+        """The cluster node that owns the pool's slot (the client learns the slots on first use)."""
+        return (await self.client.initialize()).get_node_from_key(self.keys[0])
+
     async def eval(self, script: str, args: list[Any]) -> Any:
         """Run one of ``scripts`` by name."""
+        return await self._run(self._eval(script, args))
+
+    async def _eval(self, script: str, args: list[Any]) -> Any:
         sha = self._shas.get(script)
         if sha is not None:
             try:
                 return await self.client.evalsha(sha, len(self.keys), *self.keys, *args)
             except self._no_script:
                 pass
-        sha = self._shas[script] = await self.client.script_load(getattr(scripts, script))
-        return await self.client.evalsha(sha, len(self.keys), *self.keys, *args)
+        text = getattr(scripts, script)
+        if self.cluster:  # on the node that runs it: redis-py sends SCRIPT LOAD to every primary
+            sha = await self.client.execute_command("SCRIPT LOAD", text, target_nodes=await self._node())
+        else:
+            sha = await self.client.script_load(text)
+        self._shas[script] = sha
+        try:
+            return await self.client.evalsha(sha, len(self.keys), *self.keys, *args)
+        except self._no_script:  # the slot moved to another node since the load: EVAL goes where it is
+            return await self.client.eval(text, len(self.keys), *self.keys, *args)
+
+    async def pipeline(self, *commands: tuple[Any, ...]) -> list[Any]:
+        """The replies of ``commands`` (each a name and its arguments), in one round trip. Reads: no
+        transaction, which a cluster client may not offer (the pool's keys are all on one node)."""
+        return await self._run(self._pipeline(commands))
+
+    async def _pipeline(self, commands: tuple[tuple[Any, ...], ...]) -> list[Any]:
+        async with self.client.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            return list(await pipe.execute())
 
     async def ping(self) -> bool:
-        """Does Redis answer again? (Connections from before the outage are dropped first.)"""
+        """Does Redis (the node that owns the pool's slot) answer again? Connections from before the
+        outage are dropped first, and a cluster client learns the slots again."""
         try:
-            await self.client.connection_pool.disconnect()
-            await self.client.ping()
+            await self._run(self._ping())
         except self.errors:
             return False
         return True
+
+    async def _ping(self) -> None:
+        if self.cluster:
+            await self.client.aclose()
+            await self.client.ping(target_nodes=await self._node())
+        else:
+            await self.client.connection_pool.disconnect()
+            await self.client.ping()
 
     async def close(self) -> None:
         await self.client.aclose() if hasattr(self.client, "aclose") else await self.client.close()
@@ -181,10 +236,7 @@ class Online:
 
     async def _fetch(self, sid: str) -> tuple[dict[str, str], dict[str, str]]:
         base = self.shared.base
-        async with self.link.client.pipeline(transaction=False) as pipe:
-            pipe.hgetall(f"{base}:s:{sid}")
-            pipe.hgetall(f"{base}:c:{sid}")
-            fields, cookies = await pipe.execute()
+        fields, cookies = await self.link.pipeline(("HGETALL", f"{base}:s:{sid}"), ("HGETALL", f"{base}:c:{sid}"))
         return fields, cookies
 
     def _mirror(self, sid: str, fields: dict[str, str], cookies: dict[str, str]) -> RemoteSession:
@@ -281,6 +333,8 @@ class Online:
                 shared.announced.discard(session.id)
             elif op.kind in ("good", "bad", "marks") and len(reply) >= 3:
                 session.take_counts(int(reply[1]), float(reply[2]))
+            elif op.kind in ("cookie", "ud") and len(reply) >= 2:
+                session.wrote(op.kind, int(reply[1]), op.fetch)
 
     def schedule_flush(self, delay: float) -> None:
         """Send queued writes shortly, unless a pick carries them first (asyncio, as Scrapy's reactor)."""

@@ -65,6 +65,7 @@ class SharedPool:
         refuses_new: Callable[[str | None], bool] | None = None,
         stats: Callable[..., None] | None = None,
         params: Mapping[str, Any] | None = None,
+        cluster: bool = False,
     ) -> None:
         import random
 
@@ -80,7 +81,8 @@ class SharedPool:
         self.on_retired = on_retired
         self.refuses_new = refuses_new or (lambda proxy: False)  # exits that take no new session now
         self.stat = stats or (lambda key, count=1, **kwargs: None)
-        self.link = RedisLink(url, self.base, params)  # params: redis-py client options (REDIS_PARAMS)
+        # params: redis-py client options (REDIS_PARAMS); cluster: the URL names a node of a Redis Cluster
+        self.link = RedisLink(url, self.base, params, cluster=cluster)
         #: names this process's leases and batches in Redis
         self.process_id = secrets.token_hex(8)
         self.connected = Online(self, self.link)
@@ -170,10 +172,9 @@ class SharedPool:
     async def start(self) -> None:
         """Read the pool's size: how many live sessions other runs left in it."""
         try:
-            async with self.link.client.pipeline(transaction=False) as pipe:
-                pipe.zcard(self.link.keys[0])
-                pipe.hget(self.link.keys[2], "retired")
-                live, retired = await pipe.execute()
+            live, retired = await self.link.pipeline(
+                ("ZCARD", self.link.keys[0]), ("HGET", self.link.keys[2], "retired")
+            )
         except self.link.errors as exc:
             self.went_offline(exc)
         else:
@@ -230,7 +231,7 @@ class SharedPool:
         if mark != "release":
             user_data = session.user_data_json()
             if user_data != session.sent_user_data:
-                self.append(Op(session, "ud", user_data))
+                self.append(Op(session, "ud", user_data, fetch=session.fetches))
                 session.sent_user_data = user_data
         self.append(Op(session, mark))
         self.connected.schedule_flush(FLUSH_DELAY)
@@ -262,7 +263,7 @@ class SharedPool:
             self.outage.retired(session)
 
     def cookie_changed(self, session: RemoteSession, field: str, value: str) -> None:
-        self.append(Op(session, "cookie", field, value))
+        self.append(Op(session, "cookie", field, value, fetch=session.fetches))
         self.connected.schedule_flush(0)  # it must reach the other processes before their next pick
 
     # -- bookkeeping ---------------------------------------------------------------------

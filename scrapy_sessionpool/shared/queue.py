@@ -26,13 +26,15 @@ class Op(NamedTuple):
 
     ``value``: the letters of a ``marks`` op, a cookie's field, a retirement reason, the JSON of
     a ``create``, a ``suspect`` or of ``ud`` (user data), the count of a ``tally``; ``extra``: a
-    cookie's JSON (empty: the cookie is cleared).
+    cookie's JSON (empty: the cookie is cleared). ``fetch``: how many times the session's data had
+    been fetched from Redis when a cookie or user-data write was made (not sent).
     """
 
     session: RemoteSession
     kind: str
     value: str = ""
     extra: str = ""
+    fetch: int = 0
 
 
 #: The marks that merge into one ``marks`` op, and the letter each leaves in it.
@@ -104,7 +106,7 @@ class WriteQueue:
         marks_at: dict[str, int] = {}  # session id -> index of its open marks op
         last_at: dict[tuple[str, str], int] = {}  # (session id, cookie field or "ud") -> index of its last write
         for op in self._ops:
-            session, kind, value, _ = op
+            session, kind, value = op.session, op.kind, op.value
             if session.retired_offline and kind not in ("retire", "tally"):
                 continue
             code = value if kind == "marks" else MARK_CODES.get(kind)

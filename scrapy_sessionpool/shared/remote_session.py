@@ -54,6 +54,7 @@ class RemoteSession(Session):
     __slots__ = (
         "awaiting_create",
         "cookies_version",
+        "fetches",
         "pool",
         "retired_offline",
         "retirement_counted",
@@ -67,6 +68,7 @@ class RemoteSession(Session):
         super().attach(pool)
         #: the versions of its cookies and user data in Redis that this copy holds (-1: none yet)
         self.cookies_version = self.user_data_version = -1
+        self.fetches = 0  #: how many times its data was fetched from Redis
         self.sent_user_data = ""  #: its user data as Redis last heard of it
         self.awaiting_create = False  #: made while Redis was away; its creation has not reached Redis
         self.retired_offline = False  #: retired while Redis was away: only its retirement still matters
@@ -94,6 +96,17 @@ class RemoteSession(Session):
         """What every process knows of its suspicion (so that all of them judge it alike)."""
         self._suspected_at, self._sits_out_until, self._strikes, self._condemned = since, until, strikes, condemned
 
+    def wrote(self, kind: str, version: int, fetch: int) -> None:
+        """Redis applied this process's cookie or user-data write as ``version``: if no other process
+        wrote in between and no fetch replaced this copy since the write (``fetch``), this copy is
+        that version (no need to fetch it at the next pick)."""
+        if fetch != self.fetches:
+            return
+        if kind == "cookie" and version == self.cookies_version + 1:
+            self.cookies_version = version
+        elif kind == "ud" and version == self.user_data_version + 1:
+            self.user_data_version = version
+
     def take_data(self, checked: Session, sent_user_data: str, cookies_version: int, user_data_version: int) -> None:
         """The user data and cookies Redis holds (``checked``: them, validated, in a plain session)."""
         self._user_data = checked.user_data or None
@@ -102,6 +115,7 @@ class RemoteSession(Session):
         assert isinstance(jar, RecordingJar)
         jar.replace_all(list(jar_cookies(checked.cookie_jar)))
         self.cookies_version, self.user_data_version = cookies_version, user_data_version
+        self.fetches += 1
 
     def forget_cookies(self) -> None:
         """Drop the jar (a session retired while Redis was away: its cookies go nowhere now)."""

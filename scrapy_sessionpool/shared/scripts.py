@@ -180,12 +180,10 @@ local function apply_ops(first, last, max_pool, max_usage, max_error, decrement,
       elseif kind == 'cookie' then
         if b == '' then redis.call('HDEL', base .. ':c:' .. id, a)
         else redis.call('HSET', base .. ':c:' .. id, a, b) end
-        redis.call('HINCRBY', key, 'cv', 1)
-        reply = {'ok'}
+        reply = {'ok', redis.call('HINCRBY', key, 'cv', 1)}  -- the new version: the writer has it already
       elseif kind == 'ud' then
         redis.call('HSET', key, 'ud', a)
-        redis.call('HINCRBY', key, 'uv', 1)
-        reply = {'ok'}
+        reply = {'ok', redis.call('HINCRBY', key, 'uv', 1)}
       elseif kind == 'suspect' or kind == 'clear' or kind == 'acquit' then
         if kind == 'suspect' then  -- a = JSON {since, until, strikes, cond}
           local f = cjson.decode(a)

@@ -26,7 +26,11 @@ def open_store(settings: PoolSettings, scrapy_settings: Any) -> Store:
         from .redis import RedisStore
 
         return RedisStore(
-            settings.redis_url, prefix=settings.redis_prefix, ttl=settings.redis_ttl, params=settings.redis_params
+            settings.redis_url,
+            prefix=settings.redis_prefix,
+            ttl=settings.redis_ttl,
+            params=settings.redis_params,
+            cluster=settings.redis_cluster,
         )
     if settings.persist_state_store is not None:
         return FileStore(settings.persist_state_store)

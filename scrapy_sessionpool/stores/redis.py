@@ -16,11 +16,29 @@ from ..shared.schema import (
     glob_escape,
     import_redis,
     pool_base,
+    pool_keys,
     state_from_fields,
     suspicion_fields,
 )
 
 __all__ = ["RedisStore"]
+
+#: Writes a snapshot in one step, on one Redis or on the cluster node that owns the pool's slot (a
+#: cluster client has no MULTI before redis-py 6). KEYS: ``pool_keys``; ARGV: base, retired count, the
+#: sessions as JSON (every value a string).
+SAVE = r"""
+local live, ready, meta, proxies = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local base = ARGV[1]
+redis.call('HSET', meta, 'retired', ARGV[2], 'created', '0')
+for _, s in ipairs(cjson.decode(ARGV[3])) do
+  redis.call('HSET', base .. ':s:' .. s.id, unpack(s.fields))
+  for i = 1, #s.cookies, 2 do redis.call('HSET', base .. ':c:' .. s.id, s.cookies[i], s.cookies[i + 1]) end
+  redis.call('ZADD', live, s.created_at, s.id)
+  redis.call('ZADD', ready, 0, s.id)
+  redis.call('HINCRBY', proxies, s.proxy, 1)
+end
+return 1
+"""
 
 
 class RedisStore:
@@ -36,9 +54,11 @@ class RedisStore:
         prefix: str = "sessionpool",
         ttl: float | None = None,
         params: Mapping[str, Any] | None = None,
+        cluster: bool = False,
     ) -> None:
         self.url = url
         self.params = dict(params or {})  # redis-py client options (REDIS_PARAMS)
+        self.cluster = cluster  # the URL names a node of a Redis Cluster
         self.prefix = prefix
         self.ttl = ttl
         self._client: Any = None
@@ -48,7 +68,8 @@ class RedisStore:
         if self._client is None:
             redis = import_redis()
             options = {"socket_timeout": 10, **self.params, "decode_responses": True}
-            self._client = redis.Redis.from_url(self.url, **options)
+            client_class = redis.cluster.RedisCluster if self.cluster else redis.Redis
+            self._client = client_class.from_url(self.url, **options)
         return self._client
 
     def describe(self, key: str) -> str:
@@ -77,31 +98,33 @@ class RedisStore:
         """Replace the pool under ``key`` with ``state`` (seeding a shared pool from a file)."""
         self.delete(key)
         base = pool_base(self.prefix, key)
-        with self.client.pipeline(transaction=True) as pipe:
-            pipe.hset(f"{base}:meta", mapping={"retired": state.get("retired_sessions_count", 0), "created": 0})
-            for s in state.get("sessions", []):
-                proxy = s.get("proxy_url") or ""
-                pipe.hset(
-                    f"{base}:s:{s['id']}",
-                    mapping={
-                        "created_at": repr(float(s["created_at"])),
-                        "usage": s["usage_count"],
-                        "handed": s["usage_count"],
-                        "errors": repr(float(s["error_score"])),
-                        "proxy": proxy,
-                        "ua": s.get("user_agent") or "",
-                        "ud": json.dumps(s["user_data"]) if s.get("user_data") else "",
-                        "cv": 0,
-                        "uv": 0,
-                        **suspicion_fields(s.get("suspicion")),
-                    },
-                )
-                for c in s.get("cookies", []):
-                    pipe.hset(f"{base}:c:{s['id']}", cookie_field(c["domain"], c["path"], c["name"]), json.dumps(c))
-                pipe.zadd(f"{base}:live", {s["id"]: float(s["created_at"])})
-                pipe.zadd(f"{base}:ready", {s["id"]: 0})
-                pipe.hincrby(f"{base}:proxies", proxy, 1)
-            pipe.execute()
+        sessions = []
+        for s in state.get("sessions", []):
+            fields = {
+                "created_at": repr(float(s["created_at"])),
+                "usage": s["usage_count"],
+                "handed": s["usage_count"],
+                "errors": repr(float(s["error_score"])),
+                "proxy": s.get("proxy_url") or "",
+                "ua": s.get("user_agent") or "",
+                "ud": json.dumps(s["user_data"]) if s.get("user_data") else "",
+                "cv": 0,
+                "uv": 0,
+                **suspicion_fields(s.get("suspicion")),
+            }
+            cookies = [(cookie_field(c["domain"], c["path"], c["name"]), json.dumps(c)) for c in s.get("cookies", [])]
+            sessions.append(
+                {
+                    "id": s["id"],
+                    "created_at": fields["created_at"],
+                    "proxy": fields["proxy"],
+                    "fields": [str(v) for pair in fields.items() for v in pair],
+                    "cookies": [v for pair in cookies for v in pair],
+                }
+            )
+        keys = pool_keys(base)
+        retired = str(state.get("retired_sessions_count", 0))
+        self.client.eval(SAVE, len(keys), *keys, base, retired, json.dumps(sessions, ensure_ascii=False))
 
     def delete(self, key: str) -> bool:
         base = pool_base(self.prefix, key)
