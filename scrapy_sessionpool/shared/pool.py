@@ -20,7 +20,8 @@ from ..core.options import SessionOptions
 from ..core.proxies import redact
 from ..core.session import Session
 from .leases import Heartbeat
-from .online import FLUSH_DELAY, Online, RedisLink
+from .link import RedisLink
+from .online import FLUSH_DELAY, Online
 from .outage import Outage
 from .queue import Op, WriteQueue
 from .remote_session import RemoteSession
