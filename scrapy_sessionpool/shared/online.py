@@ -48,6 +48,8 @@ class Online:
         self._idle = asyncio.Event()  # cleared while a batch of writes is on its way
         self._idle.set()
         self._flushing = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._carried_at = float("-inf")  # loop time of the last pick that carried writes
         self._tasks: set[asyncio.Task[None]] = set()
         self._picks = itertools.count(1)
         self._waiting: set[int] = set()  # picks on their way
@@ -88,6 +90,8 @@ class Online:
         self._waiting.add(pick_id)
         picks, lost = self._pick_args()
         batch = self.take_batch()  # none while another batch is on its way: the pick does not wait
+        if batch:
+            self._carried_at = asyncio.get_event_loop().time()
         batch_id, *ops = batch.args()
         args += [shared.process_id, int(cfg.redis_lease_ttl * 1000), pick_id, *picks, batch_id]
         args += [len(shared.paused), *shared.paused, len(candidates), *candidates, *ops]
@@ -236,17 +240,39 @@ class Online:
                 session.wrote(op.kind, int(reply[1]), op.fetch)
 
     def schedule_flush(self, delay: float) -> None:
-        """Send queued writes shortly, unless a pick carries them first (asyncio, as Scrapy's reactor)."""
-        if self._flushing or self.shared.outage is not None:
+        """Send queued writes within ``delay`` seconds, unless picks carry them first (on the asyncio
+        loop, as Scrapy's reactor). While picks go out more often than that, no write is sent alone."""
+        if self.shared.outage is not None:
             return
-        self._flushing = True
         loop = asyncio.get_event_loop()
-        loop.call_later(delay, lambda: self._tasks.add(loop.create_task(self.flush())))
+        due = loop.time() + delay
+        if self._timer is not None:
+            if self._timer.when() <= due:
+                return
+            self._timer.cancel()  # a sooner one: a cookie or a retirement
+        self._timer = loop.call_at(due, self._flush_due, delay)
+
+    def _flush_due(self, delay: float) -> None:
+        loop = asyncio.get_event_loop()
+        self._timer = None
+        if not self.shared.queue or self._flushing:
+            return
+        if delay and loop.time() - self._carried_at < delay:  # the picks are carrying the writes
+            self._timer = loop.call_later(delay, self._flush_due, delay)
+            return
+        self._tasks = {t for t in self._tasks if not t.done()}
+        self._tasks.add(loop.create_task(self.flush()))
+
+    def stop(self) -> None:
+        """No more writes sent on a timer (the pool closes)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     async def flush(self) -> None:
         """Send every queued write now (until Redis fails: then the outage begins)."""
-        self._tasks = {t for t in self._tasks if not t.done()}
         shared = self.shared
+        self._flushing = True
         try:
             while shared.queue and shared.outage is None:
                 if not self._idle.is_set():

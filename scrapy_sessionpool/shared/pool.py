@@ -196,6 +196,7 @@ class SharedPool:
         if self.outage is not None:
             self._last_attempt = float("-inf")  # one last try, however recent the previous one
         await self.save()
+        self.connected.stop()
         await self.heartbeat.stop()
         if self.queue:
             logger.warning(
