@@ -86,7 +86,12 @@ def run(
             f"worker-{n}": crawl(state, "catalogue_worker", shop.url, settings, f"worker-{n}", quiet=True)
             for n in range(1, workers + 1)
         }
-        client.rpush("catalogue_worker:start_urls", f"{shop.url}/")
+        deadline = time.monotonic() + 60
+        while client.scard("sessionpool:{catalogue_worker}:procs") < workers:  # each pool's first heartbeat
+            if time.monotonic() > deadline or any(p.poll() is not None for p in processes.values()):
+                break  # (a worker that failed is reported below)
+            time.sleep(0.05)
+        client.rpush("catalogue_worker:start_urls", f"{shop.url}/")  # every worker is up: the crawl begins
         rows = {}
         for label, process in processes.items():
             if process.wait() != 0:

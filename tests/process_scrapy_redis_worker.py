@@ -44,7 +44,7 @@ settings = {
     "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
     "SCHEDULER_PERSIST": True,
     "REDIS_URL": REDIS,
-    "MAX_IDLE_TIME_BEFORE_CLOSE": 2,
+    "MAX_IDLE_TIME_BEFORE_CLOSE": 6,  # more than the 5 s between the looks of an idle engine for work
     # the pool in the same Redis, connected as scrapy-redis connects
     "SESSIONPOOL_PERSIST_STATE_STORE": "redis",
     "SESSIONPOOL_MAX_POOL_SIZE": 4,

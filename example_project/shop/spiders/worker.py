@@ -26,7 +26,9 @@ SHARED_CRAWL_SETTINGS = {
     "SCHEDULER": "scrapy_redis.scheduler.Scheduler",
     "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
     "SCHEDULER_PERSIST": True,
-    "MAX_IDLE_TIME_BEFORE_CLOSE": 3,  # a worker closes after 3 s with nothing to do
+    # a worker closes after 10 s with nothing to do (more than the 5 s at which an idle Scrapy engine
+    # looks for work again, or a worker starting before the crawl is fed would close at once)
+    "MAX_IDLE_TIME_BEFORE_CLOSE": 10,
     # the pool: one live pool in the same Redis (REDIS_URL, or REDIS_HOST/REDIS_PORT, plus REDIS_PARAMS)
     "SESSIONPOOL_PERSIST_STATE_STORE": "redis",
     "SESSIONPOOL_REDIS_LEASE_TTL": 15,  # a worker that dies holds its sessions 15 s at most
