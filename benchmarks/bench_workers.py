@@ -1,6 +1,7 @@
 """Workers benchmark: the demo shop crawled by one scrapy-redis worker and by two, side by side.
 
-Run: ``make bench-workers`` (or ``python benchmarks/bench_workers.py [--items 1000] [--rounds 3]``).
+Run: ``make bench-workers`` (or ``python benchmarks/bench_workers.py [--items 8000] [--demo-items 400]
+[--rounds 2] [--shops unthrottled,demo]``; about 6 minutes).
 
 Each round crawls the catalogue with 1 worker, then with 2 (``example_project/run_workers.py``:
 ``scrapy crawl catalogue_worker`` processes sharing scrapy-redis's queue and dupefilter and the
@@ -53,11 +54,12 @@ def _children_cpu() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--items", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--items", type=int, default=8000, help="catalogue size of the unthrottled shop")
+    parser.add_argument("--demo-items", type=int, default=400, help="catalogue size of the demo shop")
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--shops", default=",".join(SHOPS), help=f"some of {','.join(SHOPS)}")
     args = parser.parse_args()
-    print(f"Python {platform.python_version()}, {os.cpu_count()} CPUs; {args.items} items, {args.rounds} rounds")
+    print(f"Python {platform.python_version()}, {os.cpu_count()} CPUs; {args.rounds} rounds")
     results: dict[tuple[str, int], list[float]] = {}
     with local_redis() as redis_url, tempfile.TemporaryDirectory() as directory:
         for round_ in range(args.rounds):
@@ -67,7 +69,8 @@ def main() -> None:
                     state = Path(directory) / f"{shop}-{workers}-{round_}"
                     state.mkdir()
                     served_cpu, workers_cpu = time.process_time(), _children_cpu()
-                    rows = run(workers, args.items, redis_url, state, 1, shop_options, settings)
+                    items = args.items if shop == "unthrottled" else args.demo_items
+                    rows = run(workers, items, redis_url, state, 1, shop_options, settings)
                     served_cpu, workers_cpu = time.process_time() - served_cpu, _children_cpu() - workers_cpu
                     total = rows["all workers"]
                     rate = total["unique_items"] / max(total["busy_secs"], 1e-9)
