@@ -1,7 +1,7 @@
 """Workers benchmark: the demo shop crawled by one scrapy-redis worker and by two, side by side.
 
 Run: ``make bench-workers`` (or ``python benchmarks/bench_workers.py [--items 8000] [--demo-items 400]
-[--rounds 2] [--shops unthrottled,demo]``; about 6 minutes).
+[--rounds 2] [--shops unthrottled,direct,demo]``; about 8 minutes).
 
 Each round crawls the catalogue with 1 worker, then with 2 (``example_project/run_workers.py``:
 ``scrapy crawl catalogue_worker`` processes sharing scrapy-redis's queue and dupefilter and the
@@ -11,6 +11,8 @@ idle wait before closing are left out). Two shops:
 
 - ``unthrottled``: no rate limits, no politeness delay, no slow pages: the crawl is bound by the
   machine's CPU (the shop, its proxies, Redis and the workers share it);
+- ``direct``: ``unthrottled`` without the four forwarding proxies (the workers reach the shop
+  themselves);
 - ``demo``: the shop and the settings of ``make demo`` (per-exit rate limits, ``DOWNLOAD_DELAY``):
   bound by politeness, and a second worker doubles the load on each exit.
 
@@ -44,6 +46,7 @@ SHOPS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     ),
     "demo": ({}, {}),
 }
+SHOPS["direct"] = SHOPS["unthrottled"]  # without the proxies: the workers reach the shop themselves
 
 
 def _children_cpu() -> float:
@@ -54,7 +57,7 @@ def _children_cpu() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--items", type=int, default=8000, help="catalogue size of the unthrottled shop")
+    parser.add_argument("--items", type=int, default=8000, help="catalogue size of the unthrottled shops")
     parser.add_argument("--demo-items", type=int, default=400, help="catalogue size of the demo shop")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--shops", default=",".join(SHOPS), help=f"some of {','.join(SHOPS)}")
@@ -65,11 +68,15 @@ def main() -> None:
         for round_ in range(args.rounds):
             for shop in args.shops.split(","):
                 shop_options, settings = SHOPS[shop]
+                if shop == "direct":
+                    no_proxies = Path(directory) / "no-proxies.txt"
+                    no_proxies.write_text("# none\n")
+                    settings = {**settings, "SESSIONPOOL_PROXIES": no_proxies}
                 for workers in (1, 2) if round_ % 2 == 0 else (2, 1):
                     state = Path(directory) / f"{shop}-{workers}-{round_}"
                     state.mkdir()
                     served_cpu, workers_cpu = time.process_time(), _children_cpu()
-                    items = args.items if shop == "unthrottled" else args.demo_items
+                    items = args.demo_items if shop == "demo" else args.items
                     rows = run(workers, items, redis_url, state, 1, shop_options, settings)
                     served_cpu, workers_cpu = time.process_time() - served_cpu, _children_cpu() - workers_cpu
                     total = rows["all workers"]
