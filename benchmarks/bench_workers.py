@@ -1,7 +1,7 @@
 """Workers benchmark: the demo shop crawled by one scrapy-redis worker and by two, side by side.
 
 Run: ``make bench-workers`` (or ``python benchmarks/bench_workers.py [--items 8000] [--demo-items 400]
-[--rounds 2] [--shops unthrottled,direct,demo]``; about 8 minutes).
+[--rounds 2] [--shops unthrottled,direct,direct-plain,demo]``; about 10 minutes).
 
 Each round crawls the catalogue with 1 worker, then with 2 (``example_project/run_workers.py``:
 ``scrapy crawl catalogue_worker`` processes sharing scrapy-redis's queue and dupefilter and the
@@ -12,7 +12,8 @@ idle wait before closing are left out). Two shops:
 - ``unthrottled``: no rate limits, no politeness delay, no slow pages: the crawl is bound by the
   machine's CPU (the shop, its proxies, Redis and the workers share it);
 - ``direct``: ``unthrottled`` without the four forwarding proxies (the workers reach the shop
-  themselves);
+  themselves) and without session budgets;
+- ``direct-plain``: ``direct`` without the session pool (plain Scrapy and scrapy-redis): the baseline;
 - ``demo``: the shop and the settings of ``make demo`` (per-exit rate limits, ``DOWNLOAD_DELAY``):
   bound by politeness, and a second worker doubles the load on each exit.
 
@@ -46,7 +47,11 @@ SHOPS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     ),
     "demo": ({}, {}),
 }
-SHOPS["direct"] = SHOPS["unthrottled"]  # without the proxies: the workers reach the shop themselves
+# without the proxies (the workers reach the shop themselves) and without session budgets, so that
+# plain Scrapy gets every item too
+_DIRECT = {**SHOPS["unthrottled"][0], "budget": (10**9, 10**9)}
+SHOPS["direct"] = (_DIRECT, SHOPS["unthrottled"][1])
+SHOPS["direct-plain"] = (_DIRECT, {**SHOPS["unthrottled"][1], "SESSIONPOOL_ENABLED": False})
 
 
 def _children_cpu() -> float:
@@ -68,7 +73,7 @@ def main() -> None:
         for round_ in range(args.rounds):
             for shop in args.shops.split(","):
                 shop_options, settings = SHOPS[shop]
-                if shop == "direct":
+                if shop.startswith("direct"):
                     no_proxies = Path(directory) / "no-proxies.txt"
                     no_proxies.write_text("# none\n")
                     settings = {**settings, "SESSIONPOOL_PROXIES": no_proxies}

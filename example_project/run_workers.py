@@ -86,10 +86,10 @@ def run(
             f"worker-{n}": crawl(state, "catalogue_worker", shop.url, settings, f"worker-{n}", quiet=True)
             for n in range(1, workers + 1)
         }
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + (60 if settings.get("SESSIONPOOL_ENABLED", True) else 3)
         while client.scard("sessionpool:{catalogue_worker}:procs") < workers:  # each pool's first heartbeat
             if time.monotonic() > deadline or any(p.poll() is not None for p in processes.values()):
-                break  # (a worker that failed is reported below)
+                break  # (a worker that failed is reported below; without the pool: a few seconds to start)
             time.sleep(0.05)
         client.rpush("catalogue_worker:start_urls", f"{shop.url}/")  # every worker is up: the crawl begins
         rows = {}
