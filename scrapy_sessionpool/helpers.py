@@ -56,6 +56,8 @@ def get_manager(crawler: Crawler | Spider) -> PoolManager:
             store=open_store(settings, crawler.settings) if _extension_enabled(crawler) else None,
             state_key=settings.persist_state_key % {"spider": _spider_name(crawler)},
         )
+        spidercls = getattr(crawler, "spidercls", None)
+        manager.needs_init = settings.session_init is not None or callable(getattr(spidercls, "init_session", None))
         _MANAGERS[crawler] = manager
     return manager
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .core import reasons
+from .core.accounts import Accounts
 from .core.blame import Blame, Decision, Judge
 from .core.jar_keys import JarKeys
 from .core.observer import Avoid, Pending, Pick, Pool
@@ -24,7 +25,7 @@ from .core.pool import SessionPool
 from .core.proxies import ProxyManager, redact
 from .core.session import Session
 from .core.verdict import Verdict, VerdictKind
-from .settings import PoolSettings
+from .settings import PoolSettings, SettingsError
 
 __all__ = ["Outcome", "PoolManager"]
 
@@ -60,7 +61,7 @@ class Outcome:
 _DELIVER = Outcome()
 
 
-def _no_stats(key: str, count: int = 1) -> None:
+def _no_stats(key: str, count: int = 1, *, gauge: bool = False) -> None:
     pass
 
 
@@ -103,6 +104,10 @@ class PoolManager:
         self.created = 0
         self.retired: Counter[str] = Counter()
         self.blamed: Counter[str] = Counter()
+        #: Sessions serve no request before their init (the middleware sets it when there is a hook).
+        self.needs_init = False
+        #: ``stop(reason)`` ends the crawl (the Scrapy glue sets it): a pool whose accounts are all retired.
+        self.stop: Callable[[str], None] | None = None
 
     # -- pools ------------------------------------------------------------------
 
@@ -143,8 +148,23 @@ class PoolManager:
             agent = pool.rng.choice(user_agents) if user_agents else None
             return pool.make_session(proxy_url=proxy, user_agent=agent)
 
+        accounts = (
+            Accounts(
+                cfg.accounts,
+                rest_secs=cfg.account_rest_secs,
+                max_blocks=cfg.account_max_blocks,
+                on_event=lambda label, event: self.stat(f"accounts/{event}"),
+            )
+            if cfg.accounts
+            else None
+        )
         pool = SessionPool(
-            **cfg.pool_options, create_session_function=create, clock=self._clock, seed=self._rng.randrange(2**32)
+            **cfg.pool_options,
+            create_session_function=create,
+            clock=self._clock,
+            seed=self._rng.randrange(2**32),
+            accounts=accounts,
+            needs_init=self.needs_init,
         )
         if self.store is not None:
             pool.keep_in(
@@ -161,13 +181,32 @@ class PoolManager:
             pool.initialize()
         pool.add_listener("session_created", self.session_created)
         pool.add_listener("session_retired", self.session_retired)
+        if accounts is not None:
+            pool.add_listener("session_retired", lambda session: self._accounts_left(pool, name))
+            self.stat("accounts/usable", len(accounts), gauge=True)
         return pool
+
+    def _accounts_left(self, pool: SessionPool, name: str | None) -> None:
+        accounts = pool.accounts
+        assert accounts is not None
+        self.stat("accounts/usable", len(accounts), gauge=True)
+        if len(accounts) == 0 and pool.usable_sessions_count == 0 and self.stop is not None:
+            logger.error(
+                "Every account of pool %s is retired (SESSIONPOOL_ACCOUNT_MAX_BLOCKS): closing the spider",
+                name or "default",
+            )
+            self.stop("accounts_exhausted")
 
     def _shared(self, name: str | None, cfg: PoolSettings) -> Pool:
         """The pool in Redis, shared by every process with the same URL and key."""
         from .shared import SharedPool
 
         assert cfg.redis_url is not None
+        if cfg.accounts or self.needs_init:
+            raise SettingsError(
+                "SESSIONPOOL_ACCOUNTS and session init (SESSIONPOOL_SESSION_INIT, a spider's init_session) "
+                "work with the in-process pool only, not yet with SESSIONPOOL_PERSIST_STATE_STORE = Redis"
+            )
         return SharedPool(
             url=cfg.redis_url,
             key=self.key_for(name),

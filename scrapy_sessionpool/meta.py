@@ -13,6 +13,7 @@ META_CHALLENGES = "sessionpool_challenges"
 #: Scrapy's redirect bookkeeping, reset when a blocked request goes back to its first URL.
 REDIRECT_KEYS = ("redirect_urls", "redirect_reasons", "redirect_times", "redirect_ttl")
 # Private flags: what the middleware itself put on a request, to undo it on a retry copy.
+FLAG_INIT = "_sessionpool_init"  # a request of its session's init: it may use the session before it is ready
 FLAG_PICKED = "_sessionpool_picked"  # the middleware chose the session (the request was not pinned to it)
 FLAG_NOT_BEFORE = "_sessionpool_not_before"  # a challenge re-fetch waits until this time
 FLAG_REQUEUED = "_sessionpool_requeued"  # handed back to the scheduler while the crawl closes

@@ -29,6 +29,7 @@ from .meta import (
     FLAG_AWAY_FROM,
     FLAG_COOKIE_HEADER,
     FLAG_COOKIES,
+    FLAG_INIT,
     FLAG_NOT_BEFORE,
     FLAG_PICKED,
     FLAG_PROXY,
@@ -43,6 +44,7 @@ from .meta import (
 )
 from .policy import build_policy
 from .session_cookies import SessionCookies
+from .session_init import InitRunner, close_spider
 
 if TYPE_CHECKING:
     from collections.abc import Hashable
@@ -101,6 +103,9 @@ class SessionPoolMiddleware:
         self.policy = build_policy(crawler, self.manager.settings.ban_policy)
         #: Scrapy's cookie code with each session's jar; None when Scrapy would handle no cookies.
         self.cookies = SessionCookies.from_crawler(crawler)
+        #: The sessions' init hook (``SESSIONPOOL_SESSION_INIT`` or the spider's ``init_session``), or None.
+        self.inits = InitRunner.from_crawler(crawler, self.manager)
+        self.manager.stop = lambda reason: close_spider(crawler, reason)
         self._warned_keys = False
         self._in_flight: WeakKeyDictionary[Request, tuple[Session, float]] = WeakKeyDictionary()
         self._default_user_agent = (crawler.settings.get("USER_AGENT") or "").encode()
@@ -148,7 +153,7 @@ class SessionPoolMiddleware:
         session = (
             None if FLAG_NOT_BEFORE in meta else self.manager.acquire(pool_name, ask.session_id, site, avoid=ask.avoid)
         )
-        if session is not None and not isinstance(session, Pending):
+        if session is not None and not isinstance(session, Pending) and not self._needs_init(session, meta):
             self._claim(ask, session)
             turn = self.manager.turn(site, session)
             if turn is not None and turn <= 0:
@@ -196,6 +201,7 @@ class SessionPoolMiddleware:
             if not_before is not None:
                 await self._sleep_until(not_before, deadline)
             session = await pending if isinstance(pending, Pending) else pending
+            session = await self._readied(session, ask, request)
             if session is not None:
                 self._claim(ask, session)
                 if turn is None:
@@ -211,6 +217,7 @@ class SessionPoolMiddleware:
                     await self._sleep(manager.wait_hint(), deadline)
                     result = manager.acquire(ask.pool_name, ask.session_id, site, avoid=ask.avoid)
                     session = await result if isinstance(result, Pending) else result
+                    session = await self._readied(session, ask, request)
                     if session is not None:
                         self._claim(ask, session)
                     turn = None if session is None else manager.turn(site, session)
@@ -231,6 +238,19 @@ class SessionPoolMiddleware:
                 manager.settings.max_wait,
             )
             raise IgnoreRequest("sessionpool: no session within SESSIONPOOL_MAX_WAIT") from None
+
+    def _needs_init(self, session: Session, meta: dict[str, Any]) -> bool:
+        return self.inits is not None and not session.initialized and not meta.get(FLAG_INIT)
+
+    async def _readied(self, session: Session | None, ask: Ask, request: Request) -> Session | None:
+        """``session`` once its init is done (run now, or joined), or None if the init failed."""
+        if session is None or self.inits is None or not self._needs_init(session, request.meta):
+            return session
+        pool = self.manager.pool(ask.pool_name)
+        if await self.inits.ready(session, pool, ask.pool_name):  # type: ignore[arg-type]
+            return session
+        session.release()
+        return None
 
     async def _sleep_until(self, when: float, deadline: float) -> None:
         while (left := when - time.time()) > 0:
@@ -341,7 +361,12 @@ class SessionPoolMiddleware:
             sent_at=sent_at,
             challenges=request.meta.get(META_CHALLENGES, 0),
         )
+        if request.meta.get(FLAG_INIT):  # no rotation: its init judges the answer (a challenge is re-fetched)
+            again = self._again(request, outcome) if outcome.challenge else None
+            return response if again is None else again
         if not outcome.retry:
+            if self.inits is not None and self.inits.has_check and not self.inits.check(response, request):
+                return self._init_lost(request, session)
             return response
         new = self._again(request, outcome)
         if new is not None:
@@ -362,7 +387,19 @@ class SessionPoolMiddleware:
         session, sent_at = entry
         verdict = self.policy.exception_verdict(request, exception)
         outcome = self.manager.settle(session, verdict, site=urlparse_cached(request).hostname or "", sent_at=sent_at)
-        return self._again(request, outcome) if outcome.retry else None
+        return self._again(request, outcome) if outcome.retry and not request.meta.get(FLAG_INIT) else None
+
+    def _init_lost(self, request: Request, session: Session) -> Request:
+        """The answer fails the init's check: the session is initialised again before it serves
+        more, and the request goes again (pinned requests wait for that init, others rotate)."""
+        self.manager.stat("init/check_failed")
+        pool = self.manager.pool(request.meta.get(META_POOL))
+        pool.init_again(session)  # type: ignore[attr-defined]
+        pinned = not request.meta.get(FLAG_PICKED)
+        new = rotate(request, self.crawler, "check_failed", keep_session=pinned)
+        if new is None:
+            raise IgnoreRequest("sessionpool: rotations exhausted (check_failed)")
+        return new
 
     def _again(self, request: Request, outcome: Outcome) -> Request | None:
         """The request once more: a challenge re-fetch with the same session, or a rotation."""

@@ -232,6 +232,23 @@ def _class(name: str, value: Any, row: Setting) -> Any:
     return _load(name, value)
 
 
+def _accounts(name: str, value: Any, row: Setting) -> tuple[Any, ...]:
+    """A list of account dicts, or the path of a JSON-lines file; errors never show an account's fields."""
+    from .core.accounts import load_accounts
+
+    try:
+        return load_accounts(value, name)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def _init_hook(name: str, value: Any, row: Setting) -> Any:
+    hook = _load(name, value)
+    if not isinstance(hook, type) or not callable(getattr(hook, "init", None)):
+        raise _fail(name, "a class with an async init(self, init) method, or its import path", hook)
+    return hook
+
+
 def _judge(name: str, value: Any, row: Setting) -> type:
     from .core.blame import Judge
 
@@ -373,6 +390,13 @@ class PoolSettings:
     redis_lease_ttl: float = setting(30.0, _positive, maximum=86400)
     #: The Redis URL names one node of a Redis Cluster (which has database 0 only).
     redis_cluster: bool = setting(False, _bool)
+    session_init: Any = setting(None, _init_hook)
+    max_bad_inits: int = setting(8, _int, 1, 1_000_000)
+    accounts: tuple[Any, ...] = setting((), _accounts, per_pool=True, empty_is_unset=True)
+    account_rest_secs: float = setting(900.0, _number, maximum=YEAR)
+    account_max_blocks: int = setting(3, _int, 1, 1_000_000)
+    fingerprints: bool = setting(False, _bool)
+    fingerprint_browsers: tuple[str, ...] = setting(("chrome", "firefox", "safari", "edge"), _str_list)
     pools: Mapping[str, PoolSettings] = setting({}, _pools, empty_is_unset=True)
 
     @property

@@ -4,6 +4,7 @@ from dataclasses import fields, replace
 import pytest
 from scrapy.settings import Settings
 
+from scrapy_sessionpool.core.accounts import Account
 from scrapy_sessionpool.core.blame import Judge
 from scrapy_sessionpool.policy import BanPolicy
 from scrapy_sessionpool.settings import TABLE, PoolSettings, SettingsError, _documented, _int, _number, _positive
@@ -147,7 +148,7 @@ BAD = [
         (
             "SESSIONPOOL_POOLS['login']: cannot override 'ban_patterns'; expected s"
             "ome of max_pool_size, max_age_secs, max_usage_count, max_error_score, "
-            "error_score_decrement, reuse_strategy, proxies, user_agents"
+            "error_score_decrement, reuse_strategy, proxies, user_agents, accounts"
         ),
     ),
     (
@@ -270,6 +271,32 @@ BAD = [
     ("REDIS_TTL", 0, "SESSIONPOOL_REDIS_TTL: expected a number > 0 and <= 31,622,400, got 0"),
     ("REDIS_LEASE_TTL", "soon", "SESSIONPOOL_REDIS_LEASE_TTL: expected a number, got 'soon'"),
     ("REDIS_CLUSTER", "yes", "SESSIONPOOL_REDIS_CLUSTER: expected True or False, got 'yes'"),
+    (
+        "SESSION_INIT",
+        "nowhere.Login",
+        "SESSIONPOOL_SESSION_INIT: cannot import 'nowhere.Login' (No module named 'nowhere')",
+    ),
+    (
+        "SESSION_INIT",
+        "scrapy_sessionpool.core.accounts.Account",
+        "SESSIONPOOL_SESSION_INIT: expected a class with an async init(self, init) method, or its import path",
+    ),
+    ("MAX_BAD_INITS", 0, "SESSIONPOOL_MAX_BAD_INITS: expected an integer from 1 to 1,000,000, got 0"),
+    (
+        "ACCOUNTS",
+        [{"password": "hunter2"}],
+        "SESSIONPOOL_ACCOUNTS[0]: expected a 'label' or 'username' (a string of 1-200 characters)",
+    ),
+    ("ACCOUNTS", 7, "SESSIONPOOL_ACCOUNTS: expected a list of accounts (dicts) or the path of a JSON-lines file"),
+    (
+        "ACCOUNTS",
+        [{"username": "a", "password": "x"}, {"username": "a", "password": "y"}],
+        "SESSIONPOOL_ACCOUNTS[1]: the label 'a' is given twice; labels name accounts",
+    ),
+    ("ACCOUNT_REST_SECS", -1, "SESSIONPOOL_ACCOUNT_REST_SECS: expected a number >= 0 and <= 31,536,000, got -1"),
+    ("ACCOUNT_MAX_BLOCKS", 0, "SESSIONPOOL_ACCOUNT_MAX_BLOCKS: expected an integer from 1 to 1,000,000, got 0"),
+    ("FINGERPRINTS", "yes", "SESSIONPOOL_FINGERPRINTS: expected True or False, got 'yes'"),
+    ("FINGERPRINT_BROWSERS", [""], "SESSIONPOOL_FINGERPRINT_BROWSERS: expected a list of non-empty strings, got ['']"),
 ]
 
 
@@ -356,6 +383,7 @@ OVERRIDES = {
     "reuse_strategy": "round_robin",
     "proxies": ("http://p:1",),
     "user_agents": ("agent",),
+    "accounts": (Account("a", {"username": "a"}),),
 }
 
 

@@ -32,6 +32,7 @@ from .state import STATE_VERSION, state_from_snapshot
 from .strategies import make_strategy
 
 if TYPE_CHECKING:
+    from .accounts import Accounts
     from .persistence import PoolKeeper
 
 __all__ = ["STATE_VERSION", "SessionPool"]
@@ -61,6 +62,10 @@ class SessionPool:
         first use is marked, so that the cookies its first answer sets go out
         with every later request (instead of each concurrent first request
         opening a server-side session of its own).
+    :param accounts: one account per live session; the pool makes no session without a free one.
+    :param needs_init: sessions serve no request before their init succeeded: a new one (or one
+        whose init must be done again) is handed out once, to the caller that runs the init, and
+        :meth:`init_ended` says how it went.
     """
 
     def __init__(
@@ -73,6 +78,8 @@ class SessionPool:
         clock: Clock = time.time,
         seed: int | None = None,
         warm_up: bool = False,
+        accounts: Accounts | None = None,
+        needs_init: bool = False,
     ) -> None:
         if not isinstance(max_pool_size, int) or isinstance(max_pool_size, bool) or max_pool_size < 1:
             raise ValueError(f"max_pool_size: expected an integer >= 1, got {max_pool_size!r}")
@@ -98,6 +105,10 @@ class SessionPool:
         self._retired_count = 0
         self._listeners: dict[str, list[Listener]] = {e: [] for e in EVENTS}
         self._keeper: PoolKeeper | None = None
+        self._accounts = accounts
+        self._needs_init = needs_init
+        self._initializing: set[str] = set()  # handed out for their init, not yet ended
+        self._uninit: dict[str, None] = {}  # live, not initialised, and nobody initialises them (in order)
 
     def __repr__(self) -> str:
         return (
@@ -123,6 +134,14 @@ class SessionPool:
     def rng(self) -> random.Random:
         """The pool's seeded random generator, for create functions that pick at random."""
         return self._rng
+
+    @property
+    def accounts(self) -> Accounts | None:
+        return self._accounts
+
+    @property
+    def needs_init(self) -> bool:
+        return self._needs_init
 
     def add_listener(self, event: str, listener: Listener) -> None:
         """Call ``listener(session)`` on ``"session_created"`` or ``"session_retired"``."""
@@ -178,6 +197,8 @@ class SessionPool:
             session = self._live.get(session_id)
             if session is None or not session.is_usable:
                 return None
+        elif self._uninit and (session := self._take_uninit(avoid)) is not None:
+            pass
         elif self._has_room():
             try:
                 session = self._create()
@@ -231,6 +252,33 @@ class SessionPool:
             for other in hidden:
                 self._refresh(other)
 
+    def _take_uninit(self, avoid: Avoid | None) -> Session | None:
+        """A session waiting for its init (restored, or to be initialised again), for the caller to run it."""
+        for sid in self._uninit:
+            if avoid is None or not avoid(sid):
+                del self._uninit[sid]
+                self._initializing.add(sid)
+                return self._live[sid]
+        return None
+
+    def init_started(self, session: Session) -> None:
+        """Somebody runs the init of ``session`` now: nobody else is handed it for that."""
+        self._uninit.pop(session.id, None)
+        self._initializing.add(session.id)
+
+    def init_ended(self, session: Session, ok: bool) -> None:
+        """The init of ``session`` is over: it serves requests now (``ok``), or it is retired."""
+        self._initializing.discard(session.id)
+        if ok and not session.is_retired:
+            session.set_initialized(True)
+        elif not session.is_retired:
+            session.retire(reasons.INIT_FAILED)
+
+    def init_again(self, session: Session) -> None:
+        """``session`` lost what its init gave it (a check failed): it serves nothing until it is initialised again."""
+        if self._needs_init and self._live.get(session.id) is session and session.initialized:
+            session.set_initialized(False)
+
     def find(self, session_id: str) -> Session | None:
         """The live session with that id, without handing it out (no lease taken)."""
         session = self._live.get(session_id)
@@ -264,6 +312,13 @@ class SessionPool:
                 raise ValueError(f"create_session_function: returned session {session.id!r} twice")
             if not session.is_usable:
                 raise ValueError(f"create_session_function: returned an unusable session {session.id!r}")
+        if self._accounts is not None:
+            account = self._accounts.take(session.id, self._clock())
+            if account is None:  # _has_room saw a free one
+                raise RuntimeError("no free account")
+            session._account = account.label
+        if self._needs_init:
+            self._initializing.add(session.id)
         self._adopt(session)
         for listener in self._listeners["session_created"]:
             listener(session)
@@ -277,6 +332,8 @@ class SessionPool:
         if session.sits_out_until > self._clock():
             heapq.heappush(self._asleep, (session.sits_out_until, next(self._seq), session.id))
             self._sitting.add(session.id)
+        if self._needs_init and not session._initialized and session.id not in self._initializing:
+            self._uninit[session.id] = None
         if len(self._expiry) > 2 * len(self._live) + 64:
             self._expiry = [(s.expires_at, next(self._seq), sid) for sid, s in self._live.items()]
             heapq.heapify(self._expiry)
@@ -291,11 +348,17 @@ class SessionPool:
         (the pool holds twice ``max_pool_size`` at most), condemned ones always (three times at most)."""
         condemned = len(self._condemned)
         held = len(self._live) - condemned - min(len(self._sitting - self._condemned), self._max_pool_size)
-        return held < self._max_pool_size and len(self._live) < 3 * self._max_pool_size
+        return (
+            held < self._max_pool_size
+            and len(self._live) < 3 * self._max_pool_size
+            and (self._accounts is None or self._accounts.free(self._clock()) > 0)
+        )
 
     def _is_ready(self, session: Session) -> bool:
         # the hot path (twice per hand-out) reads the session's fields, not its properties: each is a call
         used, leases = session._usage_count, session._leases
+        if self._needs_init and not session._initialized:
+            return False
         if leases and (session._suspected_at is not None or (self._warm_up and not used)):
             return False  # a new or suspect session serves one request until its answer
         sits_out_until = session._sits_out_until
@@ -316,6 +379,8 @@ class SessionPool:
     def session_marked(self, session: Session, mark: Mark) -> None:
         if self._live.get(session.id) is not session:
             return
+        if self._needs_init and not session._initialized and session.id not in self._initializing:
+            self._uninit[session.id] = None
         if not session._sits_out_until:
             self._sitting.discard(session.id)
             self._condemned.discard(session.id)
@@ -361,6 +426,15 @@ class SessionPool:
         if self._live.get(session.id) is not session:
             return
         del self._live[session.id]
+        self._initializing.discard(session.id)
+        self._uninit.pop(session.id, None)
+        if self._accounts is not None and session.account is not None:
+            self._accounts.release(
+                session.account,
+                session.id,
+                self._clock(),
+                blocked=session.retired_reason not in reasons.NOT_ACCOUNT_BLOCKS,
+            )
         self._sitting.discard(session.id)
         self._condemned.discard(session.id)
         self._ready.discard(session)
@@ -472,13 +546,17 @@ class SessionPool:
         self._purge_expired()
         rows = [s.snapshot() for s in self._live.values()]
         retired = self._retired_count
+        accounts = self._accounts.to_state() if self._accounts is not None else None
 
         def build() -> dict[str, Any]:
-            return {
+            state: dict[str, Any] = {
                 "version": STATE_VERSION,
                 "retired_sessions_count": retired,
                 "sessions": [state_from_snapshot(row) for row in rows],
             }
+            if accounts:
+                state["accounts"] = accounts
+            return state
 
         return build
 
@@ -504,6 +582,11 @@ class SessionPool:
         finally:
             if gc_was_on:
                 gc.enable()
+        if self._accounts is not None and isinstance(state, dict):
+            for problem in self._accounts.restore(state.get("accounts")):
+                if on_problem is None:
+                    raise problem
+                on_problem("account", problem)
         now = self._clock()
         restored = dropped = 0
         for session in sessions:
@@ -511,6 +594,11 @@ class SessionPool:
                 retired_count += 1
             elif len(self._live) >= self._max_pool_size:
                 dropped += 1
+            elif self._accounts is not None and (
+                session.account is None or not self._accounts.hold(session.account, session.id)
+            ):
+                retired_count += 1  # its account is gone from the settings, retired, or taken
+                logger.info("Restored session %s left out: its account is no longer available", session.id)
             else:
                 self._adopt(session)
                 restored += 1

@@ -12,9 +12,11 @@ __all__ = [
     "ERROR_SCORE",
     "EXPIRED",
     "GONE",
+    "INIT_FAILED",
     "MANUAL",
     "MAX_USAGE_COUNT",
     "NEW_SESSION_REFUSED",
+    "NOT_ACCOUNT_BLOCKS",
     "POOL_FULL",
 ]
 
@@ -26,5 +28,8 @@ CORRUPT_STATE = "corrupt_state"  #: its data in Redis is unusable
 GONE = "gone"  #: retired by another process of a shared pool
 POOL_FULL = "pool_full"  #: made while Redis was away; the shared pool was full when it caught up
 MANUAL = "manual"  #: ``session.retire()`` without a reason
+INIT_FAILED = "init_failed"  #: its init (``SESSIONPOOL_SESSION_INIT``) did not make it ready
 #: Reasons a session's own counters and age decide (every process of a shared pool reaches them alike).
 COMPUTED = frozenset({ERROR_SCORE, MAX_USAGE_COUNT, EXPIRED})
+#: Reasons that say nothing against a session's account: it rests after any other.
+NOT_ACCOUNT_BLOCKS = frozenset({MAX_USAGE_COUNT, EXPIRED, MANUAL, NEW_SESSION_REFUSED, CORRUPT_STATE, GONE, POOL_FULL})

@@ -40,11 +40,14 @@ class Session:
 
     __slots__ = (
         "__weakref__",
+        "_account",
         "_clock",
         "_condemned",
         "_created_at",
         "_error_score",
+        "_headers",
         "_id",
+        "_initialized",
         "_jar",
         "_leases",
         "_observer",
@@ -70,6 +73,8 @@ class Session:
         created_at: float | None = None,
         usage_count: int = 0,
         error_score: float = 0.0,
+        headers: Mapping[str, str] | None = None,
+        account: str | None = None,
         clock: Clock = time.time,
     ) -> None:
         if id is None:
@@ -87,6 +92,9 @@ class Session:
         self._proxy_url = proxy_url
         self._user_agent = user_agent
         self._user_data = copy.deepcopy(user_data) if user_data else None  # each session its own
+        self._headers = dict(headers) if headers else None
+        self._account = account
+        self._initialized = False
         self._jar: CookieJar | None = None
         self._retired: str | None = None
         self._suspected_at: float | None = None
@@ -117,6 +125,26 @@ class Session:
     @property
     def user_agent(self) -> str | None:
         return self._user_agent
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The identity's header profile (User-Agent, Accept-*, client hints), sent with each of its requests."""
+        return self._headers or {}
+
+    @property
+    def account(self) -> str | None:
+        """The label of the account this session is logged in with (see ``SESSIONPOOL_ACCOUNTS``)."""
+        return self._account
+
+    @property
+    def initialized(self) -> bool:
+        """Has the session's init (``SESSIONPOOL_SESSION_INIT``) succeeded? Persisted with the session."""
+        return self._initialized
+
+    def set_initialized(self, value: bool = True) -> None:
+        self._initialized = value
+        if self._observer is not None and self._retired is None:
+            self._observer.session_marked(self, "release")  # its pool sees whether it may serve now
 
     @property
     def user_data(self) -> dict[str, Any]:
@@ -401,6 +429,9 @@ class Session:
             cookies,
             self._retired,
             suspicion,
+            self._headers,
+            self._account,
+            self._initialized,
         )
 
     @classmethod
@@ -428,8 +459,11 @@ class Session:
             created_at=checked.created_at,
             usage_count=checked.usage_count,
             error_score=checked.error_score,
+            headers=checked.headers,
+            account=checked.account,
             clock=clock,
         )
+        session._initialized = checked.initialized
         if checked.user_data:
             session._user_data = checked.user_data
         jar = session.cookie_jar if checked.cookies else None

@@ -23,6 +23,7 @@ STATE_VERSION = 2  # 2: cookies keep every attribute (valueless, host-only, Same
 #: Session ids end up in request meta, log lines and store keys: keep them tame.
 SESSION_ID_RE = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
 MAX_COUNT = 2**53
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
 
 
 class CheckedSession(NamedTuple):
@@ -38,6 +39,9 @@ class CheckedSession(NamedTuple):
     cookies: list[Any]
     retired: str | None
     suspicion: tuple[float, float, int] | None
+    headers: dict[str, str] | None = None
+    account: str | None = None
+    initialized: bool = False
 
 
 def check_session_state(state: Any, where: str = "session") -> CheckedSession:
@@ -75,6 +79,19 @@ def check_session_state(state: Any, where: str = "session") -> CheckedSession:
     if not isinstance(cookies, list):
         raise StateError(f"{where}.cookies: expected a list")
     suspicion = _suspicion_from_state(state.get("suspicion"), where)
+    headers = state.get("headers")
+    if headers is not None and (
+        not isinstance(headers, dict)
+        or not all(isinstance(k, str) and isinstance(v, str) and _HEADER_NAME.fullmatch(k) for k, v in headers.items())
+        or any("\r" in v or "\n" in v for v in headers.values())
+    ):
+        raise StateError(f"{where}.headers: expected an object of header names to one-line strings, or null")
+    account = state.get("account")
+    if account is not None and (not isinstance(account, str) or not account or len(account) > 200):
+        raise StateError(f"{where}.account: expected an account label (a string) or null")
+    initialized = state.get("initialized", False)
+    if not isinstance(initialized, bool):
+        raise StateError(f"{where}.initialized: expected true or false")
     return CheckedSession(
         sid,
         float(state["created_at"]),
@@ -86,6 +103,9 @@ def check_session_state(state: Any, where: str = "session") -> CheckedSession:
         cookies,
         state.get("retired"),
         suspicion,
+        headers,
+        account,
+        initialized,
     )
 
 
@@ -105,7 +125,8 @@ def _suspicion_from_state(value: Any, where: str) -> tuple[float, float, int] | 
 
 def state_from_snapshot(snapshot: tuple[Any, ...]) -> dict[str, Any]:
     """The JSON-safe state dict of a :meth:`Session.snapshot`."""
-    sid, created_at, usage, score, proxy, agent, user_data, cookies, retired, suspicion = snapshot
+    sid, created_at, usage, score, proxy, agent, user_data, cookies, retired, suspicion, *identity = snapshot
+    headers, account, ready = identity
     now = time.time()
     state = {
         "id": sid,
@@ -118,6 +139,12 @@ def state_from_snapshot(snapshot: tuple[Any, ...]) -> dict[str, Any]:
         "cookies": [cookie_to_state(c) for c in cookies if c.expires is None or c.expires > now],
         "retired": retired,
     }
+    if headers:
+        state["headers"] = dict(headers)
+    if account is not None:
+        state["account"] = account
+    if ready:
+        state["initialized"] = True
     if suspicion is not None:
         state["suspicion"] = {"since": suspicion[0], "until": suspicion[1], "strikes": suspicion[2]}
     return state

@@ -1,0 +1,170 @@
+"""Full crawls of a site behind a login: each session logs in with its own account before it serves a request."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import pytest_twisted
+import scrapy
+from form2request import form2request
+from scrapy import Request
+
+from tests.crawling import make_crawler, stats
+from tests.support.login_site import LoginSite
+
+ACCOUNTS = {f"user{i}": f"secret-{i}-pw" for i in range(4)}
+LOGGED_IN = b'class="who"'
+
+
+class MemberSpider(scrapy.Spider):
+    """Fetches every member page; its sessions log in through ``init_session``."""
+
+    name = "members"
+
+    def __init__(self, site: LoginSite, pages: int, **kwargs):
+        super().__init__(**kwargs)
+        self.site = site
+        self.pages = pages
+        self.seen: dict[int, str] = {}
+        self.inits: list[str] = []
+        self.failures: list = []
+
+    async def start(self):
+        for n in range(self.pages):
+            yield Request(self.site.url(f"/members/{n}"), cb_kwargs={"n": n}, errback=self.failures.append)
+
+    async def init_session(self, init):
+        self.inits.append(init.session.id)
+        form = await init.fetch(Request(self.site.url("/login"), dont_filter=True))
+        if form.status != 200 or b'id="login"' not in form.body:
+            return False
+        account = init.account
+        login = form2request(form.css("form#login"), {"username": account["username"], "password": account["password"]})
+        answer = await init.fetch(login.to_scrapy(callback=None, dont_filter=True))
+        return LOGGED_IN in answer.body
+
+    def check_session(self, response, request):
+        """Still logged in? The site sends a logged-out member page to /login."""
+        location = response.headers.get(b"Location", b"")
+        return not (300 <= response.status < 400 and b"/login" in location)
+
+    def parse(self, response, n):
+        assert LOGGED_IN in response.body, response.url
+        self.seen[n] = response.css("p.who::text").get()
+
+
+def accounts(names=ACCOUNTS):
+    return [{"username": u, "password": p} for u, p in names.items()]
+
+
+def crawl_settings(**extra):
+    return {
+        "SESSIONPOOL_ACCOUNTS": accounts(),
+        "SESSIONPOOL_MAX_POOL_SIZE": 10,
+        "CONCURRENT_REQUESTS": 8,
+        "SESSIONPOOL_SUSPECT_WAIT": 0.2,
+        **extra,
+    }
+
+
+@pytest_twisted.inlineCallbacks
+def test_each_session_logs_in_with_its_own_account_before_any_request(caplog):
+    caplog.set_level(logging.DEBUG)
+    with LoginSite(ACCOUNTS, pages=40) as site:
+        crawler = make_crawler(MemberSpider, crawl_settings())
+        yield crawler.crawl(site=site, pages=40)
+        spider = crawler.spider
+        assert sorted(spider.seen) == list(range(40))
+        assert site.requests_before_login() == []
+        assert site.kicks() == []
+        logins = site.logins()
+        assert len(logins) == len(ACCOUNTS)  # the pool is never larger than the accounts
+        assert {hit.username for hit in logins} == set(ACCOUNTS)
+        assert set(spider.seen.values()) <= set(ACCOUNTS)
+        got = stats(crawler)
+        assert got["init/succeeded"] == len(ACCOUNTS)
+        assert "init/failed" not in got
+    for secret in ACCOUNTS.values():
+        assert secret not in caplog.text
+    assert secret not in json.dumps(crawler.stats.get_stats(), default=str)
+
+
+#: Hidden page counts after which each account is banned: apart, so that the judge sees one session
+#: blocked while the others fare well (at once, it would blame the site).
+BAN_AFTER = {"user0": 3, "user1": 6, "user2": 9, "user3": 12}
+
+
+@pytest.mark.parametrize("signal", ["403", "captcha", "login_redirect"])
+@pytest_twisted.inlineCallbacks
+def test_banned_accounts_rest_then_log_in_again_and_every_page_comes(signal, caplog):
+    """Accounts are banned after a hidden number of pages, by a signal the ban policy knows or by a
+    silent log-out (which the spider's check sees); the site forgives after a while. Their sessions
+    retire, the accounts rest, and a rested account logs in again."""
+    settings = crawl_settings(
+        SESSIONPOOL_ACCOUNT_REST_SECS=1.0,
+        SESSIONPOOL_ACCOUNT_MAX_BLOCKS=3,
+        SESSIONPOOL_BAN_PATTERNS=["captcha"],
+        SESSIONPOOL_SUSPECT_WAIT=0.1,
+        CONCURRENT_REQUESTS=2,
+    )
+    # 30 pages before every account is banned: the rest come from accounts back from their rest
+    with LoginSite(ACCOUNTS, pages=60, ban_after=BAN_AFTER, ban_signal=signal, ban_secs=1.0) as site:
+        crawler = make_crawler(MemberSpider, settings)
+        yield crawler.crawl(site=site, pages=60)
+        spider = crawler.spider
+        got = stats(crawler)
+        print(got, [(h.username, h.time) for h in site.logins()], site.bans())
+        assert sorted(spider.seen) == list(range(60)), got
+        assert site.requests_before_login() == []
+        assert [h for h in site.hits if h.event == "kicked"] == []  # a new login only logs out a retired session
+        assert got["accounts/rests"] >= 1
+        assert len(site.logins()) <= len(ACCOUNTS) * (got["accounts/rests"] + 1)
+    for secret in ACCOUNTS.values():
+        assert secret not in caplog.text
+
+
+@pytest_twisted.inlineCallbacks
+def test_accounts_banned_for_good_retire_and_the_crawl_ends(caplog):
+    settings = crawl_settings(
+        SESSIONPOOL_ACCOUNT_REST_SECS=0.2,
+        SESSIONPOOL_ACCOUNT_MAX_BLOCKS=2,
+        CONCURRENT_REQUESTS=2,
+    )
+    with LoginSite(ACCOUNTS, pages=200, ban_after=BAN_AFTER) as site:
+        crawler = make_crawler(
+            MemberSpider, {**settings, "SESSIONPOOL_ACCOUNTS": accounts(dict(list(ACCOUNTS.items())[:3]))}
+        )
+        yield crawler.crawl(site=site, pages=200)
+        got = stats(crawler)
+        assert crawler.stats.get_value("finish_reason") == "accounts_exhausted", got
+        assert got["accounts/retired"] == 3
+        assert got["accounts/usable"] == 0
+        assert (
+            len(site.logins()) + sum(h.event == "banned" and h.path == "/login" for h in site.hits) > 3
+        )  # back after a rest
+        assert len(site.logins()) <= 3 * 2
+    assert "Account 'user0' is retired" in caplog.text
+
+
+@pytest_twisted.inlineCallbacks
+def test_wrong_passwords_stop_the_spider_after_max_bad_inits(caplog):
+    wrong = dict.fromkeys(ACCOUNTS, "not-the-password")
+    settings = crawl_settings(
+        SESSIONPOOL_ACCOUNTS=accounts(wrong),
+        SESSIONPOOL_MAX_BAD_INITS=3,
+        SESSIONPOOL_ACCOUNT_REST_SECS=0,
+        SESSIONPOOL_ACCOUNT_MAX_BLOCKS=100,
+    )
+    with LoginSite(ACCOUNTS, pages=10) as site:
+        crawler = make_crawler(MemberSpider, settings)
+        yield crawler.crawl(site=site, pages=10)
+        assert crawler.stats.get_value("finish_reason") == "bad_session_inits"
+        assert site.pages_served() == set()
+        assert site.requests_before_login() == []
+        got = stats(crawler)
+        assert got["init/failed"] >= 3
+        assert got.get("retired/init_failed", 0) >= 3
+    assert "SESSIONPOOL_MAX_BAD_INITS" in caplog.text
+    assert "not-the-password" not in caplog.text
