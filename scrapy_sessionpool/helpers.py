@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from typing import TYPE_CHECKING, Any, cast
 from weakref import WeakKeyDictionary
 
@@ -56,6 +57,8 @@ def get_manager(crawler: Crawler | Spider) -> PoolManager:
             store=open_store(settings, crawler.settings) if _extension_enabled(crawler) else None,
             state_key=settings.persist_state_key % {"spider": _spider_name(crawler)},
         )
+        if settings.fingerprints:
+            manager.profiles = _profiles(crawler, manager)
         spidercls = getattr(crawler, "spidercls", None)
         manager.needs_init = settings.session_init is not None or callable(getattr(spidercls, "init_session", None))
         _MANAGERS[crawler] = manager
@@ -64,6 +67,34 @@ def get_manager(crawler: Crawler | Spider) -> PoolManager:
 
 #: The extension, by name: the helpers may not import it (it imports them).
 EXTENSION = "scrapy_sessionpool.extension.SessionPoolExtension"
+
+
+def _profiles(crawler: Crawler, manager: PoolManager) -> Any:
+    """The header profiles of new sessions (``SESSIONPOOL_FINGERPRINTS``); with scrapy-impersonate's
+    download handler, only browsers curl_cffi can impersonate."""
+    from .fingerprints import HeaderProfiles
+
+    manager.impersonate = impersonating(crawler)
+    return HeaderProfiles(
+        manager.settings.fingerprint_browsers,
+        rng=random.Random(manager.rng.randrange(2**32)),
+        impersonate=manager.impersonate,
+        max_lag=1,
+    )
+
+
+def impersonating(crawler: Crawler) -> bool:
+    """Is scrapy-impersonate's download handler (or a subclass) Scrapy's handler for https?"""
+    handlers = crawler.settings.getwithbase("DOWNLOAD_HANDLERS")
+    path = handlers.get("https")
+    if path is None:
+        return False
+    try:
+        from scrapy_impersonate import ImpersonateDownloadHandler  # type: ignore[import-untyped]
+    except ImportError:
+        return False
+    handler = load_object(path) if isinstance(path, str) else path
+    return isinstance(handler, type) and issubclass(handler, ImpersonateDownloadHandler)
 
 
 def _extension_enabled(crawler: Crawler) -> bool:

@@ -106,6 +106,10 @@ class PoolManager:
         self.blamed: Counter[str] = Counter()
         #: Sessions serve no request before their init (the middleware sets it when there is a hook).
         self.needs_init = False
+        #: New sessions' header profiles (``SESSIONPOOL_FINGERPRINTS``: a ``fingerprints.HeaderProfiles``), or None.
+        self.profiles: Any = None
+        #: Requests carry their session's ``meta["impersonate"]`` (scrapy-impersonate's handler is on).
+        self.impersonate = False
         #: ``stop(reason)`` ends the crawl (the Scrapy glue sets it): a pool whose accounts are all retired.
         self.stop: Callable[[str], None] | None = None
 
@@ -145,6 +149,9 @@ class PoolManager:
 
         def create(pool: SessionPool) -> Session:
             proxy = self.proxies.pick(candidates, pool.sessions_count_by_proxy)
+            if self.profiles is not None:
+                headers = self.profiles.new()
+                return pool.make_session(proxy_url=proxy, user_agent=headers.get("User-Agent"), headers=headers)
             agent = pool.rng.choice(user_agents) if user_agents else None
             return pool.make_session(proxy_url=proxy, user_agent=agent)
 
@@ -202,10 +209,11 @@ class PoolManager:
         from .shared import SharedPool
 
         assert cfg.redis_url is not None
-        if cfg.accounts or self.needs_init:
+        if cfg.accounts or self.needs_init or self.profiles is not None:
             raise SettingsError(
-                "SESSIONPOOL_ACCOUNTS and session init (SESSIONPOOL_SESSION_INIT, a spider's init_session) "
-                "work with the in-process pool only, not yet with SESSIONPOOL_PERSIST_STATE_STORE = Redis"
+                "SESSIONPOOL_ACCOUNTS, SESSIONPOOL_FINGERPRINTS and session init (SESSIONPOOL_SESSION_INIT, a "
+                "spider's init_session) work with the in-process pool only, not yet with a Redis store "
+                "(SESSIONPOOL_PERSIST_STATE_STORE)"
             )
         return SharedPool(
             url=cfg.redis_url,

@@ -24,3 +24,5 @@ FLAG_COOKIE_HEADER = "_sessionpool_cookie_header"
 FLAG_PROXY = "_sessionpool_proxy"
 FLAG_SLOT = "_sessionpool_slot"
 FLAG_USER_AGENT = "_sessionpool_user_agent"
+FLAG_HEADERS = "_sessionpool_headers"  # the names of the profile headers it set
+FLAG_IMPERSONATE = "_sessionpool_impersonate"

@@ -8,6 +8,7 @@ before ``RetryMiddleware`` (550) retries them; before ``CookiesMiddleware``
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -24,11 +25,14 @@ from .core.exceptions import MetaError
 from .core.jar_keys import NO_KEY
 from .core.observer import Pending
 from .core.proxies import proxy_label
+from .fingerprints import headers_for_url, impersonate_target
 from .helpers import get_manager, restart, rotate
 from .meta import (
     FLAG_AWAY_FROM,
     FLAG_COOKIE_HEADER,
     FLAG_COOKIES,
+    FLAG_HEADERS,
+    FLAG_IMPERSONATE,
     FLAG_INIT,
     FLAG_NOT_BEFORE,
     FLAG_PICKED,
@@ -80,6 +84,22 @@ def crawl_is_closing(crawler: Crawler) -> bool:
     return slot is None or getattr(slot, "closing", None) is not None
 
 
+@functools.lru_cache(maxsize=4096)
+def _target(user_agent: str) -> str | None:
+    return impersonate_target(user_agent)
+
+
+def _default_headers(crawler: Crawler) -> dict[str, bytes]:
+    """What Scrapy's own middlewares put on every request (by lower-case name): such a header
+    is not the request's choice, and a session's profile replaces it."""
+    from scrapy.downloadermiddlewares.httpcompression import ACCEPTED_ENCODINGS
+
+    given = crawler.settings.getdict("DEFAULT_REQUEST_HEADERS")
+    defaults = {str(k).lower(): (v if isinstance(v, bytes) else str(v).encode()) for k, v in given.items()}
+    defaults["accept-encoding"] = b", ".join(ACCEPTED_ENCODINGS)
+    return defaults
+
+
 class Ask(NamedTuple):
     """What a request asks the pool for."""
 
@@ -109,6 +129,7 @@ class SessionPoolMiddleware:
         self._warned_keys = False
         self._in_flight: WeakKeyDictionary[Request, tuple[Session, float]] = WeakKeyDictionary()
         self._default_user_agent = (crawler.settings.get("USER_AGENT") or "").encode()
+        self._default_headers = _default_headers(crawler)
         self._redirect_priority = crawler.settings.getint("REDIRECT_PRIORITY_ADJUST")
         crawler.signals.connect(self._spider_closed, signal=signals.spider_closed)
 
@@ -318,6 +339,15 @@ class SessionPoolMiddleware:
         if agent is not None and headers.get(b"User-Agent") in (None, self._default_user_agent):
             headers[b"User-Agent"] = agent  # a User-Agent the request chose itself wins
             meta[FLAG_USER_AGENT] = True
+        if session.headers or FLAG_HEADERS in meta:
+            self._identity_headers(request, session)
+        if self.manager.impersonate:
+            if meta.pop(FLAG_IMPERSONATE, False):
+                meta.pop("impersonate", None)
+            target = _target(agent) if agent else None
+            if target is not None and "impersonate" not in meta:  # the TLS fingerprint of the same browser
+                meta["impersonate"] = target
+                meta[FLAG_IMPERSONATE] = True
 
         if meta.pop(FLAG_SLOT, False):
             meta.pop("download_slot", None)
@@ -325,6 +355,27 @@ class SessionPoolMiddleware:
             # the slot of the session's exit (not when the request goes through a proxy of its own)
             meta["download_slot"] = f"{urlparse_cached(request).hostname}@{proxy_label(proxy)}"
             meta[FLAG_SLOT] = True
+
+    def _identity_headers(self, request: Request, session: Session) -> None:
+        """The session's header profile on ``request``, but for headers the request set itself
+        (Scrapy's defaults, from ``DEFAULT_REQUEST_HEADERS`` and the compression middleware, give way)."""
+        meta, headers = request.meta, request.headers
+        for name in meta.pop(FLAG_HEADERS, ()):  # a copy made for another session
+            default = self._default_headers.get(name.lower())
+            if default is None:
+                headers.pop(name, None)
+            else:
+                headers[name] = default
+        mine = []
+        for name, value in headers_for_url(session.headers, request.url).items():
+            if name == "User-Agent":
+                continue
+            current = headers.get(name)
+            if current is None or current == self._default_headers.get(name.lower()):
+                headers[name] = value
+                mine.append(name)
+        if mine:
+            meta[FLAG_HEADERS] = mine
 
     def _claim(self, ask: Ask, session: Session) -> None:
         """A request of a ``cookiejar`` key got a session other than its key's: the key holds it now

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import ipaddress
+import secrets
 import socket
 import ssl
 import sys
@@ -177,7 +178,8 @@ class Received:
 
 class HTTPSServer(_OwnServer):
     """Answers GET, HEAD and POST over TLS with 200 and ``body``, setting the cookies ``set_cookies``
-    (``Set-Cookie`` values); logs every request as a :class:`Received`. Without ``keep_alive``, each
+    (``Set-Cookie`` values) and, with ``new_sid``, a ``sid`` cookie of its own to a request without one;
+    logs every request as a :class:`Received`. Without ``keep_alive``, each
     answer closes its connection (so that a client's next request makes a new TLS handshake)."""
 
     def __init__(
@@ -187,8 +189,10 @@ class HTTPSServer(_OwnServer):
         body: bytes = b"ok",
         set_cookies: Iterable[str] = (),
         keep_alive: bool = True,
+        new_sid: bool = False,
     ) -> None:
         super().__init__()
+        self.new_sid = new_sid
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(cert_path, key_path)
         self.context.set_alpn_protocols(["http/1.1"])
@@ -230,6 +234,8 @@ class HTTPSServer(_OwnServer):
         with self._lock:
             self._log.append(received)
         headers = [("Content-Type", "text/plain"), *(("Set-Cookie", value) for value in self.set_cookies)]
+        if self.new_sid and "sid" not in received.cookies:  # a visitor's own cookie, as sites give one
+            headers.append(("Set-Cookie", f"sid={secrets.token_hex(8)}; Path=/; Secure; HttpOnly"))
         if not self.keep_alive:
             headers.append(("Connection", "close"))
             request.close_connection = True
