@@ -13,10 +13,10 @@ import pytest_twisted
 import scrapy
 
 from scrapy_sessionpool.fingerprints import impersonate_target
-
-curl = pytest.importorskip("curl_cffi.requests", reason="curl_cffi is not installed (the impersonate extra)")
 from tests.crawling import make_crawler, stats
 from tests.support.tls import HTTPSServer, TunnelProxy, make_certificate
+
+curl = pytest.importorskip("curl_cffi.requests", reason="curl_cffi is not installed (the impersonate extra)")
 
 pytestmark = pytest.mark.skipif(
     find_spec("browserforge") is None or find_spec("scrapy_impersonate") is None,
@@ -105,7 +105,7 @@ def test_each_session_keeps_one_identity_and_the_tls_handshake_of_its_browser(br
                     == 1
                 )
         assert not any((r.header("User-Agent") or "Scrapy").startswith("Scrapy") for r in received)
-        for tunnel, request in zip(tunnels, received):  # the handshake of the browser its User-Agent names
+        for tunnel, request in zip(tunnels, received, strict=True):  # the handshake of the browser its User-Agent names
             assert tunnel.hello.ja3n() == references[impersonate_target(request.header("User-Agent"))]
     finally:
         proxy.stop()
