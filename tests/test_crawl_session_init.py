@@ -126,26 +126,45 @@ def test_banned_accounts_rest_then_log_in_again_and_every_page_comes(signal, cap
 
 
 @pytest_twisted.inlineCallbacks
-def test_accounts_banned_for_good_retire_and_the_crawl_ends(caplog):
+def test_accounts_banned_for_good_retire_while_a_good_one_finishes_the_crawl(caplog):
+    """Bans for good: a banned account rests, logs in again (the site refuses it) and retires at the
+    second block; the crawl goes on with the account the site never bans."""
     settings = crawl_settings(
         SESSIONPOOL_ACCOUNT_REST_SECS=0.2,
         SESSIONPOOL_ACCOUNT_MAX_BLOCKS=2,
+        SESSIONPOOL_SUSPECT_WAIT=0.1,
         CONCURRENT_REQUESTS=2,
     )
-    with LoginSite(ACCOUNTS, pages=200, ban_after=BAN_AFTER) as site:
-        crawler = make_crawler(
-            MemberSpider, {**settings, "SESSIONPOOL_ACCOUNTS": accounts(dict(list(ACCOUNTS.items())[:3]))}
-        )
-        yield crawler.crawl(site=site, pages=200)
+    with LoginSite(ACCOUNTS, pages=80, ban_after={**BAN_AFTER, "user3": 10**6}) as site:
+        crawler = make_crawler(MemberSpider, settings)
+        yield crawler.crawl(site=site, pages=80)
+        got = stats(crawler)
+        assert sorted(crawler.spider.seen) == list(range(80)), got
+        assert got["accounts/retired"] == 3
+        assert got["accounts/usable"] == 1
+        assert len(site.logins()) <= 3 * 2 + 1
+        assert site.requests_before_login() == []
+    assert "Account 'user0' is retired" in caplog.text
+
+
+@pytest_twisted.inlineCallbacks
+def test_the_crawl_ends_when_every_account_is_retired(caplog):
+    wrong = dict.fromkeys(ACCOUNTS, "not-the-password")
+    settings = crawl_settings(
+        SESSIONPOOL_ACCOUNTS=accounts(wrong),
+        SESSIONPOOL_MAX_BAD_INITS=100,
+        SESSIONPOOL_ACCOUNT_REST_SECS=0.05,
+        SESSIONPOOL_ACCOUNT_MAX_BLOCKS=2,
+    )
+    with LoginSite(ACCOUNTS, pages=10) as site:
+        crawler = make_crawler(MemberSpider, settings)
+        yield crawler.crawl(site=site, pages=10)
         got = stats(crawler)
         assert crawler.stats.get_value("finish_reason") == "accounts_exhausted", got
-        assert got["accounts/retired"] == 3
-        assert got["accounts/usable"] == 0
-        assert (
-            len(site.logins()) + sum(h.event == "banned" and h.path == "/login" for h in site.hits) > 3
-        )  # back after a rest
-        assert len(site.logins()) <= 3 * 2
-    assert "Account 'user0' is retired" in caplog.text
+        assert got["init/failed"] == 2 * len(ACCOUNTS)
+        assert got["accounts/retired"] == len(ACCOUNTS)
+        assert site.pages_served() == set()
+    assert "Every account of pool default is retired" in caplog.text
 
 
 @pytest_twisted.inlineCallbacks

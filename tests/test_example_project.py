@@ -56,10 +56,15 @@ def test_the_demo_wins_against_blocking_and_resumes_its_pool(tmp_path):
     assert stats["sessionpool/restored"] >= 1
 
 
-def test_the_account_spider_warms_up_pins_and_uses_its_named_pool(demo, tmp_path):
-    with demo.DemoShop(items=40, seed=3, rate_limit=None, exit_block_after=None, flagged=0.0) as shop:
+def test_the_account_spider_signs_each_session_in_with_its_own_account(demo, tmp_path):
+    accounts = {f"customer{i}": f"pw-{i}-secret" for i in range(3)}
+    accounts_file = tmp_path / "accounts.jsonl"
+    accounts_file.write_text("".join(json.dumps({"username": u, "password": p}) + "\n" for u, p in accounts.items()))
+    with demo.DemoShop(
+        items=40, seed=3, rate_limit=None, exit_block_after=None, flagged=0.0, accounts=accounts
+    ) as shop:
         out = tmp_path / "items.jsonl"
-        subprocess.run(
+        result = subprocess.run(
             [
                 sys.executable,
                 "-m",
@@ -75,17 +80,28 @@ def test_the_account_spider_warms_up_pins_and_uses_its_named_pool(demo, tmp_path
                 "-s",
                 f"SESSIONPOOL_PERSIST_STATE_STORE={tmp_path / 'pool'}",
                 "-s",
-                "LOG_LEVEL=WARNING",
+                f"SESSIONPOOL_ACCOUNTS={accounts_file}",
+                "-s",
+                "LOG_LEVEL=INFO",
             ],
             cwd=EXAMPLE,
             check=True,
             timeout=120,
             capture_output=True,
+            text=True,
         )
         items = [json.loads(line) for line in out.read_text().splitlines()]
         assert len(items) == 8 and {i["number"] % 5 for i in items} == {1}  # every book (items 1, 6, 11, ...)
+        assert all(i["member_price"] for i in items)  # fetched signed in
+        served = shop.summary()
+        assert 1 <= served["logins"] <= len(accounts)
+        assert served["requests_before_login"] == 0 and served["kicked"] == 0
         saved = json.loads((tmp_path / "pool" / "account.account.json").read_text())
+        assert all(s["initialized"] and s["account"] in accounts for s in saved["sessions"])
         assert any("warmed_up_at" in s["user_data"] for s in saved["sessions"])
+    for secret in accounts.values():
+        assert secret not in result.stdout + result.stderr
+        assert secret not in json.dumps(saved)
 
 
 def test_two_scrapy_redis_workers_crawl_the_demo_shop_together(own_redis, tmp_path):

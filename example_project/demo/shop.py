@@ -16,6 +16,11 @@ Guards, in the order a request meets them (``GET /__stats`` skips them all):
 
 Some item pages are slow and some fail once with 500: those are not blocks.
 
+With ``accounts`` (username -> password), customers can sign in: ``GET /login`` shows a form with a
+csrf token bound to the session cookie, ``POST /login`` signs that session in, and signs out the
+account's previous session (one session per account). Item pages show a signed-in session its
+member price (``span.member-price``).
+
 Run: ``python -m demo.shop --port 0 --items 500 --proxies 4 --seed 1`` (from ``example_project/``) prints
 ``{"site": ..., "proxies": [...]}`` on one line and serves until SIGTERM or SIGINT.
 """
@@ -34,11 +39,11 @@ import signal
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from demo.net import ForwardingProxy, Header, LocalServer, read_body, send
 
@@ -52,6 +57,7 @@ _NOUNS = ("Lamp", "Kettle", "Backpack", "Chair", "Guitar", "Hammer", "Notebook",
 _HTML = "text/html; charset=utf-8"
 _ITEM = re.compile(r"/item/(\d+)")
 _CATEGORY = re.compile(r"/category/([a-z]+)")
+_CATALOGUE = re.compile(r"/(category|item)/")
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,9 @@ class _Session:
     flagged: bool
     used: int = 0
     blocked: bool = False
+    account: str | None = None  # signed in as
+    csrf: str | None = None  # the token of its last login form
+    anonymous_pages: int = 0  # category and item pages it asked for while not signed in
 
 
 @dataclass
@@ -139,6 +148,7 @@ class DemoShop(LocalServer):
         slow: float = 0.02,
         slow_secs: tuple[float, float] = (1.0, 2.0),
         flaky: float = 0.02,
+        accounts: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 1 <= categories <= len(CATEGORIES):
@@ -155,6 +165,8 @@ class DemoShop(LocalServer):
         self.exit_block_window = exit_block_window
         self.exit_block_secs = exit_block_secs
         self.clock = clock
+        self.accounts = dict(accounts or {})
+        self._signed_in: dict[str, _Session] = {}  # account -> its session
         rng = random.Random(seed)
         self.categories = CATEGORIES[:categories]
         self.catalogue = {n: self._make_item(rng, n) for n in range(1, items + 1)}
@@ -187,7 +199,9 @@ class DemoShop(LocalServer):
         `items_served`/`items_missing`: items whose real page was answered (200, not a captcha); `blocks`:
         refusals of blocked sessions by kind; `rate_limited`: 503s to an exit over the rate limit;
         `exit_blocks`: times an exit got blocked, `exit_blocked`: 503s it got meanwhile; `server_errors`: 500s;
-        `busy_secs`: from the first request to the last.
+        `busy_secs`: from the first request to the last. With accounts: `logins` (and `logins_failed`),
+        `kicked` (sessions signed out by a login of their account elsewhere), `member_prices_served`, and
+        `requests_before_login`: category and item pages asked by a session that signed in only later.
         """
         with self._lock:
             return {
@@ -205,22 +219,29 @@ class DemoShop(LocalServer):
                 "exit_blocked": self._counts["exit_blocked"],
                 "server_errors": self._counts["server_errors"],
                 "requests_by_exit": dict(self._by_exit),
+                "logins": self._counts["logins"],
+                "logins_failed": self._counts["logins_failed"],
+                "kicked": self._counts["kicked"],
+                "member_prices_served": self._counts["member_prices"],
+                "requests_before_login": self._counts["before_login"],
                 "busy_secs": max(self._last_request_at - self._first_request_at, 0.0),
             }
 
     def handle(self, request: BaseHTTPRequestHandler) -> None:
-        read_body(request)
+        form = dict(parse_qsl(read_body(request).decode("utf-8", "replace"))) if request.command == "POST" else None
         if urlsplit(request.path).path == "/__stats":
             send(request, 200, json.dumps(self.summary()).encode(), [("Content-Type", "application/json")])
             return
         exit_ip = request.headers.get("X-Proxy-Name") or "direct"
         with self._lock:
-            page = self._answer(request.path, exit_ip, request.headers.get("Cookie"))
+            page = self._answer(request.path, exit_ip, request.headers.get("Cookie"), form)
         if page.delay:
             time.sleep(page.delay)
         send(request, page.status, page.body, [("Content-Type", _HTML), *page.headers])
 
-    def _answer(self, target: str, exit_ip: str, cookie_header: str | None) -> _Page:
+    def _answer(
+        self, target: str, exit_ip: str, cookie_header: str | None, form: dict[str, str] | None = None
+    ) -> _Page:
         """Run the guards, then serve the page (called under the lock)."""
         self._counts["requests"] += 1
         self._by_exit[exit_ip] += 1
@@ -235,7 +256,38 @@ class DemoShop(LocalServer):
             return self._issue(target)
         if refusal := self._session_refusal(session, exit_, now):
             return refusal
-        return self._page(target)
+        return self._serve(target, session, form)
+
+    def _serve(self, target: str, session: _Session, form: dict[str, str] | None) -> _Page:
+        if self.accounts and urlsplit(target).path == "/login":
+            return self._login(session, form)
+        if self.accounts and session.account is None and _CATALOGUE.match(target):
+            session.anonymous_pages += 1
+        return self._page(target, session)
+
+    def _login(self, session: _Session, form: dict[str, str] | None) -> _Page:
+        """The sign-in form (GET), or a sign-in (POST): one session per account."""
+        if form is None:
+            session.csrf = secrets.token_urlsafe(12)
+            return _Page(200, _html("Sign in", _login_form(session.csrf)))
+        token, session.csrf = session.csrf, None
+        if not token or not hmac.compare_digest(form.get("csrf_token", ""), token):
+            return _Page(403, _html("Forbidden", "<p>CSRF token invalid.</p>"))
+        username = form.get("username", "")
+        if self.accounts.get(username) != form.get("password") or not username:
+            self._counts["logins_failed"] += 1
+            session.csrf = secrets.token_urlsafe(12)
+            return _Page(200, _html("Sign in", "<p>Wrong username or password.</p>" + _login_form(session.csrf)))
+        previous = self._signed_in.get(username)
+        if previous is not None and previous is not session:
+            previous.account = None
+            self._counts["kicked"] += 1
+        self._counts["before_login"] += session.anonymous_pages
+        session.anonymous_pages = 0
+        self._signed_in[username] = session
+        session.account = username
+        self._counts["logins"] += 1
+        return _Page(302, b"", (("Location", "/account"),))
 
     def _exit_refusal(self, exit_: _Exit, now: float) -> _Page | None:
         """A 503 for a blocked exit or one over the rate limit."""
@@ -259,7 +311,7 @@ class DemoShop(LocalServer):
         session = self._sessions[token] = self._new_session(nonce)
         self._counts["issued"] += 1
         self._counts["flagged"] += session.flagged
-        page = self._page(target)
+        page = self._serve(target, session, None)
         return _Page(
             page.status, page.body, (*page.headers, ("Set-Cookie", f"{COOKIE}={token}; Path=/; HttpOnly")), page.delay
         )
@@ -303,15 +355,20 @@ class DemoShop(LocalServer):
             exit_.blocks.clear()
             self._counts["exit_blocks"] += 1
 
-    def _page(self, target: str) -> _Page:
+    def _page(self, target: str, session: _Session | None = None) -> _Page:
         url = urlsplit(target)
+        member = session.account if session is not None else None
         if url.path == "/":
             return self._home()
+        if url.path == "/account" and self.accounts:
+            if member is None:
+                return _Page(302, b"", (("Location", "/login?" + urlencode({"next": "/account"})),))
+            return _Page(200, _html("Your account", f'<p class="who">Signed in as {member}</p>'))
         if match := _CATEGORY.fullmatch(url.path):
             page = dict(parse_qsl(url.query)).get("page", "1")
             return self._category(match[1], int(page)) if page.isdigit() else _NOT_FOUND
         if match := _ITEM.fullmatch(url.path):
-            return self._item(int(match[1]))
+            return self._item(int(match[1]), member)
         return _NOT_FOUND
 
     def _home(self) -> _Page:
@@ -329,7 +386,7 @@ class DemoShop(LocalServer):
         title = f"{category.title()}, page {page}"
         return _Page(200, _html(title, f"<h1>{title}</h1><ul>{links}</ul>{next_link}"))
 
-    def _item(self, n: int) -> _Page:
+    def _item(self, n: int, member: str | None = None) -> _Page:
         item = self.catalogue.get(n)
         if item is None:
             return _NOT_FOUND
@@ -342,7 +399,19 @@ class DemoShop(LocalServer):
             f'<h1 class="name">{item.name}</h1><p>Price: <span class="price">{item.price}</span></p>'
             f'<p>SKU: <span class="sku">{item.sku}</span></p><a href="/category/{item.category}">Back</a>'
         )
+        if member is not None:  # 10 % off for signed-in customers
+            self._counts["member_prices"] += 1
+            body += f'<p>Your price: <span class="member-price">{float(item.price) * 0.9:.2f}</span></p>'
+
         return _Page(200, _html(item.name, body), delay=self.slow_items.get(n, 0.0))
+
+
+def _login_form(token: str) -> str:
+    return (
+        '<form id="login" method="post" action="/login">'
+        f'<input type="hidden" name="csrf_token" value="{token}">'
+        '<input name="username"><input type="password" name="password"><button>Sign in</button></form>'
+    )
 
 
 def _cookie(header: str | None, name: str) -> str | None:

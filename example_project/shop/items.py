@@ -12,3 +12,4 @@ class Product:
     price: float
     sku: str
     url: str
+    member_price: float | None = None  #: what a signed-in customer pays (the account spider)
