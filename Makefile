@@ -20,7 +20,7 @@ PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
 PHONY_BENCH = bench-blocks
-.PHONY: demo demo-workers lint test test-latest test-min bench $(PHONY_BENCH) bench-core bench-store bench-middleware bench-crawl bench-pool-size bench-kill bench-soak bench-outage bench-workers clean
+.PHONY: demo demo-workers lint test test-latest test-min bench $(PHONY_BENCH) bench-core bench-store bench-middleware bench-crawl bench-pool-size bench-kill bench-soak bench-outage bench-workers bench-logins clean
 
 test: lint test-latest test-min
 
@@ -53,7 +53,7 @@ $(VENV_MIN)/.installed: setup.cfg pyproject.toml
 	$(VENV_MIN)/bin/python -c "import scrapy; print('Scrapy', scrapy.__version__, 'in $(VENV_MIN)')"
 	touch $@
 
-bench: bench-core bench-store bench-middleware bench-crawl bench-pool-size bench-kill bench-soak bench-outage bench-workers
+bench: bench-core bench-store bench-middleware bench-crawl bench-pool-size bench-kill bench-soak bench-outage bench-workers bench-logins
 
 bench-core: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bench_core.py
@@ -63,6 +63,9 @@ bench-store: $(VENV)/.installed
 
 bench-middleware: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bench_middleware.py --previous $(BENCH_PREVIOUS)
+
+bench-logins: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/bench_logins.py $(BENCH_ARGS)
 
 bench-workers: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bench_workers.py $(BENCH_ARGS)

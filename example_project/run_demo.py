@@ -1,7 +1,10 @@
 """The end-to-end demo: the guarded shop and its proxies, a crawl with the session pool, and the
 same crawl without it, side by side. Run it twice: the second run resumes the saved pool.
 
-    python run_demo.py [--items 500] [--no-compare] [--fresh] [--state DIR]
+    python run_demo.py [--items 500] [--no-compare] [--no-accounts] [--fresh] [--state DIR]
+
+Then the ``account`` spider signs in to the shop's member area: each session of its pool logs in
+with an account of its own (``init_session``) before it fetches a page.
 
 Everything runs on 127.0.0.1 and stops when the demo ends. State lives in ``.demo/`` beside this file.
 """
@@ -113,6 +116,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-compare", action="store_true", help="skip the crawl without the pool")
     parser.add_argument("--fresh", action="store_true", help="forget the saved pool first")
+    parser.add_argument("--no-accounts", action="store_true", help="skip the signed-in crawl")
     parser.add_argument("--state", type=Path, default=HERE / ".demo", help="where the demo keeps its files")
     args = parser.parse_args()
 
@@ -172,6 +176,47 @@ def main() -> None:
         )
     else:
         print("Run the demo again: the next run resumes this pool instead of starting new sessions.")
+    if not args.no_accounts:
+        signed_in(state, args.items, args.seed)
+
+
+ACCOUNTS = {f"customer{i}": f"demo-password-{i}" for i in range(6)}
+
+
+def signed_in(state: Path, items: int, seed: int) -> None:
+    """The ``account`` spider on a shop with a member area: six accounts, four sessions at most."""
+    accounts_file = state / "accounts.jsonl"
+    accounts_file.write_text("".join(json.dumps({"username": u, "password": p}) + "\n" for u, p in ACCOUNTS.items()))
+    shop = DemoShop(items=items, seed=seed, accounts=ACCOUNTS).start(0)
+    proxies = [ForwardingProxy(f"proxy{i}").start() for i in range(PROXY_COUNT)]
+    try:
+        (state / "proxies-accounts.txt").write_text("".join(f"{p.url}\n" for p in proxies))
+        started = time.monotonic()
+        settings = {
+            "SESSIONPOOL_PROXIES": state / "proxies-accounts.txt",
+            "SESSIONPOOL_ACCOUNTS": accounts_file,
+            "SESSIONPOOL_PERSIST_STATE": False,
+        }
+        stats = finish(state, crawl(state, "account", shop.url, settings, "signed-in", True), "signed-in", started)
+        served = shop.summary()
+    finally:
+        for server in (shop, *proxies):
+            server.stop()
+    with open(state / "items-signed-in.jsonl", encoding="utf-8") as f:
+        products = [json.loads(line) for line in f]
+    print("\n=== Signed in: scrapy crawl account (a category, each session logged in with its own account) ===")
+    rows = {
+        "items with member prices": sum(1 for p in products if p.get("member_price")),
+        "accounts": len(ACCOUNTS),
+        "logins": served["logins"],
+        "sessions retired (blocked)": stats.get("sessionpool/retired", 0),
+        "pages asked before a login": served["requests_before_login"],
+        "sessions logged out by another login": served["kicked"],
+        "seconds": f"{stats['elapsed']:.0f}",
+    }
+    width = max(map(len, rows))
+    for key, value in rows.items():
+        print(f"{key:<{width}}  {value!s:>8}")
 
 
 if __name__ == "__main__":

@@ -187,3 +187,80 @@ def test_wrong_passwords_stop_the_spider_after_max_bad_inits(caplog):
         assert got.get("retired/init_failed", 0) >= 3
     assert "SESSIONPOOL_MAX_BAD_INITS" in caplog.text
     assert "not-the-password" not in caplog.text
+
+
+class PagesSpider(MemberSpider):
+    """Member pages with a class hook (no init_session of its own)."""
+
+    name = "pages"
+    init_session = None
+    check_session = None
+
+    def __init__(self, site, pages, **kwargs):
+        super().__init__(site, 0, **kwargs)
+        self.page_numbers = list(pages)
+
+    async def start(self):
+        for n in self.page_numbers:
+            yield Request(self.site.url(f"/members/{n}"), cb_kwargs={"n": n}, errback=self.failures.append)
+
+
+class ConsentAndLogin:
+    """The init as a class (``SESSIONPOOL_SESSION_INIT``): accept the consent page, then log in."""
+
+    def __init__(self, crawler):
+        self.site = crawler.spider.site
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    async def init(self, init):
+        page = await init.fetch(Request(self.site.url("/login"), dont_filter=True))
+        if page.css("form#consent"):  # the site wants consent first: accept it, back to the login form
+            consent = form2request(page.css("form#consent"), {"consent": "yes"})
+            page = await init.fetch(consent.to_scrapy(callback=None, dont_filter=True))
+        account = init.account
+        login = form2request(page.css("form#login"), {"username": account["username"], "password": account["password"]})
+        await init.fetch(login.to_scrapy(callback=None, dont_filter=True))
+        # None: check() decides on the last answer
+
+    def check(self, response, request):
+        if response.url.endswith(("/login", "/consent")) or "/login?" in response.url:
+            return False
+        return LOGGED_IN in response.body or response.url.rsplit("/", 2)[-2] != "members"
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_class_hook_passes_a_consent_page_and_a_second_run_logs_in_no_one_again(tmp_path):
+    """Run 1: each session accepts consent and logs in; user0 is banned and rests. Run 2 (same store,
+    same site): the restored sessions serve at once, and user0 still rests: not one login."""
+    settings = crawl_settings(
+        SESSIONPOOL_SESSION_INIT=ConsentAndLogin,
+        SESSIONPOOL_PERSIST_STATE=True,
+        SESSIONPOOL_PERSIST_STATE_STORE=str(tmp_path),
+        SESSIONPOOL_SUSPECT_WAIT=0.1,
+        CONCURRENT_REQUESTS=2,
+    )
+    with LoginSite(ACCOUNTS, pages=100, consent=True, ban_after={"user0": 3}) as site:
+        first = make_crawler(PagesSpider, settings)
+        yield first.crawl(site=site, pages=range(70))
+        assert sorted(first.spider.seen) == list(range(70)), stats(first)
+        assert {hit.username for hit in site.logins()} == set(ACCOUNTS)
+        assert stats(first)["accounts/rests"] == 1
+        assert any(hit.event == "consent" for hit in site.hits)
+        logins = len(site.logins())
+
+        second = make_crawler(PagesSpider, settings)
+        yield second.crawl(site=site, pages=range(70, 100))
+        got = stats(second)
+        assert sorted(second.spider.seen) == list(range(70, 100)), got
+        assert len(site.logins()) == logins  # nobody logged in again
+        assert "init/started" not in got
+        assert got["restored"] == len(ACCOUNTS) - 1
+        assert "user0" not in set(second.spider.seen.values())  # it still rests
+        assert site.requests_before_login() == []
+    state = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert state["accounts"]["user0"]["blocks"] == 1
+    assert all(s["initialized"] for s in state["sessions"])
+    assert not any(secret in json.dumps(state) for secret in ACCOUNTS.values())

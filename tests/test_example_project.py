@@ -47,8 +47,13 @@ def test_the_demo_wins_against_blocking_and_resumes_its_pool(tmp_path):
     assert plain < got  # the same crawl without the pool, side by side
     assert "Run the demo again" in first
     assert (tmp_path / "sessionpool" / "catalogue.json").exists()
+    wanted = r"^(items with member prices|logins|pages asked before a login)\s+(\d+)$"
+    signed_in = dict(re.findall(wanted, first, re.MULTILINE))
+    assert signed_in["items with member prices"] == "24"  # every item of the category, at the member price
+    assert 1 <= int(signed_in["logins"]) <= 6 and signed_in["pages asked before a login"] == "0"
+    assert "demo-password" not in (tmp_path / "signed-in.log").read_text()
 
-    second = run_demo(tmp_path, "--items", "120", "--no-compare")
+    second = run_demo(tmp_path, "--items", "120", "--no-compare", "--no-accounts")
     got, total = obtained(second)
     assert got >= 0.99 * total
     assert re.search(r"This run resumed the pool saved by the previous one \((\d+) sessions restored", second)

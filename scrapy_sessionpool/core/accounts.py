@@ -134,12 +134,6 @@ class Accounts:
         """How many accounts a new session could take now."""
         return sum(h.held_by is None and not h.retired and h.rests_until <= now for h in self._health.values())
 
-    def next_rest_end(self, now: float) -> float | None:
-        """When the soonest resting account may be taken again (None: none rests)."""
-        ends = [h.rests_until for h in self._health.values() if not h.retired and h.held_by is None]
-        later = [t for t in ends if t > now]
-        return min(later) if later and len(later) == len(ends) else None
-
     def take(self, session_id: str, now: float) -> Account | None:
         """A free account for a new session (the one released longest ago), or None."""
         best: str | None = None

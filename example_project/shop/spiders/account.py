@@ -13,7 +13,7 @@ from shop.spiders.catalogue import CatalogueSpider
 
 
 class AccountSpider(CatalogueSpider):
-    """``scrapy crawl account -a site=http://127.0.0.1:PORT -a category=garden -s SESSIONPOOL_ACCOUNTS=accounts.jsonl``"""
+    """``scrapy crawl account -a site=http://127.0.0.1:PORT -a category=garden -s SESSIONPOOL_ACCOUNTS=a.jsonl``"""
 
     name = "account"
     custom_settings = {
@@ -38,7 +38,9 @@ class AccountSpider(CatalogueSpider):
         init.session.user_data["categories"] = home.css("a.category::attr(href)").getall()
         page = await init.fetch(scrapy.Request(f"{self.site}/login", dont_filter=True))
         fields = {"username": init.account["username"], "password": init.account["password"]}
-        answer = await init.fetch(form2request(page.css("form#login"), fields).to_scrapy(callback=None, dont_filter=True))
+        answer = await init.fetch(
+            form2request(page.css("form#login"), fields).to_scrapy(callback=None, dont_filter=True)
+        )
         return bool(answer.css("p.who"))
 
     def check_session(self, response, request):
