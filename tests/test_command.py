@@ -73,7 +73,7 @@ def save_pools(project):
     gone.retire()
     store(project).save("shop", pool.get_state())
     login = SessionPool(max_pool_size=2)
-    login.add_session(login.make_session(id="sess-login"))
+    login.add_session(login.make_session(id="sess-login", account="alice"))
     store(project).save("shop.login", login.get_state())
 
 
@@ -106,6 +106,7 @@ def test_lists_sessions_without_secrets(project):
     row_b = next(line for line in out.splitlines() if "sess-b" in line)
     assert " 3h " in row_b and "direct" in row_b
     assert "sess-login" in out and "sess-gone" not in out
+    assert " ACCOUNT " in out and " alice " in next(line for line in out.splitlines() if "sess-login" in line)
     assert "2 session(s), 1 retired over the pool's life" in out
     assert "per proxy: direct 1, http://bob:***@127.0.0.1:3128 1" in out
 
@@ -127,6 +128,8 @@ def test_json(project):
         "error_score",
         "proxy",
         "user_agent",
+        "account",
+        "initialized",
         "cookie_names",
         "user_data_keys",
     }
@@ -135,7 +138,7 @@ def test_json(project):
     assert a["proxy"] == "http://bob:***@127.0.0.1:3128" and a["user_agent"] == UA
     assert a["cookie_names"] == ["sid", "cart"] and a["user_data_keys"] == ["token"]
     assert b["proxy"] is None and b["cookie_names"] == []
-    assert [s["id"] for s in login["sessions"]] == ["sess-login"]
+    assert [(s["id"], s["account"]) for s in login["sessions"]] == [("sess-login", "alice")]
 
 
 def test_nothing_stored(project):

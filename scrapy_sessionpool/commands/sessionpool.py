@@ -199,6 +199,8 @@ def _pool_json(
                 "error_score": s.error_score,
                 "proxy": redact(s.proxy_url),
                 "user_agent": s.user_agent,
+                "account": s.account,  # its label: accounts' fields are never saved
+                "initialized": s.initialized,
                 "cookie_names": list(dict.fromkeys(c["name"] for c in s.cookies)),
                 "user_data_keys": sorted(s.user_data),
             }
@@ -215,7 +217,10 @@ def _pool_text(pool: dict[str, Any]) -> str:
     if not pool["stored"]:
         return "\n".join([*lines, "  nothing stored"])
     if sessions:
-        rows: list[tuple[str, ...]] = [("ID", "AGE", "USES", "ERRORS", "PROXY", "USER AGENT", "COOKIES")]
+        accounts = any(s["account"] for s in sessions)
+        rows: list[tuple[str, ...]] = [
+            ("ID", "AGE", "USES", "ERRORS", "PROXY", *(("ACCOUNT",) if accounts else ()), "USER AGENT", "COOKIES")
+        ]
         rows += [
             (
                 s["id"],
@@ -223,6 +228,7 @@ def _pool_text(pool: dict[str, Any]) -> str:
                 str(s["usage_count"]),
                 f"{s['error_score']:g}",
                 s["proxy"] or "direct",
+                *((s["account"] or "-",) if accounts else ()),
                 _shorten(s["user_agent"] or "-", UA_WIDTH),
                 ",".join(s["cookie_names"]) or "-",
             )
