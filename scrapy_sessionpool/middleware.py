@@ -20,6 +20,7 @@ from scrapy import signals
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
+from twisted.internet.defer import Deferred, DeferredList
 
 from .core.exceptions import MetaError
 from .core.jar_keys import NO_KEY
@@ -124,7 +125,7 @@ class SessionPoolMiddleware:
         #: Scrapy's cookie code with each session's jar; None when Scrapy would handle no cookies.
         self.cookies = SessionCookies.from_crawler(crawler)
         #: The sessions' init hook (``SESSIONPOOL_SESSION_INIT`` or the spider's ``init_session``), or None.
-        self.inits = InitRunner.from_crawler(crawler, self.manager)
+        self.inits = InitRunner.from_crawler(crawler, self.manager, lambda: crawl_is_closing(crawler))
         self.manager.stop = lambda reason: close_spider(crawler, reason)
         self._warned_keys = False
         self._in_flight: WeakKeyDictionary[Request, tuple[Session, float]] = WeakKeyDictionary()
@@ -222,7 +223,7 @@ class SessionPoolMiddleware:
             if not_before is not None:
                 await self._sleep_until(not_before, deadline)
             session = await pending if isinstance(pending, Pending) else pending
-            session = await self._readied(session, ask, request)
+            session = await self._readied(session, ask, request, deadline)
             if session is not None:
                 self._claim(ask, session)
                 if turn is None:
@@ -238,7 +239,7 @@ class SessionPoolMiddleware:
                     await self._sleep(manager.wait_hint(), deadline)
                     result = manager.acquire(ask.pool_name, ask.session_id, site, avoid=ask.avoid)
                     session = await result if isinstance(result, Pending) else result
-                    session = await self._readied(session, ask, request)
+                    session = await self._readied(session, ask, request, deadline)
                     if session is not None:
                         self._claim(ask, session)
                     turn = None if session is None else manager.turn(site, session)
@@ -263,15 +264,31 @@ class SessionPoolMiddleware:
     def _needs_init(self, session: Session, meta: dict[str, Any]) -> bool:
         return self.inits is not None and not session.initialized and not meta.get(FLAG_INIT)
 
-    async def _readied(self, session: Session | None, ask: Ask, request: Request) -> Session | None:
+    async def _readied(self, session: Session | None, ask: Ask, request: Request, deadline: float) -> Session | None:
         """``session`` once its init is done (run now, or joined), or None if the init failed."""
         if session is None or self.inits is None or not self._needs_init(session, request.meta):
             return session
-        pool = self.manager.pool(ask.pool_name)
-        if await self.inits.ready(session, pool, ask.pool_name):  # type: ignore[arg-type]
+        done = self.inits.ready(session, self.manager.pool(ask.pool_name), ask.pool_name)  # type: ignore[arg-type]
+        if await self._until(done, deadline):  # a closing crawl ends the wait: the caller lets the session go
             return session
         session.release()
         return None
+
+    async def _until(self, done: Deferred[bool], deadline: float) -> bool:
+        """``done``'s result, waited for on the reactor in steps that notice a closing crawl and the deadline."""
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+
+        while not done.called:
+            if crawl_is_closing(self.crawler):
+                raise _Closing
+            if time.monotonic() >= deadline:
+                raise TimeoutError
+            tick = deferLater(reactor, POLL, lambda: None)
+            await maybe_deferred_to_future(DeferredList([done, tick], fireOnOneCallback=True, consumeErrors=True))
+            if not tick.called:
+                tick.cancel()
+        return bool(done.result)
 
     async def _sleep_until(self, when: float, deadline: float) -> None:
         while (left := when - time.time()) > 0:

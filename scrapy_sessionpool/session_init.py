@@ -19,11 +19,13 @@ from weakref import WeakSet
 
 from scrapy.exceptions import IgnoreRequest
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 
 from .meta import FLAG_INIT, META_POOL, META_SESSION_ID
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from scrapy import Request
     from scrapy.crawler import Crawler
     from scrapy.http import Response
@@ -72,8 +74,10 @@ class SessionInit:
 class InitRunner:
     """Runs each session's init once at a time, and stops the spider after too many failures in a row."""
 
-    def __init__(self, crawler: Crawler, manager: PoolManager, hook: Any) -> None:
+    def __init__(self, crawler: Crawler, manager: PoolManager, hook: Any, closing: Callable[[], bool]) -> None:
         self.crawler = crawler
+        #: Has the crawl begun to close?
+        self.closing = closing
         self.manager = manager
         self.hook = hook
         self._check = getattr(hook, "check", None) or getattr(hook, "check_session", None)
@@ -83,16 +87,16 @@ class InitRunner:
         self._stopping = False
 
     @classmethod
-    def from_crawler(cls, crawler: Crawler, manager: PoolManager) -> InitRunner | None:
+    def from_crawler(cls, crawler: Crawler, manager: PoolManager, closing: Callable[[], bool]) -> InitRunner | None:
         """The runner of the configured hook; None when there is none."""
         from scrapy.utils.misc import build_from_crawler
 
         cls_ = manager.settings.session_init
         if cls_ is not None:
-            return cls(crawler, manager, build_from_crawler(cls_, crawler))
+            return cls(crawler, manager, build_from_crawler(cls_, crawler), closing)
         spider = crawler.spider
         if spider is not None and callable(getattr(spider, "init_session", None)):
-            return cls(crawler, manager, spider)
+            return cls(crawler, manager, spider, closing)
         return None
 
     @property
@@ -103,27 +107,31 @@ class InitRunner:
         """Is the session still what its init made it? (True without a ``check``.)"""
         return True if self._check is None else bool(self._check(response, request))
 
-    async def ready(self, session: Session, pool: SessionPool, pool_name: str | None) -> bool:
-        """Initialise ``session`` unless it is ready; True once it is. Concurrent callers share one init."""
+    def ready(self, session: Session, pool: SessionPool, pool_name: str | None) -> Deferred[bool]:
+        """Fires with True once ``session`` is ready (at once if it is), False if its init failed.
+        The init runs on its own, once however many requests wait for it: a waiting request
+        may stop waiting (the crawl closes) without stopping the init."""
         if session.initialized:
-            return not session.is_retired
+            return succeed(not session.is_retired)
+        waiter: Deferred[bool] = Deferred()
         waiting = self._waiting.get(session.id)
         if waiting is not None:
-            joined: Deferred[bool] = Deferred()
-            waiting.append(joined)
-            return await maybe_deferred_to_future(joined)
-        waiting = self._waiting[session.id] = []
+            waiting.append(waiter)
+            return waiter
+        self._waiting[session.id] = [waiter]
         pool.init_started(session)
+        deferred_from_coro(self._drive(session, pool, pool_name))
+        return waiter
+
+    async def _drive(self, session: Session, pool: SessionPool, pool_name: str | None) -> None:
         ok = False
         try:
             ok = await self._run(session, pool, pool_name)
         finally:
-            del self._waiting[session.id]
             pool.init_ended(session, ok)
-            for joined in waiting:
-                joined.callback(ok)
+            for waiter in self._waiting.pop(session.id, ()):
+                waiter.callback(ok)
         self._counted(ok)
-        return ok
 
     async def _run(self, session: Session, pool: SessionPool, pool_name: str | None) -> bool:
         accounts = pool.accounts
@@ -150,6 +158,8 @@ class InitRunner:
 
     def _counted(self, ok: bool) -> None:
         self.manager.stat("init/succeeded" if ok else "init/failed")
+        if not ok and self.closing():
+            return  # cut short by the close: it says nothing of the site
         if ok:
             self._bad_in_row = 0
             return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import pytest
 import pytest_twisted
@@ -264,3 +265,29 @@ def test_a_class_hook_passes_a_consent_page_and_a_second_run_logs_in_no_one_agai
     assert state["accounts"]["user0"]["blocks"] == 1
     assert all(s["initialized"] for s in state["sessions"])
     assert not any(secret in json.dumps(state) for secret in ACCOUNTS.values())
+
+
+class StuckSpider(MemberSpider):
+    """Its init never ends (a login page that never comes, say)."""
+
+    name = "stuck"
+
+    async def init_session(self, init):
+        from scrapy.utils.defer import maybe_deferred_to_future
+        from twisted.internet.defer import Deferred
+
+        await maybe_deferred_to_future(Deferred())
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_crawl_closes_promptly_while_requests_wait_for_an_init_that_never_ends():
+    with LoginSite(ACCOUNTS, pages=5) as site:
+        crawler = make_crawler(StuckSpider, crawl_settings(CLOSESPIDER_TIMEOUT=1))
+        started = time.monotonic()
+        yield crawler.crawl(site=site, pages=5)
+        assert time.monotonic() - started < 5
+        assert crawler.stats.get_value("finish_reason") == "closespider_timeout"
+        got = stats(crawler)
+        assert got["waits/closed"] == 5
+        assert "init/failed" not in got  # not counted against the site
+        assert site.pages_served() == set()
