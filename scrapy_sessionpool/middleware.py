@@ -157,6 +157,8 @@ class SessionPoolMiddleware:
         session_id = meta.get(META_SESSION_ID)
         if session_id is not None and not isinstance(session_id, str):
             raise MetaError(f"Request meta {META_SESSION_ID!r}: expected a session id string, got {session_id!r}")
+        if meta.get(FLAG_INIT) and (session_id is None or not self.manager.alive(pool_name, session_id)):
+            raise IgnoreRequest("sessionpool: the session this init request is for is gone")
         if session_id is not None and "redirect_urls" in meta and not self.manager.alive(pool_name, session_id):
             self.manager.stat("redirects_restarted")  # the chain's session is gone: start it over with another
             new = restart(request)
@@ -167,7 +169,7 @@ class SessionPoolMiddleware:
         ask = self._ask(request, pool_name, session_id)
         if session_id is not None and FLAG_SENT_AT in meta and "redirect_urls" in meta:  # a redirect goes on at once
             chained = self.manager.acquire(pool_name, session_id, site, chained=True, avoid=ask.avoid)
-            if chained is not None and not isinstance(chained, Pending):
+            if chained is not None and not isinstance(chained, Pending) and not self._needs_init(chained, meta):
                 self._claim(ask, chained)
                 self._apply(request, chained, False)
                 return None
@@ -361,7 +363,8 @@ class SessionPoolMiddleware:
         if self.manager.impersonate:
             if meta.pop(FLAG_IMPERSONATE, False):
                 meta.pop("impersonate", None)
-            target = _target(agent) if agent else None
+            sent = headers.get(b"User-Agent")  # the session's, or the request's own
+            target = _target(sent.decode("latin-1")) if sent else None
             if target is not None and "impersonate" not in meta:  # the TLS fingerprint of the same browser
                 meta["impersonate"] = target
                 meta[FLAG_IMPERSONATE] = True
@@ -433,8 +436,10 @@ class SessionPoolMiddleware:
             again = self._again(request, outcome) if outcome.challenge else None
             return response if again is None else again
         if not outcome.retry:
-            if self.inits is not None and self.inits.has_check and not self.inits.check(response, request):
-                return self._init_lost(request, session)
+            if self.inits is not None and self.inits.has_check:
+                if not self.inits.check(response, request):
+                    return self._init_lost(request, session)
+                self.inits.passed(session)
             return response
         new = self._again(request, outcome)
         if new is not None:
@@ -459,10 +464,15 @@ class SessionPoolMiddleware:
 
     def _init_lost(self, request: Request, session: Session) -> Request:
         """The answer fails the init's check: the session is initialised again before it serves
-        more, and the request goes again (pinned requests wait for that init, others rotate)."""
+        more, and the request goes again (pinned requests wait for that init, others rotate).
+        A session that fails the check before any answer passed it since its init retires
+        instead (``init_failed``; a bad init): its init does not work."""
+        assert self.inits is not None
         self.manager.stat("init/check_failed")
-        pool = self.manager.pool(request.meta.get(META_POOL))
-        pool.init_again(session)  # type: ignore[attr-defined]
+        if self.inits.fresh(session):
+            self.inits.failed_check(session)
+        else:
+            self.manager.pool(request.meta.get(META_POOL)).init_again(session)  # type: ignore[attr-defined]
         pinned = not request.meta.get(FLAG_PICKED)
         new = rotate(request, self.crawler, "check_failed", keep_session=pinned)
         if new is None:

@@ -19,12 +19,14 @@ from weakref import WeakSet
 
 from scrapy.exceptions import IgnoreRequest
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
+from twisted.internet import defer
 from twisted.internet.defer import Deferred, succeed
 
+from .core import reasons
 from .meta import FLAG_INIT, META_POOL, META_SESSION_ID
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Coroutine
 
     from scrapy import Request
     from scrapy.crawler import Crawler
@@ -57,7 +59,10 @@ class SessionInit:
         self.response: Response | None = None
 
     async def fetch(self, request: Request) -> Response:
-        """Download ``request`` with this session, through the downloader middlewares."""
+        """Download ``request`` with this session, through the downloader middlewares.
+        Raises ``IgnoreRequest`` once the session is retired (the ban policy saw it blocked)."""
+        if self.session.is_retired:
+            raise IgnoreRequest(f"sessionpool: session {self.session.id} retired during its init")
         request.meta[META_SESSION_ID] = self.session.id
         request.meta[META_POOL] = self.pool_name
         request.meta[FLAG_INIT] = True
@@ -83,6 +88,7 @@ class InitRunner:
         self._check = getattr(hook, "check", None) or getattr(hook, "check_session", None)
         self._init = getattr(hook, "init", None) or hook.init_session
         self._waiting: dict[str, list[Deferred[bool]]] = {}  # by session: who waits for its running init
+        self._fresh: set[str] = set()  # initialised, no answer passed the check since
         self._bad_in_row = 0
         self._stopping = False
 
@@ -124,16 +130,36 @@ class InitRunner:
         return waiter
 
     async def _drive(self, session: Session, pool: SessionPool, pool_name: str | None) -> None:
-        ok = False
+        reason = reasons.INIT_ERROR
         try:
-            ok = await self._run(session, pool, pool_name)
+            reason = await self._timed(self._run(session, pool, pool_name), session)
         finally:
-            pool.init_ended(session, ok)
-            for waiter in self._waiting.pop(session.id, ()):
-                waiter.callback(ok)
-        self._counted(ok)
+            ok = reason == ""
+            try:
+                pool.init_ended(session, ok, reason or reasons.INIT_ERROR)
+            finally:
+                for waiter in self._waiting.pop(session.id, ()):
+                    waiter.callback(ok)
+        if ok:
+            self._fresh.add(session.id)
+        self._counted(ok, counts=reason != reasons.INIT_INTERRUPTED)
 
-    async def _run(self, session: Session, pool: SessionPool, pool_name: str | None) -> bool:
+    async def _timed(self, run: Coroutine[Any, Any, str], session: Session) -> str:
+        """``run``'s reason, or ``init_interrupted`` past ``SESSIONPOOL_INIT_TIMEOUT`` or at the close."""
+        from twisted.internet import reactor
+
+        timeout = self.manager.settings.init_timeout
+        done = deferred_from_coro(run)
+        done.addTimeout(timeout, reactor)
+        try:
+            reason: str = await maybe_deferred_to_future(done)
+        except (defer.TimeoutError, defer.CancelledError):
+            logger.warning("Init of session %s took more than %g s (SESSIONPOOL_INIT_TIMEOUT)", session.id, timeout)
+            return reasons.INIT_INTERRUPTED
+        return reasons.INIT_INTERRUPTED if reason and self.closing() else reason
+
+    async def _run(self, session: Session, pool: SessionPool, pool_name: str | None) -> str:
+        """Run the hook: "" once the session is ready, else why not (a reason to retire it with)."""
         accounts = pool.accounts
         account = accounts.get(session.account) if accounts is not None and session.account else None
         init = SessionInit(self.crawler, session, pool_name, account)
@@ -145,21 +171,36 @@ class InitRunner:
             if result is None:
                 response = init.response
                 result = response is not None and self.check(response, response.request or response)  # type: ignore[arg-type]
-        except IgnoreRequest as exc:
-            logger.warning("Init of session %s%s failed: %s", session.id, _of(account), exc)
-            return False
+        except IgnoreRequest as exc:  # a download of the init failed (or was refused): the account's fault, maybe
+            logger.warning("Init of session %s%s failed: %s", session.id, _of(account), _hidden(str(exc), account))
+            return reasons.INIT_FAILED
         except Exception as exc:  # noqa: BLE001 - the user's hook: any error fails this init alone
             logger.warning("Init of session %s%s failed: %s", session.id, _of(account), _hidden(_trace(exc), account))
-            return False
+            return reasons.INIT_ERROR
         if session.is_retired:  # blocked during its init: the ban policy retired it
             logger.info("Init of session %s%s ended with the session retired", session.id, _of(account))
-            return False
-        return bool(result)
+            return reasons.INIT_FAILED
+        return "" if result else reasons.INIT_FAILED
 
-    def _counted(self, ok: bool) -> None:
+    def fresh(self, session: Session) -> bool:
+        """Has ``session`` had no answer that passed the check since its init? (The first one clears it.)"""
+        return session.id in self._fresh
+
+    def passed(self, session: Session) -> None:
+        self._fresh.discard(session.id)
+
+    def failed_check(self, session: Session) -> None:
+        """The first answer after its init failed the check: the init did not work after all."""
+        self._fresh.discard(session.id)
+        logger.info("Session %s failed the check on its first answer after its init: retired", session.id)
+        session.retire(reasons.INIT_FAILED)
+        self._counted(False)
+
+    def _counted(self, ok: bool, *, counts: bool = True) -> None:
+        """Count an init; ``counts``: toward the bad-init stop (not when cut short by the close or a timeout)."""
         self.manager.stat("init/succeeded" if ok else "init/failed")
-        if not ok and self.closing():
-            return  # cut short by the close: it says nothing of the site
+        if not ok and not counts:
+            return
         if ok:
             self._bad_in_row = 0
             return
@@ -188,11 +229,8 @@ def _hidden(text: str, account: Account | None) -> str:
     """``text`` with the account's secret values masked (a hook's error may quote them)."""
     if account is None:
         return text
-    from .core.accounts import SECRET
-
-    for key, value in account.items():
-        if SECRET.search(key) and isinstance(value, str) and value:
-            text = text.replace(value, "***")
+    for value in sorted(account.secrets(), key=len, reverse=True):
+        text = text.replace(value, "***")
     return text
 
 

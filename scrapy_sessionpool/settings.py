@@ -392,6 +392,7 @@ class PoolSettings:
     redis_cluster: bool = setting(False, _bool)
     session_init: Any = setting(None, _init_hook)
     max_bad_inits: int = setting(8, _int, 1, 1_000_000)
+    init_timeout: float = setting(300.0, _positive, maximum=86400)
     accounts: tuple[Any, ...] = setting((), _accounts, per_pool=True, empty_is_unset=True)
     account_rest_secs: float = setting(900.0, _number, maximum=YEAR)
     account_max_blocks: int = setting(3, _int, 1, 1_000_000)

@@ -89,7 +89,7 @@ def test_each_session_logs_in_with_its_own_account_before_any_request(caplog):
         assert "init/failed" not in got
     for secret in ACCOUNTS.values():
         assert secret not in caplog.text
-    assert secret not in json.dumps(crawler.stats.get_stats(), default=str)
+        assert secret not in json.dumps(crawler.stats.get_stats(), default=str)
 
 
 #: Hidden page counts after which each account is banned: apart, so that the judge sees one session
@@ -291,3 +291,24 @@ def test_a_crawl_closes_promptly_while_requests_wait_for_an_init_that_never_ends
         assert got["waits/closed"] == 5
         assert "init/failed" not in got  # not counted against the site
         assert site.pages_served() == set()
+
+
+class AlwaysOutSpider(MemberSpider):
+    """Its init says ready, but its check never passes (a check that does not fit the site)."""
+
+    name = "always_out"
+
+    def check_session(self, response, request):
+        return False
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_check_that_never_passes_counts_as_bad_inits_and_stops_the_spider():
+    settings = crawl_settings(SESSIONPOOL_MAX_BAD_INITS=3, SESSIONPOOL_ACCOUNT_REST_SECS=0)
+    with LoginSite(ACCOUNTS, pages=10) as site:
+        crawler = make_crawler(AlwaysOutSpider, settings)
+        yield crawler.crawl(site=site, pages=10)
+        got = stats(crawler)
+        assert crawler.stats.get_value("finish_reason") == "bad_session_inits", got
+        assert got["init/started"] <= 3 + 4  # not a re-init per request
+        assert got["retired/init_failed"] >= 3

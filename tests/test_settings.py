@@ -282,6 +282,7 @@ BAD = [
         "SESSIONPOOL_SESSION_INIT: expected a class with an async init(self, init) method, or its import path",
     ),
     ("MAX_BAD_INITS", 0, "SESSIONPOOL_MAX_BAD_INITS: expected an integer from 1 to 1,000,000, got 0"),
+    ("INIT_TIMEOUT", 0, "SESSIONPOOL_INIT_TIMEOUT: expected a number > 0 and <= 86,400, got 0"),
     (
         "ACCOUNTS",
         [{"password": "hunter2"}],

@@ -23,7 +23,7 @@ __all__ = ["Account", "Accounts", "load_accounts"]
 logger = logging.getLogger(__name__)
 
 #: Fields whose values are secrets (matched in the field's name, any case).
-SECRET = re.compile(r"pass|secret|token|key|otp|cookie", re.IGNORECASE)
+SECRET = re.compile(r"pass|pwd|pin|secret|token|key|otp|cookie|auth|cred|session", re.IGNORECASE)
 #: Fields that may name an account, in order, when it has no ``label``.
 LABEL_FIELDS = ("label", "username", "login", "email", "user", "name", "id")
 MAX_LABEL = 200
@@ -48,10 +48,35 @@ class Account(Mapping[str, Any]):
         return len(self._fields)
 
     def __repr__(self) -> str:
-        shown = {k: ("***" if SECRET.search(k) else v) for k, v in self._fields.items()}
-        return f"<Account {self.label!r} {shown}>"
+        return f"<Account {self.label!r} {_shown(self._fields)}>"
 
     __str__ = __repr__
+
+    def secrets(self) -> set[str]:
+        """The text of every secret value (nested ones too), for masking."""
+        found: set[str] = set()
+        _collect(self._fields, False, found)
+        return {value for value in found if len(value) >= 3}
+
+
+def _shown(value: Any, secret: bool = False) -> Any:
+    """``value`` with the values of secret fields (at any depth) as ``***``."""
+    if isinstance(value, Mapping):
+        return {k: _shown(v, secret or (isinstance(k, str) and bool(SECRET.search(k)))) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_shown(v, secret) for v in value]
+    return "***" if secret else value
+
+
+def _collect(value: Any, secret: bool, found: set[str]) -> None:
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _collect(v, secret or (isinstance(k, str) and bool(SECRET.search(k))), found)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _collect(v, secret, found)
+    elif secret and value is not None and not isinstance(value, bool):
+        found.add(str(value))
 
 
 def load_accounts(value: Any, name: str) -> tuple[Account, ...]:

@@ -107,8 +107,9 @@ class SessionPool:
         self._keeper: PoolKeeper | None = None
         self._accounts = accounts
         self._needs_init = needs_init
-        self._initializing: set[str] = set()  # handed out for their init, not yet ended
-        self._uninit: dict[str, None] = {}  # live, not initialised, and nobody initialises them (in order)
+        self._initializing: set[str] = set()  # their init runs
+        #: live, not initialised, held by nobody and initialised by nobody, in order: handed out for their init
+        self._uninit: dict[str, None] = {}
 
     def __repr__(self) -> str:
         return (
@@ -226,7 +227,13 @@ class SessionPool:
             return Pick(None, session_id is not None)
 
     def spare(self, *, avoid: Avoid | None = None) -> Session | None:
-        """Another session, handed out, or None (the pool is busy, or no exit takes a new one)."""
+        """Another session, handed out, or None (the pool is busy, or no exit takes a new one).
+        In a pool whose sessions need an init, only a ready one: a spare may be given back unused."""
+        if self._needs_init:
+            session = self._pick_ready(avoid)
+            if session is not None:
+                self._lease(session)
+            return session
         try:
             return self.get_session(avoid=avoid)
         except NoHealthyProxy:
@@ -257,7 +264,6 @@ class SessionPool:
         for sid in self._uninit:
             if avoid is None or not avoid(sid):
                 del self._uninit[sid]
-                self._initializing.add(sid)
                 return self._live[sid]
         return None
 
@@ -266,13 +272,23 @@ class SessionPool:
         self._uninit.pop(session.id, None)
         self._initializing.add(session.id)
 
-    def init_ended(self, session: Session, ok: bool) -> None:
-        """The init of ``session`` is over: it serves requests now (``ok``), or it is retired."""
+    def init_ended(self, session: Session, ok: bool, reason: str = reasons.INIT_FAILED) -> None:
+        """The init of ``session`` is over: it serves requests now (``ok``), or it retires with ``reason``."""
         self._initializing.discard(session.id)
         if ok and not session.is_retired:
             session.set_initialized(True)
         elif not session.is_retired:
-            session.retire(reasons.INIT_FAILED)
+            session.retire(reason)
+
+    def _await_init(self, session: Session) -> None:
+        """A session nobody holds or initialises, that needs its init: the next hand-out is for that."""
+        if (
+            self._needs_init
+            and not session._initialized
+            and not session._leases
+            and session.id not in self._initializing
+        ):
+            self._uninit[session.id] = None
 
     def init_again(self, session: Session) -> None:
         """``session`` lost what its init gave it (a check failed): it serves nothing until it is initialised again."""
@@ -293,6 +309,10 @@ class SessionPool:
             raise ValueError(f"add_session: a session with id {session.id!r} is already in the pool")
         if len(self._live) >= self._max_pool_size:
             raise PoolFullError(f"add_session: the pool is full ({self._max_pool_size} sessions)")
+        if self._accounts is not None and (
+            session.account is None or not self._accounts.hold(session.account, session.id)
+        ):
+            raise ValueError(f"add_session: session {session.id!r} needs an account of this pool that no session holds")
         previous = session.attach(self, clock=self._clock)
         if not session.is_usable:
             session.attach(previous)  # it stays its pool's
@@ -317,9 +337,8 @@ class SessionPool:
             if account is None:  # _has_room saw a free one
                 raise RuntimeError("no free account")
             session._account = account.label
-        if self._needs_init:
-            self._initializing.add(session.id)
         self._adopt(session)
+        self._uninit.pop(session.id, None)  # handed out now, for its init
         for listener in self._listeners["session_created"]:
             listener(session)
         return session
@@ -332,8 +351,7 @@ class SessionPool:
         if session.sits_out_until > self._clock():
             heapq.heappush(self._asleep, (session.sits_out_until, next(self._seq), session.id))
             self._sitting.add(session.id)
-        if self._needs_init and not session._initialized and session.id not in self._initializing:
-            self._uninit[session.id] = None
+        self._await_init(session)
         if len(self._expiry) > 2 * len(self._live) + 64:
             self._expiry = [(s.expires_at, next(self._seq), sid) for sid, s in self._live.items()]
             heapq.heapify(self._expiry)
@@ -379,8 +397,7 @@ class SessionPool:
     def session_marked(self, session: Session, mark: Mark) -> None:
         if self._live.get(session.id) is not session:
             return
-        if self._needs_init and not session._initialized and session.id not in self._initializing:
-            self._uninit[session.id] = None
+        self._await_init(session)
         if not session._sits_out_until:
             self._sitting.discard(session.id)
             self._condemned.discard(session.id)

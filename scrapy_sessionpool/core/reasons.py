@@ -12,7 +12,9 @@ __all__ = [
     "ERROR_SCORE",
     "EXPIRED",
     "GONE",
+    "INIT_ERROR",
     "INIT_FAILED",
+    "INIT_INTERRUPTED",
     "MANUAL",
     "MAX_USAGE_COUNT",
     "NEW_SESSION_REFUSED",
@@ -29,7 +31,21 @@ GONE = "gone"  #: retired by another process of a shared pool
 POOL_FULL = "pool_full"  #: made while Redis was away; the shared pool was full when it caught up
 MANUAL = "manual"  #: ``session.retire()`` without a reason
 INIT_FAILED = "init_failed"  #: its init (``SESSIONPOOL_SESSION_INIT``) did not make it ready
+INIT_ERROR = "init_error"  #: its init raised an error of its own (a bug in the hook says nothing of the account)
+INIT_INTERRUPTED = "init_interrupted"  #: its init was cut short: the crawl closed, or SESSIONPOOL_INIT_TIMEOUT
 #: Reasons a session's own counters and age decide (every process of a shared pool reaches them alike).
 COMPUTED = frozenset({ERROR_SCORE, MAX_USAGE_COUNT, EXPIRED})
 #: Reasons that say nothing against a session's account: it rests after any other.
-NOT_ACCOUNT_BLOCKS = frozenset({MAX_USAGE_COUNT, EXPIRED, MANUAL, NEW_SESSION_REFUSED, CORRUPT_STATE, GONE, POOL_FULL})
+NOT_ACCOUNT_BLOCKS = frozenset(
+    {
+        MAX_USAGE_COUNT,
+        EXPIRED,
+        MANUAL,
+        NEW_SESSION_REFUSED,
+        CORRUPT_STATE,
+        GONE,
+        POOL_FULL,
+        INIT_ERROR,
+        INIT_INTERRUPTED,
+    }
+)
