@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -231,3 +232,49 @@ def test_a_signed_cookie_from_an_earlier_run_is_still_known(demo):
         assert again.summary()["sessions_issued"] == 0
     with demo.DemoShop(items=10, seed=2, **QUIET) as other:
         assert "Set-Cookie" in fetch(other.port, "/", cookie)[1]
+
+
+def post(port: int, target: str, form: dict[str, str], headers: dict[str, str]) -> tuple[int, http.client.HTTPMessage]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        body = urllib.parse.urlencode(form)
+        conn.request("POST", target, body, {**headers, "Content-Type": "application/x-www-form-urlencoded"})
+        response = conn.getresponse()
+        response.read()
+        return response.status, response.msg
+    finally:
+        conn.close()
+
+
+def test_customers_sign_in_with_a_csrf_token_one_session_per_account(demo):
+    with demo.DemoShop(items=10, accounts={"ann": "pw-ann"}, **QUIET) as shop:
+        first = new_session(shop)
+        status, _, page = fetch(shop.port, "/login", first)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
+        assert (
+            post(shop.port, "/login", {"csrf_token": "forged", "username": "ann", "password": "pw-ann"}, first)[0]
+            == 403
+        )
+        _, _, page = fetch(shop.port, "/login", first)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
+        status, headers = post(
+            shop.port, "/login", {"csrf_token": token, "username": "ann", "password": "pw-ann"}, first
+        )
+        assert (status, headers["Location"]) == (302, "/account")
+        assert "Signed in as ann" in fetch(shop.port, "/account", first)[2]
+        assert "member-price" in fetch(shop.port, "/item/1", first)[2]
+        second = new_session(shop)
+        _, _, page = fetch(shop.port, "/item/2", second)  # asked before its login
+        assert "member-price" not in page
+        _, _, page = fetch(shop.port, "/login", second)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
+        post(shop.port, "/login", {"csrf_token": token, "username": "ann", "password": "wrong"}, second)
+        _, _, page = fetch(shop.port, "/login", second)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
+        assert (
+            post(shop.port, "/login", {"csrf_token": token, "username": "ann", "password": "pw-ann"}, second)[0] == 302
+        )
+        assert "member-price" not in fetch(shop.port, "/item/1", first)[2]  # signed out by the second login
+        summary = shop.summary()
+        assert (summary["logins"], summary["logins_failed"], summary["kicked"]) == (2, 1, 1)
+        assert (summary["member_prices_served"], summary["requests_before_login"]) == (1, 1)

@@ -219,13 +219,18 @@ class DemoShop(LocalServer):
                 "exit_blocked": self._counts["exit_blocked"],
                 "server_errors": self._counts["server_errors"],
                 "requests_by_exit": dict(self._by_exit),
-                "logins": self._counts["logins"],
-                "logins_failed": self._counts["logins_failed"],
-                "kicked": self._counts["kicked"],
-                "member_prices_served": self._counts["member_prices"],
-                "requests_before_login": self._counts["before_login"],
                 "busy_secs": max(self._last_request_at - self._first_request_at, 0.0),
+                **(self._account_summary() if self.accounts else {}),
             }
+
+    def _account_summary(self) -> dict[str, int]:
+        return {
+            "logins": self._counts["logins"],
+            "logins_failed": self._counts["logins_failed"],
+            "kicked": self._counts["kicked"],
+            "member_prices_served": self._counts["member_prices"],
+            "requests_before_login": self._counts["before_login"],
+        }
 
     def handle(self, request: BaseHTTPRequestHandler) -> None:
         form = dict(parse_qsl(read_body(request).decode("utf-8", "replace"))) if request.command == "POST" else None
