@@ -130,7 +130,7 @@ class InitRunner:
         return waiter
 
     async def _drive(self, session: Session, pool: SessionPool, pool_name: str | None) -> None:
-        reason = reasons.INIT_ERROR
+        reason = reasons.INIT_ERROR  # unless the run says otherwise: an error of ours fails the init too
         try:
             reason = await self._timed(self._run(session, pool, pool_name), session)
         finally:
@@ -140,9 +140,9 @@ class InitRunner:
             finally:
                 for waiter in self._waiting.pop(session.id, ()):
                     waiter.callback(ok)
-        if ok:
-            self._fresh.add(session.id)
-        self._counted(ok, counts=reason != reasons.INIT_INTERRUPTED)
+                if ok:
+                    self._fresh.add(session.id)
+                self._counted(ok, counts=reason != reasons.INIT_INTERRUPTED)
 
     async def _timed(self, run: Coroutine[Any, Any, str], session: Session) -> str:
         """``run``'s reason, or ``init_interrupted`` past ``SESSIONPOOL_INIT_TIMEOUT`` or at the close."""
