@@ -46,7 +46,8 @@ class Outcome:
     ``retry``: the request goes again instead of reaching the spider; ``same_session``: the session
     was not to blame, so a request pinned to it may keep it; ``challenge``: it is a re-fetch of a
     challenge page, after ``delay`` seconds, of ``url`` (None: the same URL); ``counted``: the
-    retry counts against the request's rotations (not when it was a suspect session's test).
+    retry counts against the request's rotations (not when it was a suspect session's test);
+    ``browser``: the re-fetch goes to the session's browser (the challenge beat it over HTTP).
     """
 
     retry: bool = False
@@ -56,6 +57,7 @@ class Outcome:
     url: str | None = None
     delay: float = 0.0
     reason: str = ""
+    browser: bool = False
 
 
 _DELIVER = Outcome()
@@ -110,6 +112,8 @@ class PoolManager:
         self.profiles: Any = None
         #: Requests carry their session's ``meta["impersonate"]`` (scrapy-impersonate's handler is on).
         self.impersonate = False
+        #: Called with each session that retires, of any pool (the browser contexts close theirs).
+        self.retired_hooks: list[Callable[[Session], None]] = []
         #: ``stop(reason)`` ends the crawl (the Scrapy glue sets it): a pool whose accounts are all retired.
         self.stop: Callable[[str], None] | None = None
 
@@ -241,6 +245,8 @@ class PoolManager:
     def session_retired(self, session: Session) -> None:
         self.judge.forget(session.id)
         self.jar_keys.forget(session.id)
+        for hook in self.retired_hooks:
+            hook(session)
         reason = session.retired_reason or "unknown"
         self.retired[reason] += 1
         self.stat("retired")
@@ -354,9 +360,19 @@ class PoolManager:
 
     # -- verdicts ---------------------------------------------------------------
 
-    def settle(self, session: Session, verdict: Verdict, *, site: str, sent_at: float, challenges: int = 0) -> Outcome:
+    def settle(
+        self,
+        session: Session,
+        verdict: Verdict,
+        *,
+        site: str,
+        sent_at: float,
+        challenges: int = 0,
+        escalate: bool = False,
+    ) -> Outcome:
         """Apply a verdict on one answer (``challenges``: re-fetches of this request so far) and say
-        what becomes of the request."""
+        what becomes of the request. ``escalate``: a challenge the same session could not get past
+        is fetched once more in its browser instead of counting as a block."""
         kind = verdict.kind
         if session.is_retired and kind not in (VerdictKind.GOOD, VerdictKind.BAD, VerdictKind.NEUTRAL):
             self.pacer.answered(site, session.proxy_url)  # more of a session already retired: nothing new
@@ -389,6 +405,10 @@ class PoolManager:
                     min(max(verdict.delay, 0.0), MAX_CHALLENGE_DELAY),
                     verdict.reason,
                 )
+            if escalate:
+                session.release()
+                self.pacer.answered(site, session.proxy_url)
+                return Outcome(True, True, False, True, verdict.url, 0.0, verdict.reason, browser=True)
             verdict = Verdict.blocked(verdict.reason)  # the same session could not get past it
         self._note_block(verdict.reason)
         tested = session.is_suspect and not session.is_sitting_out  # its block is its own test

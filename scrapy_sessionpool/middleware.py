@@ -22,10 +22,12 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred, DeferredList
 
+from .browser import FLAG_ESCALATED, BrowserContexts, uses_playwright
 from .core.exceptions import MetaError
 from .core.jar_keys import NO_KEY
 from .core.observer import Pending
 from .core.proxies import proxy_label
+from .core.verdict import VerdictKind
 from .fingerprints import headers_for_url, impersonate_target
 from .helpers import get_manager, restart, rotate
 from .meta import (
@@ -50,6 +52,7 @@ from .meta import (
 from .policy import build_policy
 from .session_cookies import SessionCookies
 from .session_init import InitRunner, close_spider
+from .settings import SettingsError
 
 if TYPE_CHECKING:
     from collections.abc import Hashable
@@ -69,6 +72,8 @@ logger = logging.getLogger(__name__)
 _POOL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 #: A waiting request looks at least this often whether the crawl is closing.
 POLL = 0.25
+#: A request beaten by a challenge that its session's browser takes on for another request goes again after this.
+BROWSER_WAIT = 0.5
 
 
 def crawl_is_closing(crawler: Crawler) -> bool:
@@ -127,6 +132,31 @@ class SessionPoolMiddleware:
         #: The sessions' init hook (``SESSIONPOOL_SESSION_INIT`` or the spider's ``init_session``), or None.
         self.inits = InitRunner.from_crawler(crawler, self.manager, lambda: crawl_is_closing(crawler))
         self.manager.stop = lambda reason: close_spider(crawler, reason)
+        #: The sessions' browser contexts, when scrapy-playwright's handler is on (None: it is not).
+        settings = self.manager.settings
+        self.browser = (
+            BrowserContexts(crawler, self.manager.stat, settings.browser_challenge_wait)
+            if uses_playwright(crawler)
+            else None
+        )
+        if settings.browser_escalation and self.browser is None:
+            raise SettingsError(
+                "SESSIONPOOL_BROWSER_ESCALATION: expected scrapy-playwright's download handler in DOWNLOAD_HANDLERS "
+                "(pip install 'scrapy-sessionpool[browser]'), found none"
+            )
+        self.escalation = settings.browser_escalation
+        if (
+            self.browser is not None
+            and self.manager.store is not None
+            and settings.redis_url
+            and settings.persist_state
+        ):
+            raise SettingsError(
+                "DOWNLOAD_HANDLERS: browser sessions (scrapy-playwright) work with the in-process pool only, "
+                "not yet with a Redis store (SESSIONPOOL_PERSIST_STATE_STORE)"
+            )
+        if self.browser is not None:
+            self.manager.retired_hooks.append(self.browser.session_retired)
         self._warned_keys = False
         self._in_flight: WeakKeyDictionary[Request, tuple[Session, float]] = WeakKeyDictionary()
         self._default_user_agent = (crawler.settings.get("USER_AGENT") or "").encode()
@@ -342,7 +372,8 @@ class SessionPoolMiddleware:
         if meta.get(FLAG_COOKIES) or not meta.get("dont_merge_cookies"):
             meta["dont_merge_cookies"] = True  # keeps any cookie middleware's own jars out of session requests
             meta[FLAG_COOKIES] = True
-            if self.cookies is not None and urlparse_cached(request).hostname is not None:  # not data:, file:...
+            browser = self.browser is not None and meta.get("playwright")  # its context sends the cookies
+            if self.cookies is not None and urlparse_cached(request).hostname is not None and not browser:
                 meta[FLAG_COOKIE_HEADER] = self.cookies.send(request, session, self.crawler.spider)
 
         proxy = session.proxy_url
@@ -368,6 +399,9 @@ class SessionPoolMiddleware:
             if target is not None and "impersonate" not in meta:  # the TLS fingerprint of the same browser
                 meta["impersonate"] = target
                 meta[FLAG_IMPERSONATE] = True
+
+        if self.browser is not None and meta.get("playwright"):
+            self.browser.prepare(request, session)
 
         if meta.pop(FLAG_SLOT, False):
             meta.pop("download_slot", None)
@@ -416,24 +450,50 @@ class SessionPoolMiddleware:
 
     def process_response(
         self, request: Request, response: Response, spider: Spider | None = None
-    ) -> Request | Response:
+    ) -> Request | Response | Coroutine[Any, Any, Request | Response]:
         entry = self._in_flight.pop(request, None)
         if entry is None:
             return response
         session, sent_at = entry
         site = urlparse_cached(request).hostname or ""
+        if self.browser is not None and request.meta.get("playwright"):
+            return self._after_browser(request, response, session, sent_at, site)
         if request.meta.get(FLAG_COOKIES) and self.cookies is not None and site:  # not data:, file:...
             self.cookies.receive(request, response, session, self.crawler.spider)
+        return self._judged(request, response, session, sent_at, site)
+
+    async def _after_browser(
+        self, request: Request, response: Response, session: Session, sent_at: float, site: str
+    ) -> Request | Response:
+        """A page of the session's browser: its cookies into the jar, then judged as any answer."""
+        assert self.browser is not None
+
+        def is_challenge(answer: Response) -> bool:
+            return self.policy.response_verdict(request, answer).kind is VerdictKind.CHALLENGE
+
+        response = await self.browser.after(request, response, session, is_challenge)
+        return self._judged(request, response, session, sent_at, site)
+
+    def _judged(
+        self, request: Request, response: Response, session: Session, sent_at: float, site: str
+    ) -> Request | Response:
+        meta = request.meta
         verdict = self.policy.response_verdict(request, response)
         outcome = self.manager.settle(
             session,
             verdict,
             site=site,
             sent_at=sent_at,
-            challenges=request.meta.get(META_CHALLENGES, 0),
+            challenges=meta.get(META_CHALLENGES, 0),
+            escalate=self.escalation and not meta.get(FLAG_ESCALATED),
         )
-        if request.meta.get(FLAG_INIT):  # no rotation: its init judges the answer (a challenge is re-fetched)
-            again = self._again(request, outcome) if outcome.challenge else None
+        if self.browser is not None:
+            if meta.get(FLAG_ESCALATED):
+                self.browser.escalated(session, passed=verdict.kind is VerdictKind.GOOD)
+            elif verdict.kind is VerdictKind.GOOD and not meta.get("playwright"):
+                self.browser.back_to_http(session)
+        if meta.get(FLAG_INIT):  # no rotation: its init judges the answer (a challenge is re-fetched)
+            again = self._again(request, outcome, session) if outcome.challenge else None
             return response if again is None else again
         if not outcome.retry:
             if self.inits is not None and self.inits.has_check:
@@ -441,7 +501,7 @@ class SessionPoolMiddleware:
                     return self._init_lost(request, session)
                 self.inits.passed(session)
             return response
-        new = self._again(request, outcome)
+        new = self._again(request, outcome, session)
         if new is not None:
             return new
         self.manager.stat("rotations_exhausted")
@@ -458,6 +518,8 @@ class SessionPoolMiddleware:
         if entry is None:
             return None
         session, sent_at = entry
+        if self.browser is not None and request.meta.get("playwright"):
+            self.browser.failed(request, session)
         verdict = self.policy.exception_verdict(request, exception)
         outcome = self.manager.settle(session, verdict, site=urlparse_cached(request).hostname or "", sent_at=sent_at)
         return self._again(request, outcome) if outcome.retry and not request.meta.get(FLAG_INIT) else None
@@ -479,9 +541,29 @@ class SessionPoolMiddleware:
             raise IgnoreRequest("sessionpool: rotations exhausted (check_failed)")
         return new
 
-    def _again(self, request: Request, outcome: Outcome) -> Request | None:
+    def _escalate(self, request: Request, session: Session) -> Request:
+        """Once more in the session's browser, unless its browser is on the challenge already (then
+        once more over HTTP, when it is done) or got past it since this request left (at once)."""
+        assert self.browser is not None
+        what = self.browser.escalation(session, request.meta.get(FLAG_SENT_AT, 0.0))
+        new = request.replace(dont_filter=True, priority=request.priority + self._redirect_priority)
+        meta = new.meta
+        meta.pop(FLAG_SENT_AT, None)
+        if what == "browser":
+            self.manager.stat("browser/escalations")
+            meta["playwright"] = True
+            meta[FLAG_ESCALATED] = True
+        else:
+            self.manager.stat(f"browser/escalation_{what}")
+            if what == "wait":
+                meta[FLAG_NOT_BEFORE] = time.time() + BROWSER_WAIT
+        return new
+
+    def _again(self, request: Request, outcome: Outcome, session: Session | None = None) -> Request | None:
         """The request once more: a challenge re-fetch with the same session, or a rotation."""
         meta = request.meta
+        if outcome.browser and self.browser is not None and session is not None:
+            return self._escalate(request, session)
         if outcome.challenge:
             url = outcome.url or request.url
             # a continuation, like a meta refresh: first in the queue, as Scrapy's redirects
@@ -502,7 +584,9 @@ class SessionPoolMiddleware:
             counted=outcome.counted,
         )
 
-    def _spider_closed(self, spider: Spider) -> None:
+    async def _spider_closed(self, spider: Spider) -> None:
         for session, _ in list(self._in_flight.values()):
             session.release()
         self._in_flight.clear()
+        if self.browser is not None:
+            await self.browser.close()

@@ -396,6 +396,8 @@ class PoolSettings:
     accounts: tuple[Any, ...] = setting((), _accounts, per_pool=True, empty_is_unset=True)
     account_rest_secs: float = setting(900.0, _number, maximum=YEAR)
     account_max_blocks: int = setting(3, _int, 1, 1_000_000)
+    browser_escalation: bool = setting(False, _bool)
+    browser_challenge_wait: float = setting(10.0, _positive, maximum=600)
     fingerprints: bool = setting(False, _bool)
     fingerprint_browsers: tuple[str, ...] = setting(("chrome", "firefox", "safari", "edge"), _str_list)
     pools: Mapping[str, PoolSettings] = setting({}, _pools, empty_is_unset=True)

@@ -1,0 +1,111 @@
+"""Full crawls with browser sessions: real headless Chromium through scrapy-playwright, a local site behind a
+JavaScript challenge, local proxies. A session passes the challenge once in its own browser context, then
+crawls over plain HTTP with the cookie it earned, through the same exit and with the same User-Agent."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from importlib.util import find_spec
+
+import pytest
+import pytest_twisted
+import scrapy
+
+from tests.crawling import make_crawler, stats
+from tests.support.challenge_site import ChallengeSite
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _missing() -> str | None:
+    if find_spec("scrapy_playwright") is None:
+        return "scrapy-playwright is not installed (pip install 'scrapy-sessionpool[browser]')"
+    if CHROMIUM is None:
+        return "Chromium is not installed (apt-get install chromium)"
+    return None
+
+
+if (reason := _missing()) is not None:
+    if os.environ.get("CI") == "true":
+        raise RuntimeError(f"browser tests cannot run in CI: {reason}")
+    pytest.skip(f"browser tests skipped: {reason}", allow_module_level=True)
+
+BROWSER = {
+    "DOWNLOAD_HANDLERS": {
+        "http": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
+        "https": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
+    },
+    "PLAYWRIGHT_LAUNCH_OPTIONS": {"executable_path": CHROMIUM, "headless": True},
+    "SESSIONPOOL_CHALLENGE_PATTERNS": [r"Just a moment\.\.\."],
+    "SESSIONPOOL_BROWSER_ESCALATION": True,
+    "SESSIONPOOL_MAX_CHALLENGE_REFETCHES": 1,
+}
+
+
+class ItemsSpider(scrapy.Spider):
+    name = "items"
+
+    def __init__(self, urls, meta=None, **kwargs):
+        super().__init__(**kwargs)
+        self.urls, self.meta = urls, meta or {}
+        self.items: dict[str, scrapy.http.Response] = {}
+
+    async def start(self):
+        for url in self.urls:
+            yield scrapy.Request(url, meta=dict(self.meta), dont_filter=True)
+
+    def parse(self, response):
+        name = response.css("h1.name::text").get()
+        if name:
+            self.items[name] = response
+
+
+def chromium_processes() -> int:
+    found = subprocess.run(["pgrep", "-c", "-f", CHROMIUM], capture_output=True, text=True, check=False)
+    return int(found.stdout.strip() or 0)
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_session_passes_the_challenge_once_in_its_browser_then_crawls_over_http(make_proxies):
+    proxies = make_proxies(2)
+    before = chromium_processes()
+    with ChallengeSite(items=30, subresource_cookie=True) as site:
+        settings = {
+            **BROWSER,
+            "SESSIONPOOL_PROXIES": [p.url for p in proxies],
+            "SESSIONPOOL_MAX_POOL_SIZE": 2,
+            "CONCURRENT_REQUESTS": 4,
+        }
+        crawler = make_crawler(ItemsSpider, settings)
+        yield crawler.crawl(urls=[site.url(f"/items/{n}") for n in range(30)])
+        got = stats(crawler)
+        spider = crawler.spider
+        assert sorted(spider.items) == sorted(f"Item {n}" for n in range(30)), got
+        renders = got["browser/renders"]
+        assert renders == got["browser/escalations"] == got["browser/challenges_passed"], got
+        assert renders <= got["created"] == 2, got  # one render per session life
+        assert got["browser/handed_back"] == renders
+        rendered = [r for r in spider.items.values() if "playwright" in r.flags]
+        assert len(rendered) == renders  # every other item came over plain HTTP
+        # the cookies the browser earned went out over HTTP with the same exit and User-Agent
+        pages = [hit for hit in site.hits if hit.event in ("page", "solved")]
+        assert {hit.exit for hit in pages} <= {p.name for p in proxies}
+        assert not [hit for hit in site.hits if hit.event == "mismatch"]
+        for hit in pages:
+            assert "visitor=" in (hit.cookie or "") and "challenge=" in (hit.cookie or "")
+    deadline = time.monotonic() + 10
+    while chromium_processes() > before and time.monotonic() < deadline:  # no browser left behind
+        time.sleep(0.1)
+    assert chromium_processes() <= before
+
+
+@pytest_twisted.inlineCallbacks
+def test_plain_scrapy_gets_nothing_past_the_challenge():
+    with ChallengeSite(items=5) as site:
+        crawler = make_crawler(ItemsSpider, {"SESSIONPOOL_ENABLED": False})
+        yield crawler.crawl(urls=[site.url(f"/items/{n}") for n in range(5)])
+        assert crawler.spider.items == {}
+        assert site.pages_served() == set()
