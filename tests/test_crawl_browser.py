@@ -87,7 +87,7 @@ def test_a_session_passes_the_challenge_once_in_its_browser_then_crawls_over_htt
         renders = got["browser/renders"]
         assert renders == got["browser/escalations"] == got["browser/challenges_passed"], got
         assert renders <= got["created"] == 2, got  # one render per session life
-        assert got["browser/handed_back"] == renders
+        assert 1 <= got["browser/handed_back"] <= renders  # back on HTTP (the last may have had no more to do)
         rendered = [r for r in spider.items.values() if "playwright" in r.flags]
         assert len(rendered) == renders  # every other item came over plain HTTP
         # the cookies the browser earned went out over HTTP with the same exit and User-Agent
