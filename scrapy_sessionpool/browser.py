@@ -139,6 +139,7 @@ class BrowserContexts:
         self.max_contexts: int | None = crawler.settings.getint("PLAYWRIGHT_MAX_CONTEXTS") or None
         self._contexts: OrderedDict[str, Any] = OrderedDict()  # session id -> its context (None: being made)
         self._busy: dict[str, int] = {}  # pages in flight, by session
+        self._owed = 0  # contexts to close as soon as they go idle, for new ones that wait for room
         self._passed: set[str] = set()  # sessions that got past a challenge in the browser, back to HTTP
         self._escalating: set[str] = set()  # sessions whose browser takes on a challenge now
         self._cleared_at: dict[str, float] = {}  # when each session last got past a challenge in its browser
@@ -202,8 +203,8 @@ class BrowserContexts:
         if own is None:  # a context of the request's own: nothing of the session's in it
             return response
         page = meta.get("playwright_page")
-        self._done(session)
         if page is None:
+            self._done(session)
             return response
         try:
             context = page.context
@@ -216,6 +217,7 @@ class BrowserContexts:
             if not own["include_page"]:
                 meta.pop("playwright_page", None)
                 await page.close()
+            self._done(session)
         if session.is_retired:
             self._close(session.id)
         return response
@@ -280,21 +282,28 @@ class BrowserContexts:
             self.stat("browser/handed_back")
 
     def _done(self, session: Session) -> None:
+        """A page of ``session`` is over; its context, idle now, closes if a new one waits for room."""
         left = self._busy.get(session.id, 0) - 1
         if left > 0:
             self._busy[session.id] = left
-        else:
-            self._busy.pop(session.id, None)
+            return
+        self._busy.pop(session.id, None)
+        if self._owed and self._contexts.get(session.id) is not None:
+            self._owed -= 1
+            self.stat("browser/contexts_closed/lru")
+            self._close(session.id)
 
     def _make_room(self) -> None:
-        """Close the least recently used idle context if a new one would be one too many."""
-        if self.max_contexts is None or len(self._contexts) < self.max_contexts:
+        """Close the least recently used idle context if a new one would be one too many (with none idle,
+        the next to go idle closes: scrapy-playwright makes the new one wait till then)."""
+        if self.max_contexts is None or len(self._contexts) - self._owed < self.max_contexts:
             return
         for sid in self._contexts:
             if not self._busy.get(sid) and self._contexts[sid] is not None:
                 self.stat("browser/contexts_closed/lru")
                 self._close(sid)
                 return
+        self._owed += 1
 
     def session_retired(self, session: Session) -> None:
         self._passed.discard(session.id)
@@ -305,6 +314,7 @@ class BrowserContexts:
     def _close(self, sid: str) -> None:
         context = self._contexts.pop(sid, None)
         if context is not None:
+            self.stat("browser/contexts_closed")
             logger.debug("Closing the browser context of session %s", sid)
             deferred_from_coro(context.close())
 

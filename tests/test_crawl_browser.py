@@ -109,3 +109,88 @@ def test_plain_scrapy_gets_nothing_past_the_challenge():
         yield crawler.crawl(urls=[site.url(f"/items/{n}") for n in range(5)])
         assert crawler.spider.items == {}
         assert site.pages_served() == set()
+
+
+def _cookies(crawler):
+    from scrapy_sessionpool import get_pool
+
+    return {s.id: {c.name: c for c in s.cookie_jar} for s in get_pool(crawler)}
+
+
+@pytest_twisted.inlineCallbacks
+def test_the_cookies_the_browser_earned_keep_their_attributes_in_the_jar(make_proxies):
+    with ChallengeSite(items=6, subresource_cookie=True, clearance_secs=600) as site:
+        settings = {**BROWSER, "SESSIONPOOL_PROXIES": [make_proxies(1)[0].url], "SESSIONPOOL_MAX_POOL_SIZE": 1}
+        crawler = make_crawler(ItemsSpider, settings)
+        yield crawler.crawl(urls=[site.url(f"/items/{n}") for n in range(6)])
+        assert len(crawler.spider.items) == 6
+        (jar,) = _cookies(crawler).values()
+    clearance, visitor = jar["challenge"], jar["visitor"]
+    assert (clearance.domain, clearance.path, clearance.domain_specified) == ("127.0.0.1", "/", False)  # host-only
+    assert time.time() + 500 < clearance.expires <= time.time() + 600  # max-age, from the script
+    assert clearance._rest.get("SameSite") == "Lax" and "HttpOnly" not in clearance._rest
+    assert visitor.expires is None and visitor._rest.get("SameSite") == "Strict" and "HttpOnly" in visitor._rest
+    assert not visitor.secure
+
+
+@pytest_twisted.inlineCallbacks
+def test_past_playwright_max_contexts_the_least_recently_used_closes_and_is_made_again_from_the_jar(make_proxies):
+    """Every request in the browser, two sessions, one context at a time: contexts close and are made
+    again with the session's cookies, so no session solves the challenge twice."""
+    proxies = make_proxies(2)
+    with ChallengeSite(items=10, subresource_cookie=True) as site:
+        settings = {
+            **BROWSER,
+            "SESSIONPOOL_PROXIES": [p.url for p in proxies],
+            "SESSIONPOOL_MAX_POOL_SIZE": 2,
+            "SESSIONPOOL_WARM_UP": False,
+            "PLAYWRIGHT_MAX_CONTEXTS": 1,
+            "CONCURRENT_REQUESTS": 1,  # the sessions take turns: each turn closes a context and makes one again
+        }
+        crawler = make_crawler(ItemsSpider, settings)
+        yield crawler.crawl(urls=[site.url(f"/items/{n}") for n in range(10)], meta={"playwright": True})
+        got = stats(crawler)
+        assert len(crawler.spider.items) == 10, got
+        assert got["browser/contexts_closed/lru"] >= 1
+        assert crawler.stats.get_value("playwright/context_count") > 2  # made again
+        assert len(site.solves()) == got["created"] == 2  # the cookies came back with each new context
+        assert not [hit for hit in site.hits if hit.event == "mismatch"]  # no session's cookie in another's
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_session_that_retires_closes_its_context(make_proxies):
+    with ChallengeSite(items=12) as site:
+        settings = {
+            **BROWSER,
+            "SESSIONPOOL_PROXIES": [make_proxies(1)[0].url],
+            "SESSIONPOOL_MAX_POOL_SIZE": 1,
+            "SESSIONPOOL_MAX_USAGE_COUNT": 4,
+            "CONCURRENT_REQUESTS": 1,
+        }
+        crawler = make_crawler(ItemsSpider, settings)
+        yield crawler.crawl(urls=[site.url(f"/items/{n}") for n in range(12)], meta={"playwright": True})
+        got = stats(crawler)
+        assert len(crawler.spider.items) == 12, got
+        assert got["retired/max_usage_count"] >= 2
+        assert got["browser/contexts_closed"] >= got["retired/max_usage_count"]
+        assert crawler.stats.get_value("playwright/context_count") == got["created"]  # one context per session
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_clearance_that_expires_is_earned_again_in_the_browser(make_proxies):
+    with ChallengeSite(items=20, clearance_secs=1.0) as site:
+        settings = {
+            **BROWSER,
+            "SESSIONPOOL_PROXIES": [make_proxies(1)[0].url],
+            "SESSIONPOOL_MAX_POOL_SIZE": 1,
+            "CONCURRENT_REQUESTS": 1,
+            "DOWNLOAD_DELAY": 0.15,
+        }
+        crawler = make_crawler(ItemsSpider, settings)
+        started = time.monotonic()
+        yield crawler.crawl(urls=[site.url(f"/items/{n}") for n in range(20)])
+        seconds = time.monotonic() - started
+        got = stats(crawler)
+        assert len(crawler.spider.items) == 20, got
+        assert 2 <= got["browser/renders"] <= 1 + seconds / 1.0 + 1  # one per session life, one per expiry
+        assert got["created"] == 1
