@@ -1,4 +1,6 @@
 # make demo   - create the virtualenv, install, run the demo (example_project/run_demo.py)
+# make demo-browser - the shop behind a JavaScript challenge: sessions pass it in their
+#               own browser (scrapy-playwright, Debian's chromium), then crawl over HTTP
 # make demo-workers - two scrapy-redis workers share one queue and one pool
 #               (example_project/run_workers.py; starts its own redis-server)
 # make lint   - ruff (lint and format check) and mypy (strict for the pure core)
@@ -20,7 +22,7 @@ PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
 PHONY_BENCH = bench-blocks
-.PHONY: demo demo-workers lint test test-latest test-min bench $(PHONY_BENCH) bench-core bench-store bench-middleware bench-crawl bench-pool-size bench-kill bench-soak bench-outage bench-workers bench-logins clean
+.PHONY: demo demo-workers lint test test-latest test-min bench $(PHONY_BENCH) bench-core bench-store bench-middleware bench-crawl bench-pool-size bench-kill bench-soak bench-outage bench-workers bench-logins bench-browser demo-browser clean
 
 test: lint test-latest test-min
 
@@ -31,6 +33,9 @@ lint: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/python example_project/run_demo.py $(DEMO_ARGS)
+
+demo-browser: $(VENV)/.installed
+	$(VENV)/bin/python example_project/run_browser.py $(DEMO_ARGS)
 
 demo-workers: $(VENV)/.installed
 	$(VENV)/bin/python example_project/run_workers.py $(DEMO_ARGS)
@@ -53,7 +58,7 @@ $(VENV_MIN)/.installed: setup.cfg pyproject.toml
 	$(VENV_MIN)/bin/python -c "import scrapy; print('Scrapy', scrapy.__version__, 'in $(VENV_MIN)')"
 	touch $@
 
-bench: bench-core bench-store bench-middleware bench-crawl bench-pool-size bench-kill bench-soak bench-outage bench-workers bench-logins
+bench: bench-core bench-store bench-middleware bench-crawl bench-pool-size bench-kill bench-soak bench-outage bench-workers bench-logins bench-browser
 
 bench-core: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bench_core.py
@@ -63,6 +68,9 @@ bench-store: $(VENV)/.installed
 
 bench-middleware: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bench_middleware.py --previous $(BENCH_PREVIOUS)
+
+bench-browser: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/bench_browser.py $(BENCH_ARGS)
 
 bench-logins: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bench_logins.py $(BENCH_ARGS)

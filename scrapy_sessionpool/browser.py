@@ -42,6 +42,8 @@ FLAG_OWN = "_sessionpool_playwright_own"
 FLAG_ESCALATED = "_sessionpool_escalated"
 #: How often a challenge page in the browser is looked at again while its script runs.
 POLL = 0.1
+#: How long other requests of a session wait for its escalation before they may escalate again themselves.
+ESCALATION_HOLD = 60.0
 _SAME_SITE = {"strict": "Strict", "lax": "Lax", "none": "None"}
 
 
@@ -141,7 +143,8 @@ class BrowserContexts:
         self._busy: dict[str, int] = {}  # pages in flight, by session
         self._owed = 0  # contexts to close as soon as they go idle, for new ones that wait for room
         self._passed: set[str] = set()  # sessions that got past a challenge in the browser, back to HTTP
-        self._escalating: set[str] = set()  # sessions whose browser takes on a challenge now
+        #: sessions whose browser takes on a challenge now (from when the escalation was decided)
+        self._escalating: dict[str, float] = {}
         self._cleared_at: dict[str, float] = {}  # when each session last got past a challenge in its browser
 
     def name(self, session: Session) -> str:
@@ -180,7 +183,7 @@ class BrowserContexts:
         meta["playwright_include_page"] = True  # to read the context's cookies after the page
         meta["playwright_page_init_callback"] = self._page_init(session, own["init"])
         if meta.get(FLAG_ESCALATED):
-            self._escalating.add(session.id)
+            self._escalating[session.id] = time.monotonic()
         self.stat("browser/renders")
 
     def _page_init(self, session: Session, own: Any) -> Any:
@@ -251,14 +254,14 @@ class BrowserContexts:
         if own is None:
             return
         self._done(session)
-        self._escalating.discard(session.id)
+        self._escalating.pop(session.id, None)
         page = None if own["include_page"] else request.meta.pop("playwright_page", None)
         if page is not None:
             deferred_from_coro(page.close())
 
     def escalated(self, session: Session, passed: bool) -> None:
         """The browser of ``session`` took on a challenge that beat it over HTTP, and ``passed`` it or not."""
-        self._escalating.discard(session.id)
+        self._escalating.pop(session.id, None)
         if passed:
             self.stat("browser/challenges_passed")
             self._passed.add(session.id)
@@ -268,10 +271,11 @@ class BrowserContexts:
         """What a request of ``session`` that a challenge beat over HTTP does: ``"browser"`` (the
         session's browser takes it on), ``"wait"`` (the browser is on it for another request: go
         again a little later) or ``"again"`` (it got past since this request left: go again now)."""
-        if session.id in self._escalating:
+        if time.monotonic() - self._escalating.get(session.id, float("-inf")) < ESCALATION_HOLD:
             return "wait"
         if self._cleared_at.get(session.id, float("-inf")) > sent_at:
             return "again"
+        self._escalating[session.id] = time.monotonic()  # from now: its escalated request may wait in the queue
         return "browser"
 
     def back_to_http(self, session: Session) -> None:
@@ -307,6 +311,7 @@ class BrowserContexts:
 
     def session_retired(self, session: Session) -> None:
         self._passed.discard(session.id)
+        self._escalating.pop(session.id, None)
         self._cleared_at.pop(session.id, None)
         if not self._busy.get(session.id):
             self._close(session.id)
