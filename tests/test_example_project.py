@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -121,3 +123,25 @@ def test_two_scrapy_redis_workers_crawl_the_demo_shop_together(own_redis, tmp_pa
     rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines() if line.strip()}
     assert rows["items"][-3:] == ["60", "/", "60"]  # all workers together: every item, none twice
     assert sum(int(n) for n in rows["items"][:2]) == 60  # (how they share it: tests/test_crawl_distributed.py)
+
+
+def test_the_browser_demo_passes_the_shop_challenge_in_a_browser_and_crawls_over_http(tmp_path):
+    pytest.importorskip("scrapy_playwright", reason="scrapy-playwright is not installed (the browser extra)")
+    if shutil.which("chromium") is None:
+        reason = "Chromium is not installed (apt-get install chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLE / "run_browser.py"), "--items", "40", "--state", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    got, total = obtained(result.stdout)
+    plain, _ = obtained(result.stdout, 1)
+    assert (got, total, plain) == (40, 40, 0)
+    renders = int(re.search(r"^browser renders\s+(\d+)", result.stdout, re.MULTILINE)[1])
+    sessions = int(re.search(r"^sessions created\s+(\d+)", result.stdout, re.MULTILINE)[1])
+    assert 1 <= renders <= sessions  # one render per session life at most

@@ -16,6 +16,11 @@ Guards, in the order a request meets them (``GET /__stats`` skips them all):
 
 Some item pages are slow and some fail once with 500: those are not blocks.
 
+With ``challenge``, every page first needs a ``shop_clearance`` cookie that only a browser gets: a
+page without it is a "Just a moment..." page whose script computes the cookie from a nonce and
+reloads. The cookie is bound to the exit and the User-Agent that got the page, and lasts
+``challenge_secs``.
+
 With ``accounts`` (username -> password), customers can sign in: ``GET /login`` shows a form with a
 csrf token bound to the session cookie, ``POST /login`` signs that session in, and signs out the
 account's previous session (one session per account). Item pages show a signed-in session its
@@ -149,6 +154,8 @@ class DemoShop(LocalServer):
         slow_secs: tuple[float, float] = (1.0, 2.0),
         flaky: float = 0.02,
         accounts: Mapping[str, str] | None = None,
+        challenge: bool = False,
+        challenge_secs: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 1 <= categories <= len(CATEGORIES):
@@ -166,6 +173,8 @@ class DemoShop(LocalServer):
         self.exit_block_secs = exit_block_secs
         self.clock = clock
         self.accounts = dict(accounts or {})
+        self.challenge, self.challenge_secs = challenge, challenge_secs
+        self._clearances: dict[str, tuple[str, str, float]] = {}  # cookie -> (exit, User-Agent, issued at)
         self._signed_in: dict[str, _Session] = {}  # account -> its session
         rng = random.Random(seed)
         self.categories = CATEGORIES[:categories]
@@ -221,6 +230,7 @@ class DemoShop(LocalServer):
                 "requests_by_exit": dict(self._by_exit),
                 "busy_secs": max(self._last_request_at - self._first_request_at, 0.0),
                 **(self._account_summary() if self.accounts else {}),
+                **({"challenges": self._counts["challenges"]} if self.challenge else {}),
             }
 
     def _account_summary(self) -> dict[str, int]:
@@ -239,7 +249,9 @@ class DemoShop(LocalServer):
             return
         exit_ip = request.headers.get("X-Proxy-Name") or "direct"
         with self._lock:
-            page = self._answer(request.path, exit_ip, request.headers.get("Cookie"), form)
+            page = self._gate(exit_ip, request.headers.get("User-Agent") or "", request.headers.get("Cookie"))
+            if page is None:
+                page = self._answer(request.path, exit_ip, request.headers.get("Cookie"), form)
         if page.delay:
             time.sleep(page.delay)
         send(request, page.status, page.body, [("Content-Type", _HTML), *page.headers])
@@ -293,6 +305,21 @@ class DemoShop(LocalServer):
         session.account = username
         self._counts["logins"] += 1
         return _Page(302, b"", (("Location", "/account"),))
+
+    def _gate(self, exit_ip: str, agent: str, cookie_header: str | None) -> _Page | None:
+        """With ``challenge``: the challenge page, unless the request has a clearance of its exit and agent."""
+        if not self.challenge:
+            return None
+        now = self.clock()
+        given = _cookie(cookie_header, CLEARANCE) or ""
+        bound = self._clearances.get(given)
+        if bound is not None and bound[:2] == (exit_ip, agent) and now - bound[2] < self.challenge_secs:
+            return None
+        self._counts["challenges"] += 1
+        self._counts["requests"] += 1
+        nonce = secrets.token_hex(8)
+        self._clearances[_clearance(nonce)] = (exit_ip, agent, now)
+        return _Page(200, _html("Just a moment...", _CHALLENGE % {"nonce": nonce, "name": CLEARANCE}))
 
     def _exit_refusal(self, exit_: _Exit, now: float) -> _Page | None:
         """A 503 for a blocked exit or one over the rate limit."""
@@ -409,6 +436,24 @@ class DemoShop(LocalServer):
             body += f'<p>Your price: <span class="member-price">{float(item.price) * 0.9:.2f}</span></p>'
 
         return _Page(200, _html(item.name, body), delay=self.slow_items.get(n, 0.0))
+
+
+CLEARANCE = "shop_clearance"
+#: The challenge page: its script stores the nonce, reversed and hex-summed, as the clearance, and reloads.
+_CHALLENGE = """<p>Checking your browser...</p><script>
+var n = "%(nonce)s", s = 0, r = n.split("").reverse().join("");
+for (var i = 0; i < r.length; i++) { s = (s * 31 + r.charCodeAt(i)) %% 1000000007; }
+document.cookie = "%(name)s=" + r + "." + s + "; path=/; SameSite=Lax";
+location.reload();
+</script>"""
+
+
+def _clearance(nonce: str) -> str:
+    """The cookie value the challenge script computes for ``nonce``."""
+    reverse, total = nonce[::-1], 0
+    for char in reverse:
+        total = (total * 31 + ord(char)) % 1_000_000_007
+    return f"{reverse}.{total}"
 
 
 def _login_form(token: str) -> str:
