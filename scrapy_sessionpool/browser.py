@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
 from collections import OrderedDict
 from http.cookiejar import Cookie
@@ -120,6 +121,14 @@ def jar_cookie(shown: dict[str, Any], kept: Cookie | None = None) -> Cookie:
     )
 
 
+_BODY = re.compile(rb"<body[^>]*>\s*[^\s<]|<body[^>]*>\s*<(?!/body)", re.IGNORECASE)
+
+
+def _whole(response: Response) -> bool:
+    """Has the page a body with something in it (not a document caught between two navigations)?"""
+    return bool(_BODY.search(response.body))
+
+
 def _proxy(proxy_url: str) -> dict[str, str]:
     """Playwright's proxy settings of a proxy URL (its credentials apart, as Playwright wants them)."""
     parts = urlsplit(proxy_url)
@@ -213,7 +222,7 @@ class BrowserContexts:
             context = page.context
             if session.id in self._contexts:
                 self._contexts[session.id] = context
-            if meta.get(FLAG_ESCALATED) and is_challenge(response):
+            if meta.get(FLAG_ESCALATED) and (is_challenge(response) or not _whole(response)):
                 response = await self._past_challenge(page, request, response, is_challenge)
             self._into_jar(session, await context.cookies())
         finally:
@@ -226,18 +235,20 @@ class BrowserContexts:
         return response
 
     async def _past_challenge(self, page: Any, request: Request, response: Response, is_challenge: Any) -> Response:
-        """Wait while the challenge's script runs and reloads, until the page is another (or time is up)."""
+        """Wait while the challenge's script runs and reloads, until the page is another one, whole
+        (or time is up: the challenge page it is)."""
         deadline = time.monotonic() + self.challenge_wait
         while time.monotonic() < deadline:
             await page.wait_for_timeout(POLL * 1000)
             try:
+                await page.wait_for_load_state("load")
                 body = (await page.content()).encode("utf-8")
             except Exception:  # noqa: BLE001, S112 - the page is navigating: look again
                 continue
             answer = HtmlResponse(
                 page.url, status=200, body=body, encoding="utf-8", request=request, flags=["playwright"]
             )
-            if not is_challenge(answer):
+            if _whole(answer) and not is_challenge(answer):
                 return answer
         return response
 

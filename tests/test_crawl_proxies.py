@@ -82,7 +82,11 @@ def test_a_rate_limited_exit_cools_down_and_its_sessions_are_kept(make_proxies):
         s = stats(crawler)
         assert s["blame/exit"] + s.get("blame/site", 0) >= 1 and s["blocks/status_503"] >= 1
         verdicts = {k: v for k, v in s.items() if k.startswith(("retired", "blame", "blocks"))}
-        assert "retired" not in s and "blame/session" not in s, verdicts  # the sessions were not to blame
+        # the sessions were not to blame; a newcomer whose first request met the limit may be read as
+        # refused by the exit (an exit's decision, not a session's): now and then, on a busy machine
+        retired = {k: v for k, v in s.items() if k.startswith("retired/")}
+        assert "blame/session" not in s and set(retired) <= {"retired/new_session_refused"}, str(verdicts)
+        assert s.get("retired", 0) <= 1, str(verdicts)
         assert s["created"] <= 8  # fresh sessions stand in while suspects sit out: twice the pool at most
         assert sum(site.rate_limited.values()) >= 1
 

@@ -297,6 +297,8 @@ BAD = [
     ("ACCOUNT_REST_SECS", -1, "SESSIONPOOL_ACCOUNT_REST_SECS: expected a number >= 0 and <= 31,536,000, got -1"),
     ("ACCOUNT_MAX_BLOCKS", 0, "SESSIONPOOL_ACCOUNT_MAX_BLOCKS: expected an integer from 1 to 1,000,000, got 0"),
     ("FINGERPRINTS", "yes", "SESSIONPOOL_FINGERPRINTS: expected True or False, got 'yes'"),
+    ("BROWSER_ESCALATION", "yes", "SESSIONPOOL_BROWSER_ESCALATION: expected True or False, got 'yes'"),
+    ("BROWSER_CHALLENGE_WAIT", 0, "SESSIONPOOL_BROWSER_CHALLENGE_WAIT: expected a number > 0 and <= 600, got 0"),
     ("FINGERPRINT_BROWSERS", [""], "SESSIONPOOL_FINGERPRINT_BROWSERS: expected a list of non-empty strings, got ['']"),
 ]
 
