@@ -121,6 +121,8 @@ def jar_cookie(shown: dict[str, Any], kept: Cookie | None = None) -> Cookie:
     )
 
 
+#: The HTTP status of the page's last navigation, as the browser got it (0 where it cannot tell).
+_STATUS = "() => (performance.getEntriesByType('navigation')[0] || {}).responseStatus || 0"
 _BODY = re.compile(rb"<body[^>]*>\s*[^\s<]|<body[^>]*>\s*<(?!/body)", re.IGNORECASE)
 
 
@@ -243,10 +245,16 @@ class BrowserContexts:
             try:
                 await page.wait_for_load_state("load")
                 body = (await page.content()).encode("utf-8")
+                status = await page.evaluate(_STATUS)  # the status the reload got: a 500 stays a 500
             except Exception:  # noqa: BLE001, S112 - the page is navigating: look again
                 continue
             answer = HtmlResponse(
-                page.url, status=200, body=body, encoding="utf-8", request=request, flags=["playwright"]
+                page.url,
+                status=int(status or 200),
+                body=body,
+                encoding="utf-8",
+                request=request,
+                flags=["playwright"],
             )
             if _whole(answer) and not is_challenge(answer):
                 return answer
@@ -277,6 +285,15 @@ class BrowserContexts:
             self.stat("browser/challenges_passed")
             self._passed.add(session.id)
             self._cleared_at[session.id] = time.time()
+
+    def unescalate(self, meta: dict[str, Any]) -> None:
+        """Take off an escalated request what made it a browser request (it was not one of its own)."""
+        own = meta.pop(FLAG_OWN, None) or {}
+        for key in ("playwright", "playwright_context", "playwright_context_kwargs", "playwright_page_init_callback"):
+            meta.pop(key, None)
+        if not own.get("include_page"):
+            meta.pop("playwright_include_page", None)
+        meta.pop(FLAG_ESCALATED, None)
 
     def escalation(self, session: Session, sent_at: float) -> str:
         """What a request of ``session`` that a challenge beat over HTTP does: ``"browser"`` (the

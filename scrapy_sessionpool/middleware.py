@@ -485,11 +485,12 @@ class SessionPoolMiddleware:
             site=site,
             sent_at=sent_at,
             challenges=meta.get(META_CHALLENGES, 0),
-            escalate=self.escalation and not meta.get(FLAG_ESCALATED),
+            escalate=self.escalation and not meta.get("playwright"),  # a page the browser could not pass: blocked
         )
         if self.browser is not None:
             if meta.get(FLAG_ESCALATED):
                 self.browser.escalated(session, passed=verdict.kind is VerdictKind.GOOD)
+                self.browser.unescalate(meta)  # its copies (a retry, a rotation) go over HTTP again
             elif verdict.kind is VerdictKind.GOOD and not meta.get("playwright"):
                 self.browser.back_to_http(session)
         if meta.get(FLAG_INIT):  # no rotation: its init judges the answer (a challenge is re-fetched)
