@@ -187,7 +187,10 @@ class InitRunner:
         return session.id in self._fresh
 
     def passed(self, session: Session) -> None:
-        self._fresh.discard(session.id)
+        """An answer of ``session`` passed the check: the first since its init proves the init good."""
+        if session.id in self._fresh:
+            self._fresh.discard(session.id)
+            self._bad_in_row = 0
 
     def failed_check(self, session: Session) -> None:
         """The first answer after its init failed the check: the init did not work after all."""
@@ -202,7 +205,8 @@ class InitRunner:
         if not ok and not counts:
             return
         if ok:
-            self._bad_in_row = 0
+            if self._check is None:  # with a check, the first answer that passes it proves the init good
+                self._bad_in_row = 0
             return
         self._bad_in_row += 1
         limit = self.manager.settings.max_bad_inits
