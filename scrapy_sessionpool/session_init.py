@@ -84,7 +84,6 @@ class InitRunner:
         #: Has the crawl begun to close?
         self.closing = closing
         self.manager = manager
-        self.hook = hook
         self._check = getattr(hook, "check", None) or getattr(hook, "check_session", None)
         self._init = getattr(hook, "init", None) or hook.init_session
         self._waiting: dict[str, list[Deferred[bool]]] = {}  # by session: who waits for its running init
