@@ -217,6 +217,35 @@ def test_new_sessions_refused_while_established_ones_work_are_dropped_then_the_e
     assert blocked(j, S("n3", usage_count=0), "p2", SITE, clock.now).blame is Blame.PENDING
 
 
+def test_a_newcomer_refused_while_established_sessions_of_its_exit_are_blocked_too_is_not_dropped():
+    """A rate limit on the exit: an old session blocked lately, another got through since."""
+    j, clock = judge()
+    old = S("old")
+    old.apply(blocked(j, old, "p1", SITE, clock.now, 1), clock.now)
+    sent = clock.now
+    clock.advance(0.1)
+    j.good(S("other"), "p1", SITE, clock.now)  # the window turned: a request sent after the newcomer's got in
+    d = blocked(j, S("n1", usage_count=0), "p1", SITE, sent, 1)
+    assert d.blame is Blame.PENDING and d.newcomers == ()
+    clock.advance(60)  # out of the window: a newcomer refused alone is dropped again
+    sent = clock.now
+    clock.advance(0.1)
+    j.good(S("other"), "p1", SITE, clock.now)
+    assert blocked(j, S("n2", usage_count=0), "p1", SITE, sent).blame is Blame.NEWCOMER
+
+
+def test_a_newcomer_refused_on_a_site_just_blamed_is_not_dropped():
+    j, clock = judge()
+    blames = [blocked(j, S(name), "p1", SITE, clock.now, exits=1).blame for name in "abcd"]
+    assert blames[-1] is Blame.SITE  # sessions of the only exit blocked in a row: the site
+    clock.advance(20)  # its pause is over
+    sent = clock.now
+    clock.advance(0.1)
+    j.good(S("old"), "p2", SITE, clock.now)  # another exit, with no block of its own
+    d = blocked(j, S("n1", usage_count=0), "p2", SITE, sent)
+    assert d.blame is not Blame.NEWCOMER and d.newcomers == ()
+
+
 @pytest.mark.parametrize("retry_after", [None, 4.0])
 def test_a_blocked_session_retired_for_its_block_is_never_innocent_in_a_throttled_burst(retry_after):
     """Four sessions of one exit blocked together (a rate limit), then all good again: nobody retired."""

@@ -106,9 +106,11 @@ def test_a_crawl_gets_every_item_and_retires_only_the_guilty(cell, proxies, opti
     if cell.startswith("session/"):  # suspected, then retired once blocked again after its wait
         assert stats(crawler).get("blame/pending", 0) >= 1
         # at most one block per strike (SESSIONPOOL_SUSPECT_WAIT doubling up to five strikes), plus the
-        # requests already on their way when a ban began (CONCURRENT_REQUESTS at most; more under load)
+        # requests already on their way when a ban began: a loose bound (a pool that never retires makes
+        # hundreds here); the exact figures are make bench-blocks's
         in_flight = crawler.settings.getint("CONCURRENT_REQUESTS")
-        assert site.model.counts["blocks"] <= 5 * site.model.counts["session_bans"] + in_flight, site.model.summary()
+        bound = 5 * site.model.counts["session_bans"] + 2 * in_flight
+        assert site.model.counts["blocks"] <= bound, site.model.summary()
     else:  # an exit or the site throttles: its sessions are kept (the innocents check above)
         assert stats(crawler).get("blame/exit", 0) + stats(crawler).get("blame/site", 0) >= 1
 

@@ -270,7 +270,7 @@ class Judge:
         self._forget(ev, now)
         newcomer = session.usage_count == 0 and suspected_at is None and not exit_is_blocked
         if newcomer:
-            refused = self._newcomer(ev, sid, sent_at, now, retry_after)
+            refused = self._newcomer(place, ev, sid, sent_at, now, retry_after)
             if refused is not None:
                 return refused
         ev.recent[sid] = now
@@ -347,12 +347,18 @@ class Judge:
             )
         return Decision(Blame.PENDING, self._session_wait(retry_after, strikes), strikes, evidence=evidence)
 
-    def _newcomer(self, ev: _Exit, sid: str, sent_at: float, now: float, retry_after: float | None) -> Decision | None:
+    def _newcomer(
+        self, place: _Site, ev: _Exit, sid: str, sent_at: float, now: float, retry_after: float | None
+    ) -> Decision | None:
         """A brand-new session refused on its first request, while the exit serves its established
         sessions (a good answer to a request sent after this one): drop it; several in a row mean a
-        cap on new sessions."""
+        cap on new sessions. If established sessions of the exit were blocked lately too, or the exit
+        or its site was blamed, the refusal is not about being new (a rate limit, say): an ordinary block."""
         if ev.good < sent_at:
             return None  # nothing says the exit works for the others now: an ordinary block
+        since = now - self._window
+        if ev.blamed_at > since or place.blamed_at > since or any(t > since for t in ev.recent.values()):
+            return None  # the established are blocked too (or the exit or site was): nothing singles out the new
         ev.newcomers[sid] = now
         if len(ev.newcomers) < self._exit_sessions:
             return Decision(Blame.NEWCOMER, newcomers=(sid,), evidence="a new session refused on its first request")
