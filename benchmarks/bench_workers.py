@@ -1,19 +1,23 @@
 """Workers benchmark: the demo shop crawled by one scrapy-redis worker and by two, side by side.
 
 Run: ``make bench-workers`` (or ``python benchmarks/bench_workers.py [--items 8000] [--demo-items 400]
-[--rounds 2] [--shops unthrottled,direct,direct-plain,demo]``; about 10 minutes).
+[--latency-items 3000] [--rounds 2] [--shops unthrottled,direct,direct-plain,latency,latency-plain,demo]``;
+about 15 minutes).
 
 Each round crawls the catalogue with 1 worker, then with 2 (``example_project/run_workers.py``:
 ``scrapy crawl catalogue_worker`` processes sharing scrapy-redis's queue and dupefilter and the
 session pool in one redis-server this benchmark starts). Throughput is unique items per second
 of the shop's busy time (its first request to its last, so process start-up and scrapy-redis's
-idle wait before closing are left out). Two shops:
+idle wait before closing are left out). The shops:
 
 - ``unthrottled``: no rate limits, no politeness delay, no slow pages: the crawl is bound by the
   machine's CPU (the shop, its proxies, Redis and the workers share it);
 - ``direct``: ``unthrottled`` without the four forwarding proxies (the workers reach the shop
   themselves) and without session budgets;
 - ``direct-plain``: ``direct`` without the session pool (plain Scrapy and scrapy-redis): the baseline;
+- ``latency``, ``latency-plain``: ``direct`` and ``direct-plain`` with a remote shop's response time
+  (every page takes 0.2 s): a worker is bound by its 16 concurrent requests, the queue in Redis backs
+  up, and a second worker has work whenever it asks (the case for adding workers);
 - ``demo``: the shop and the settings of ``make demo`` (per-exit rate limits, ``DOWNLOAD_DELAY``):
   bound by politeness, and a second worker doubles the load on each exit.
 
@@ -40,6 +44,9 @@ sys.path.insert(0, str(ROOT / "example_project"))
 
 from run_workers import local_redis, run  # noqa: E402
 
+#: Seconds the ``latency`` shops take to answer each page.
+LATENCY = 0.2
+
 SHOPS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "unthrottled": (
         {"rate_limit": None, "exit_block_after": None, "slow": 0.0, "flaky": 0.0, "flagged": 0.0},
@@ -52,6 +59,11 @@ SHOPS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 _DIRECT = {**SHOPS["unthrottled"][0], "budget": (10**9, 10**9)}
 SHOPS["direct"] = (_DIRECT, SHOPS["unthrottled"][1])
 SHOPS["direct-plain"] = (_DIRECT, {**SHOPS["unthrottled"][1], "SESSIONPOOL_ENABLED": False})
+# ``direct`` with a remote shop's response time: a worker is bound by its CONCURRENT_REQUESTS, not by CPU
+_LATENCY = {**_DIRECT, "latency": LATENCY}
+_CONCURRENT = {"CONCURRENT_REQUESTS": 16, "CONCURRENT_REQUESTS_PER_DOMAIN": 16}
+SHOPS["latency"] = (_LATENCY, {**SHOPS["unthrottled"][1], **_CONCURRENT})
+SHOPS["latency-plain"] = (_LATENCY, {**SHOPS["latency"][1], "SESSIONPOOL_ENABLED": False})
 
 
 def _children_cpu() -> float:
@@ -64,6 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=8000, help="catalogue size of the unthrottled shops")
     parser.add_argument("--demo-items", type=int, default=400, help="catalogue size of the demo shop")
+    parser.add_argument("--latency-items", type=int, default=3000, help="catalogue size of the latency shops")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--shops", default=",".join(SHOPS), help=f"some of {','.join(SHOPS)}")
     args = parser.parse_args()
@@ -73,7 +86,7 @@ def main() -> None:
         for round_ in range(args.rounds):
             for shop in args.shops.split(","):
                 shop_options, settings = SHOPS[shop]
-                if shop.startswith("direct"):
+                if shop.startswith(("direct", "latency")):
                     no_proxies = Path(directory) / "no-proxies.txt"
                     no_proxies.write_text("# none\n")
                     settings = {**settings, "SESSIONPOOL_PROXIES": no_proxies}
@@ -81,7 +94,13 @@ def main() -> None:
                     state = Path(directory) / f"{shop}-{workers}-{round_}"
                     state.mkdir()
                     served_cpu, workers_cpu = time.process_time(), _children_cpu()
-                    items = args.demo_items if shop == "demo" else args.items
+                    items = (
+                        args.demo_items
+                        if shop == "demo"
+                        else args.latency_items
+                        if shop.startswith("latency")
+                        else args.items
+                    )
                     rows = run(workers, items, redis_url, state, 1, shop_options, settings)
                     served_cpu, workers_cpu = time.process_time() - served_cpu, _children_cpu() - workers_cpu
                     total = rows["all workers"]

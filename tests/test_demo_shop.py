@@ -188,6 +188,19 @@ def test_slow_and_failing_items_are_fixed_by_the_seed(demo):
         assert shop.summary()["server_errors"] == 1
 
 
+def test_latency_is_added_to_every_answer(demo, monkeypatch):
+    slept: list[float] = []
+    monkeypatch.setattr(demo.time, "sleep", slept.append)
+    options = {**QUIET, "items": 10, "slow": 0.1, "slow_secs": (0.5, 0.5)}
+    with demo.DemoShop(latency=0.25, **options) as shop:
+        session = new_session(shop)
+        slow = min(shop.slow_items)
+        fast = min(set(shop.catalogue) - set(shop.slow_items))
+        assert fetch(shop.port, f"/item/{fast}", session)[0] == 200
+        assert fetch(shop.port, f"/item/{slow}", session)[0] == 200
+    assert slept == [0.25, 0.25, 0.75]  # the first visit, an item, a slow item
+
+
 def test_start_demo_serves_the_shop_through_named_proxies(demo):
     shop, proxies = demo.start_demo(items=10, proxies=2, seed=1, **QUIET)
     try:

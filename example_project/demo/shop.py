@@ -14,7 +14,8 @@ Guards, in the order a request meets them (``GET /__stats`` skips them all):
 - the session's hidden budget: after that many requests it is blocked for good with 403, 429 (no
   ``Retry-After``) or a 200 captcha page; a ``flagged`` share of new sessions gets a budget of 1 to 3.
 
-Some item pages are slow and some fail once with 500: those are not blocks.
+Some item pages are slow and some fail once with 500: those are not blocks. ``latency`` seconds are added
+to every answer, as a remote shop's response time.
 
 With ``challenge``, every page first needs a ``shop_clearance`` cookie that only a browser gets: a
 page without it is a "Just a moment..." page whose script computes the cookie from a nonce and
@@ -152,6 +153,7 @@ class DemoShop(LocalServer):
         exit_block_secs: float = 20.0,
         slow: float = 0.02,
         slow_secs: tuple[float, float] = (1.0, 2.0),
+        latency: float = 0.0,
         flaky: float = 0.02,
         accounts: Mapping[str, str] | None = None,
         challenge: bool = False,
@@ -172,6 +174,7 @@ class DemoShop(LocalServer):
         self.exit_block_window = exit_block_window
         self.exit_block_secs = exit_block_secs
         self.clock = clock
+        self.latency = latency
         self.accounts = dict(accounts or {})
         self.challenge, self.challenge_secs = challenge, challenge_secs
         self._clearances: dict[str, tuple[str, str, float]] = {}  # cookie -> (exit, User-Agent, issued at)
@@ -252,8 +255,8 @@ class DemoShop(LocalServer):
             page = self._gate(exit_ip, request.headers.get("User-Agent") or "", request.headers.get("Cookie"))
             if page is None:
                 page = self._answer(request.path, exit_ip, request.headers.get("Cookie"), form)
-        if page.delay:
-            time.sleep(page.delay)
+        if page.delay or self.latency:
+            time.sleep(page.delay + self.latency)
         send(request, page.status, page.body, [("Content-Type", _HTML), *page.headers])
 
     def _answer(
