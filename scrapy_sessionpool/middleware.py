@@ -8,7 +8,6 @@ before ``RetryMiddleware`` (550) retries them; before ``CookiesMiddleware``
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import time
@@ -18,9 +17,7 @@ from weakref import WeakKeyDictionary
 
 from scrapy import signals
 from scrapy.exceptions import IgnoreRequest, NotConfigured
-from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
-from twisted.internet.defer import Deferred, DeferredList
 
 from .browser import FLAG_ESCALATED, BrowserContexts, uses_playwright
 from .core.exceptions import MetaError
@@ -28,14 +25,12 @@ from .core.jar_keys import NO_KEY
 from .core.observer import Pending
 from .core.proxies import proxy_label
 from .core.verdict import VerdictKind
-from .fingerprints import headers_for_url, impersonate_target
 from .helpers import get_manager, restart, rotate
+from .identity import IdentityHeaders
 from .meta import (
     FLAG_AWAY_FROM,
     FLAG_COOKIE_HEADER,
     FLAG_COOKIES,
-    FLAG_HEADERS,
-    FLAG_IMPERSONATE,
     FLAG_INIT,
     FLAG_NOT_BEFORE,
     FLAG_PICKED,
@@ -53,6 +48,7 @@ from .policy import build_policy
 from .session_cookies import SessionCookies
 from .session_init import InitRunner, close_spider
 from .settings import SettingsError
+from .waiting import POLL, Closing, crawl_is_closing, sleep, sleep_until, until
 
 if TYPE_CHECKING:
     from collections.abc import Hashable
@@ -70,40 +66,8 @@ __all__ = ["MetaError", "SessionPoolMiddleware"]
 logger = logging.getLogger(__name__)
 
 _POOL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-#: A waiting request looks at least this often whether the crawl is closing.
-POLL = 0.25
 #: A request beaten by a challenge that its session's browser takes on for another request goes again after this.
 BROWSER_WAIT = 0.5
-
-
-def crawl_is_closing(crawler: Crawler) -> bool:
-    """Has the crawl begun to close (``CLOSESPIDER_*``, a signal, ``engine.close_spider``)?
-
-    Scrapy sends no signal before it waits for the requests in progress, so this reads the
-    engine's state: ``running`` turns False on a shutdown, the slot's ``closing`` is set by
-    every close.
-    """
-    engine = crawler.engine
-    if engine is None or not engine.running:
-        return True
-    slot = getattr(engine, "_slot", None)
-    return slot is None or getattr(slot, "closing", None) is not None
-
-
-@functools.lru_cache(maxsize=4096)
-def _target(user_agent: str) -> str | None:
-    return impersonate_target(user_agent)
-
-
-def _default_headers(crawler: Crawler) -> dict[str, bytes]:
-    """What Scrapy's own middlewares put on every request (by lower-case name): such a header
-    is not the request's choice, and a session's profile replaces it."""
-    from scrapy.downloadermiddlewares.httpcompression import ACCEPTED_ENCODINGS
-
-    given = crawler.settings.getdict("DEFAULT_REQUEST_HEADERS")
-    defaults = {str(k).lower(): (v if isinstance(v, bytes) else str(v).encode()) for k, v in given.items()}
-    defaults["accept-encoding"] = b", ".join(ACCEPTED_ENCODINGS)
-    return defaults
 
 
 class Ask(NamedTuple):
@@ -114,10 +78,6 @@ class Ask(NamedTuple):
     picked: bool  #: not pinned by the spider: a block moves it to another session
     key: Hashable = NO_KEY  #: its ``meta["cookiejar"]`` key
     avoid: Avoid | None = None  #: sessions it must not get (those of other keys)
-
-
-class _Closing(Exception):
-    """The crawl is closing while the request waits."""
 
 
 class SessionPoolMiddleware:
@@ -160,7 +120,7 @@ class SessionPoolMiddleware:
         self._warned_keys = False
         self._in_flight: WeakKeyDictionary[Request, tuple[Session, float]] = WeakKeyDictionary()
         self._default_user_agent = (crawler.settings.get("USER_AGENT") or "").encode()
-        self._default_headers = _default_headers(crawler)
+        self.identity = IdentityHeaders(crawler, impersonate=self.manager.impersonate)
         self._redirect_priority = crawler.settings.getint("REDIRECT_PRIORITY_ADJUST")
         crawler.signals.connect(self._spider_closed, signal=signals.spider_closed)
 
@@ -253,7 +213,7 @@ class SessionPoolMiddleware:
         try:
             not_before = meta.pop(FLAG_NOT_BEFORE, None)
             if not_before is not None:
-                await self._sleep_until(not_before, deadline)
+                await sleep_until(self.crawler, not_before, deadline)
             session = await pending if isinstance(pending, Pending) else pending
             session = await self._readied(session, ask, request, deadline)
             if session is not None:
@@ -268,7 +228,7 @@ class SessionPoolMiddleware:
                     session.release()
                     session = None
                 if session is None:
-                    await self._sleep(manager.wait_hint(), deadline)
+                    await sleep(self.crawler, manager.wait_hint(), deadline)
                     result = manager.acquire(ask.pool_name, ask.session_id, site, avoid=ask.avoid)
                     session = await result if isinstance(result, Pending) else result
                     session = await self._readied(session, ask, request, deadline)
@@ -276,9 +236,9 @@ class SessionPoolMiddleware:
                         self._claim(ask, session)
                     turn = None if session is None else manager.turn(site, session)
                     continue
-                await self._sleep(POLL if turn is None else min(turn, POLL), deadline)
+                await sleep(self.crawler, POLL if turn is None else min(turn, POLL), deadline)
                 turn = manager.turn(site, session)
-        except _Closing:
+        except Closing:
             if session is not None:
                 session.release()
             return self._end_at_close(request)
@@ -301,47 +261,10 @@ class SessionPoolMiddleware:
         if session is None or self.inits is None or not self._needs_init(session, request.meta):
             return session
         done = self.inits.ready(session, self.manager.pool(ask.pool_name), ask.pool_name)  # type: ignore[arg-type]
-        if await self._until(done, deadline):  # a closing crawl ends the wait: the caller lets the session go
+        if await until(self.crawler, done, deadline):  # a closing crawl ends the wait: the caller lets the session go
             return session
         session.release()
         return None
-
-    async def _until(self, done: Deferred[bool], deadline: float) -> bool:
-        """``done``'s result, waited for on the reactor in steps that notice a closing crawl and the deadline."""
-        from twisted.internet import reactor
-        from twisted.internet.task import deferLater
-
-        while not done.called:
-            if crawl_is_closing(self.crawler):
-                raise _Closing
-            if time.monotonic() >= deadline:
-                raise TimeoutError
-            tick = deferLater(reactor, POLL, lambda: None)
-            await maybe_deferred_to_future(DeferredList([done, tick], fireOnOneCallback=True, consumeErrors=True))
-            if not tick.called:
-                tick.cancel()
-        return bool(done.result)
-
-    async def _sleep_until(self, when: float, deadline: float) -> None:
-        while (left := when - time.time()) > 0:
-            await self._sleep(min(left, POLL), deadline)
-
-    async def _sleep(self, seconds: float, deadline: float) -> None:
-        """Sleep on the reactor, in steps that notice a closing crawl and the deadline."""
-        from twisted.internet import reactor
-        from twisted.internet.task import deferLater
-
-        end = time.monotonic() + seconds
-        while True:
-            if crawl_is_closing(self.crawler):
-                raise _Closing
-            now = time.monotonic()
-            if now >= deadline:
-                raise TimeoutError
-            if now >= end:
-                return
-            step = min(end - now, POLL, deadline - now)
-            await maybe_deferred_to_future(deferLater(reactor, step, lambda: None))
 
     def _end_at_close(self, request: Request) -> Request:
         """A request still waiting when the crawl closes goes back to the scheduler (kept by ``JOBDIR``
@@ -389,16 +312,7 @@ class SessionPoolMiddleware:
         if agent is not None and headers.get(b"User-Agent") in (None, self._default_user_agent):
             headers[b"User-Agent"] = agent  # a User-Agent the request chose itself wins
             meta[FLAG_USER_AGENT] = True
-        if session.headers or FLAG_HEADERS in meta:
-            self._identity_headers(request, session)
-        if self.manager.impersonate:
-            if meta.pop(FLAG_IMPERSONATE, False):
-                meta.pop("impersonate", None)
-            sent = headers.get(b"User-Agent")  # the session's, or the request's own
-            target = _target(sent.decode("latin-1")) if sent else None
-            if target is not None and "impersonate" not in meta:  # the TLS fingerprint of the same browser
-                meta["impersonate"] = target
-                meta[FLAG_IMPERSONATE] = True
+        self.identity.apply(request, session)
 
         if self.browser is not None and meta.get("playwright"):
             self.browser.prepare(request, session)
@@ -409,27 +323,6 @@ class SessionPoolMiddleware:
             # the slot of the session's exit (not when the request goes through a proxy of its own)
             meta["download_slot"] = f"{urlparse_cached(request).hostname}@{proxy_label(proxy)}"
             meta[FLAG_SLOT] = True
-
-    def _identity_headers(self, request: Request, session: Session) -> None:
-        """The session's header profile on ``request``, but for headers the request set itself
-        (Scrapy's defaults, from ``DEFAULT_REQUEST_HEADERS`` and the compression middleware, give way)."""
-        meta, headers = request.meta, request.headers
-        for name in meta.pop(FLAG_HEADERS, ()):  # a copy made for another session
-            default = self._default_headers.get(name.lower())
-            if default is None:
-                headers.pop(name, None)
-            else:
-                headers[name] = default
-        mine = []
-        for name, value in headers_for_url(session.headers, request.url).items():
-            if name == "User-Agent":
-                continue
-            current = headers.get(name)
-            if current is None or current == self._default_headers.get(name.lower()):
-                headers[name] = value
-                mine.append(name)
-        if mine:
-            meta[FLAG_HEADERS] = mine
 
     def _claim(self, ask: Ask, session: Session) -> None:
         """A request of a ``cookiejar`` key got a session other than its key's: the key holds it now
