@@ -60,7 +60,7 @@ _DIRECT = {**SHOPS["unthrottled"][0], "budget": (10**9, 10**9)}
 SHOPS["direct"] = (_DIRECT, SHOPS["unthrottled"][1])
 SHOPS["direct-plain"] = (_DIRECT, {**SHOPS["unthrottled"][1], "SESSIONPOOL_ENABLED": False})
 # ``direct`` with a remote shop's response time: a worker is bound by its CONCURRENT_REQUESTS, not by CPU
-_LATENCY = {**_DIRECT, "latency": LATENCY}
+_LATENCY = {**_DIRECT, "latency": LATENCY, "per_page": 100}  # listings that keep the queue full
 _CONCURRENT = {"CONCURRENT_REQUESTS": 16, "CONCURRENT_REQUESTS_PER_DOMAIN": 16}
 SHOPS["latency"] = (_LATENCY, {**SHOPS["unthrottled"][1], **_CONCURRENT})
 SHOPS["latency-plain"] = (_LATENCY, {**SHOPS["latency"][1], "SESSIONPOOL_ENABLED": False})
