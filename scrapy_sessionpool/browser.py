@@ -157,6 +157,8 @@ class BrowserContexts:
         #: sessions whose browser takes on a challenge now (from when the escalation was decided)
         self._escalating: dict[str, float] = {}
         self._cleared_at: dict[str, float] = {}  # when each session last got past a challenge in its browser
+        #: the status of each page's latest main-frame document (by id of the page, while it is open)
+        self._statuses: dict[int, int] = {}
 
     def name(self, session: Session) -> str:
         return CONTEXT_PREFIX + session.id
@@ -199,6 +201,13 @@ class BrowserContexts:
 
     def _page_init(self, session: Session, own: Any) -> Any:
         async def init(page: Any, request: Request) -> None:
+            statuses = self._statuses
+
+            def document(answer: Any) -> None:  # a reload's status, which the performance API may not have yet
+                if answer.frame == page.main_frame and answer.request.is_navigation_request():
+                    statuses[id(page)] = answer.status
+
+            page.on("response", document)
             cookies = [browser_cookie(c) for c in jar_cookies(session.cookie_jar) if c.domain]
             if cookies:
                 await page.context.add_cookies(cookies)
@@ -226,8 +235,12 @@ class BrowserContexts:
                 self._contexts[session.id] = context
             if meta.get(FLAG_ESCALATED) and (is_challenge(response) or not _whole(response)):
                 response = await self._past_challenge(page, request, response, is_challenge)
+            status = self._statuses.get(id(page))
+            if status and status != response.status:  # the page reloaded itself (a challenge did) before
+                response = response.replace(status=status)  # scrapy-playwright read it: the reload's status
             self._into_jar(session, await context.cookies())
         finally:
+            self._statuses.pop(id(page), None)
             if not own["include_page"]:
                 meta.pop("playwright_page", None)
                 await page.close()
@@ -245,12 +258,14 @@ class BrowserContexts:
             try:
                 await page.wait_for_load_state("load")
                 body = (await page.content()).encode("utf-8")
-                status = await page.evaluate(_STATUS)  # the status the reload got: a 500 stays a 500
+                status = self._statuses.get(id(page)) or await page.evaluate(_STATUS)  # a 500 stays a 500
             except Exception:  # noqa: BLE001, S112 - the page is navigating: look again
+                continue
+            if not status:  # not known yet (never taken for a 200)
                 continue
             answer = HtmlResponse(
                 page.url,
-                status=int(status or 200),
+                status=int(status),
                 body=body,
                 encoding="utf-8",
                 request=request,

@@ -194,3 +194,30 @@ def test_a_clearance_that_expires_is_earned_again_in_the_browser(make_proxies):
         assert len(crawler.spider.items) == 20, got
         assert 2 <= got["browser/renders"] <= 1 + seconds / 1.0 + 1  # one per session life, one per expiry
         assert got["created"] == 1
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_server_error_right_after_the_challenge_keeps_its_status_and_is_retried(make_proxies):
+    """The challenge's reload gets a 500 (often before scrapy-playwright reads the page, which then
+    reports the challenge's 200 with the error's body): the answer is a 500, retried, not an item page."""
+    failing = frozenset(range(6))
+    with ChallengeSite(items=6, rounds=10, fail_once=failing) as site:
+        settings = {
+            **BROWSER,
+            "SESSIONPOOL_PROXIES": [p.url for p in make_proxies(2)],
+            "SESSIONPOOL_MAX_POOL_SIZE": 6,
+            "RETRY_ENABLED": True,
+            "RETRY_TIMES": 3,
+        }
+        crawler = make_crawler(ItemsSpider, settings)
+        errors: list[str] = []
+        crawler.signals.connect(
+            lambda failure, response, spider: errors.append(str(failure.value)), signal=scrapy.signals.spider_error
+        )
+        yield crawler.crawl(urls=[site.url(f"/items/{n}") for n in range(6)])
+        got = stats(crawler)
+        assert sorted(crawler.spider.items) == [f"Item {n}" for n in range(6)], got
+        errored = [hit for hit in site.hits if hit.event == "error"]
+        assert len(errored) == 6 and not errors
+        retried = crawler.stats.get_value("retry/reason_count/500 Internal Server Error", 0)
+        assert retried == 6, crawler.stats.get_stats()

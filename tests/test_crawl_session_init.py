@@ -130,18 +130,20 @@ def test_banned_accounts_rest_then_log_in_again_and_every_page_comes(signal, cap
 def test_accounts_banned_for_good_retire_while_a_good_one_finishes_the_crawl(caplog):
     """Bans for good: a banned account rests, logs in again (the site refuses it) and retires at the
     second block; the crawl goes on with the account the site never bans."""
+    # short waits and enough pages: a fast local crawl must not end before the banned accounts'
+    # second blocks (each takes a suspect wait, a rest and a login)
     settings = crawl_settings(
-        SESSIONPOOL_ACCOUNT_REST_SECS=0.2,
+        SESSIONPOOL_ACCOUNT_REST_SECS=0.05,
         SESSIONPOOL_ACCOUNT_MAX_BLOCKS=2,
-        SESSIONPOOL_SUSPECT_WAIT=0.1,
+        SESSIONPOOL_SUSPECT_WAIT=0.02,
         CONCURRENT_REQUESTS=2,
     )
-    with LoginSite(ACCOUNTS, pages=80, ban_after={**BAN_AFTER, "user3": 10**6}) as site:
+    with LoginSite(ACCOUNTS, pages=200, ban_after={**BAN_AFTER, "user3": 10**6}) as site:
         crawler = make_crawler(MemberSpider, settings)
-        yield crawler.crawl(site=site, pages=80)
+        yield crawler.crawl(site=site, pages=200)
         got = stats(crawler)
-        assert sorted(crawler.spider.seen) == list(range(80)), got
-        assert got["accounts/retired"] == 3
+        assert sorted(crawler.spider.seen) == list(range(200)), got
+        assert got.get("accounts/retired") == 3, str(got)
         assert got["accounts/usable"] == 1
         assert len(site.logins()) <= 3 * 2 + 1
         assert site.requests_before_login() == []

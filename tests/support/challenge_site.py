@@ -122,8 +122,9 @@ class ChallengeSite(LocalServer):
     ``cookie_name``: the clearance cookie's name; ``challenge_status``: the challenge page's status (200, or 503
     as Cloudflare answers); ``clearance_secs``: how long a clearance lasts once solved (also the cookie's
     max-age); ``rounds``: the hash rounds of the token; ``subresource_cookie``: the challenge page also loads
-    ``/c.js``, which sets the ``visitor_cookie`` that every page then needs too; ``clock``: the hits' time and
-    the clearances' expiry.
+    ``/c.js``, which sets the ``visitor_cookie`` that every page then needs too; ``fail_once``: item numbers
+    answered once with a 500 (event "error") past the challenge; ``clock``: the hits' time and the clearances'
+    expiry.
     """
 
     def __init__(
@@ -136,6 +137,7 @@ class ChallengeSite(LocalServer):
         rounds: int = 5000,
         subresource_cookie: bool = False,
         visitor_cookie: str = "visitor",
+        fail_once: frozenset[int] = frozenset(),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
@@ -146,6 +148,7 @@ class ChallengeSite(LocalServer):
         self.rounds = rounds
         self.subresource_cookie = subresource_cookie
         self.visitor_cookie = visitor_cookie
+        self.fail_once = fail_once
         self.clock = clock
         self._lock = threading.Lock()
         self.reset()
@@ -157,6 +160,7 @@ class ChallengeSite(LocalServer):
             self._clearances: dict[str, _Clearance] = {}  # token -> to whom its nonce was issued
             self._visitors: dict[str, tuple[str, str | None]] = {}  # visitor id -> (exit, user agent)
             self._pages_served: set[int] = set()
+            self._failed: set[int] = set()  # items of fail_once that failed already
 
     def url(self, path: str = "/") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -235,6 +239,9 @@ class ChallengeSite(LocalServer):
             return _Reply(200, _html("Items", f"<h1>Items</h1><ul>{links}</ul>"), event)
         if (item := _ITEM.fullmatch(path)) and int(item[1]) < self.items:
             n = int(item[1])
+            if n in self.fail_once and n not in self._failed:  # past the challenge, a server error once
+                self._failed.add(n)
+                return _Reply(500, _html("Internal Server Error", "<p>Something went wrong.</p>"), "error")
             self._pages_served.add(n)
             body = f'<h1 class="name">Item {n}</h1><p class="item">item-{n}</p><a href="/">all items</a>'
             return _Reply(200, _html(f"Item {n}", body), event)
