@@ -131,6 +131,22 @@ def _whole(response: Response) -> bool:
     return bool(_BODY.search(response.body))
 
 
+class _Documents:
+    """The status of a page's latest main-frame document, from its responses (scrapy-playwright reports
+    the first navigation's, and the performance API may not have a reload's yet)."""
+
+    def __init__(self, page: Any) -> None:
+        self.page, self.status = page, 0
+        page.on("response", self._seen)
+
+    def _seen(self, answer: Any) -> None:
+        if answer.frame == self.page.main_frame and answer.request.is_navigation_request():
+            self.status = answer.status
+
+    def close(self) -> None:
+        self.page.remove_listener("response", self._seen)
+
+
 def _proxy(proxy_url: str) -> dict[str, str]:
     """Playwright's proxy settings of a proxy URL (its credentials apart, as Playwright wants them)."""
     parts = urlsplit(proxy_url)
@@ -157,8 +173,7 @@ class BrowserContexts:
         #: sessions whose browser takes on a challenge now (from when the escalation was decided)
         self._escalating: dict[str, float] = {}
         self._cleared_at: dict[str, float] = {}  # when each session last got past a challenge in its browser
-        #: the status of each page's latest main-frame document (by id of the page, while it is open)
-        self._statuses: dict[int, int] = {}
+        self._documents: dict[int, _Documents] = {}  # by id of the page, until its answer is read
 
     def name(self, session: Session) -> str:
         return CONTEXT_PREFIX + session.id
@@ -201,13 +216,7 @@ class BrowserContexts:
 
     def _page_init(self, session: Session, own: Any) -> Any:
         async def init(page: Any, request: Request) -> None:
-            statuses = self._statuses
-
-            def document(answer: Any) -> None:  # a reload's status, which the performance API may not have yet
-                if answer.frame == page.main_frame and answer.request.is_navigation_request():
-                    statuses[id(page)] = answer.status
-
-            page.on("response", document)
+            self._documents[id(page)] = _Documents(page)
             cookies = [browser_cookie(c) for c in jar_cookies(session.cookie_jar) if c.domain]
             if cookies:
                 await page.context.add_cookies(cookies)
@@ -235,12 +244,12 @@ class BrowserContexts:
                 self._contexts[session.id] = context
             if meta.get(FLAG_ESCALATED) and (is_challenge(response) or not _whole(response)):
                 response = await self._past_challenge(page, request, response, is_challenge)
-            status = self._statuses.get(id(page))
+            status = self._status(page)
             if status and status != response.status:  # the page reloaded itself (a challenge did) before
                 response = response.replace(status=status)  # scrapy-playwright read it: the reload's status
             self._into_jar(session, await context.cookies())
         finally:
-            self._statuses.pop(id(page), None)
+            self._forget(page)
             if not own["include_page"]:
                 meta.pop("playwright_page", None)
                 await page.close()
@@ -258,7 +267,7 @@ class BrowserContexts:
             try:
                 await page.wait_for_load_state("load")
                 body = (await page.content()).encode("utf-8")
-                status = self._statuses.get(id(page)) or await page.evaluate(_STATUS)  # a 500 stays a 500
+                status = self._status(page) or await page.evaluate(_STATUS)  # a 500 stays a 500
             except Exception:  # noqa: BLE001, S112 - the page is navigating: look again
                 continue
             if not status:  # not known yet (never taken for a 200)
@@ -275,6 +284,14 @@ class BrowserContexts:
                 return answer
         return response
 
+    def _forget(self, page: Any) -> None:
+        if (documents := self._documents.pop(id(page), None)) is not None:
+            documents.close()
+
+    def _status(self, page: Any) -> int:
+        documents = self._documents.get(id(page))
+        return 0 if documents is None else documents.status
+
     def _into_jar(self, session: Session, cookies: list[dict[str, Any]]) -> None:
         jar = session.cookie_jar
         kept = {(c.domain, c.path, c.name): c for c in jar_cookies(jar)}
@@ -289,6 +306,8 @@ class BrowserContexts:
             return
         self._done(session)
         self._escalating.pop(session.id, None)
+        if (shown := request.meta.get("playwright_page")) is not None:
+            self._forget(shown)
         page = None if own["include_page"] else request.meta.pop("playwright_page", None)
         if page is not None:
             deferred_from_coro(page.close())
