@@ -309,7 +309,8 @@ class PoolManager:
             other = pool.spare(avoid=avoid)
             if other is None:  # none at hand (or no exit takes a new session now): the best so far it is
                 break
-            wait = self.pacer.wait(site, other.proxy_url)
+            # the same exit has the same turn (asked again a moment later, it only looks sooner)
+            wait = best_wait if other.proxy_url == best.proxy_url else self.pacer.wait(site, other.proxy_url)
             if wait < best_wait:
                 best.release()
                 best, best_wait = other, wait

@@ -247,3 +247,24 @@ def test_a_judge_of_ones_own_decides_who_is_to_blame():
     outcome = settle(m, s, Verdict.blocked("status_429", retry_after=5))
     assert outcome.retry and not outcome.same_session and s.is_retired
     assert stats["blame/session"] == 1
+
+
+class TickingClock(FakeClock):
+    """Time moves a little at every reading, as a real clock does between two calls."""
+
+    def __call__(self) -> float:
+        self.now += 0.001
+        return self.now
+
+
+def test_a_slowed_exit_keeps_its_session_rather_than_trading_it_for_another_of_the_same_exit():
+    m, stats = make(TickingClock(), max_pool_size=2, warm_up=False, reuse_strategy="round_robin")
+    first, second = m.acquire(), m.acquire()
+    for _ in range(20):  # the exit was refused at this pace: it is slowed down
+        assert m.turn(SITE, first) == 0.0
+        m._clock.advance(0.01)
+    m.pacer.slow_exit(SITE, None)
+    assert m.turn(SITE, first) == 0.0 and m.pacer.wait(SITE, None) > 0  # its next turn is a moment away
+    # the next in turn; spares of the same exit have the same turn (asked a moment later, it only looks sooner)
+    assert m.acquire(site=SITE) is first
+    assert (first.in_flight, second.in_flight) == (2, 1)
