@@ -388,6 +388,7 @@ class PoolSettings:
     redis_prefix: str = setting("sessionpool", _redis_prefix)
     redis_ttl: float | None = setting(None, _positive, maximum=366 * 86400)
     redis_lease_ttl: float = setting(30.0, _positive, maximum=86400)
+    redis_prefetch: int = setting(8, _int, 1, 1000)
     #: The Redis URL names one node of a Redis Cluster (which has database 0 only).
     redis_cluster: bool = setting(False, _bool)
     session_init: Any = setting(None, _init_hook)

@@ -258,7 +258,7 @@ class TickingClock(FakeClock):
 
 
 def test_a_slowed_exit_keeps_its_session_rather_than_trading_it_for_another_of_the_same_exit():
-    m, stats = make(TickingClock(), max_pool_size=2, warm_up=False, reuse_strategy="round_robin")
+    m, _ = make(TickingClock(), max_pool_size=2, warm_up=False, reuse_strategy="round_robin")
     first, second = m.acquire(), m.acquire()
     for _ in range(20):  # the exit was refused at this pace: it is slowed down
         assert m.turn(SITE, first) == 0.0

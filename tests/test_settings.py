@@ -270,6 +270,7 @@ BAD = [
     ("REDIS_PREFIX", "a b", "SESSIONPOOL_REDIS_PREFIX: expected 1-64 characters [A-Za-z0-9_.:-], got 'a b'"),
     ("REDIS_TTL", 0, "SESSIONPOOL_REDIS_TTL: expected a number > 0 and <= 31,622,400, got 0"),
     ("REDIS_LEASE_TTL", "soon", "SESSIONPOOL_REDIS_LEASE_TTL: expected a number, got 'soon'"),
+    ("REDIS_PREFETCH", 0, "SESSIONPOOL_REDIS_PREFETCH: expected an integer from 1 to 1,000, got 0"),
     ("REDIS_CLUSTER", "yes", "SESSIONPOOL_REDIS_CLUSTER: expected True or False, got 'yes'"),
     (
         "SESSION_INIT",

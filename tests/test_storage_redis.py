@@ -51,7 +51,7 @@ async def test_a_session_made_by_one_process_is_handed_out_by_another(redis_serv
     made, _ = await a.pick()
     made.set_cookie("sid", "from-a", domain="shop.example")
     made.mark_good()
-    await a.flush()  # (sent within 20 ms anyway; cookies at once)
+    await a.flush()  # (sent within 100 ms anyway; cookies at once)
     got, _ = await b.pick()
     assert got.id == made.id and got.usage_count == 1
     assert [c["value"] for c in got.cookies] == ["from-a"]  # cookies travel with the session
@@ -222,7 +222,7 @@ async def test_redis_decides_retirements_by_error_score_from_every_process_s_mar
         copy.mark_good()
     await b.flush()
     other.mark_good()  # a write of a's is queued, so a's next two picks overlap it
-    await asyncio.gather(a.acquire(other.id), a.acquire(session.id))
+    await asyncio.gather(a.pick(other.id), a.pick(session.id))
     session.mark_bad()
     await a.flush()
     assert not session.is_retired and session.error_score == 1  # Redis's verdict, not a's stale copy's
@@ -527,11 +527,12 @@ async def test_an_outage_queues_per_session_not_per_request_and_counts_retiremen
     assert [c["value"] for c in after.cookies] == [max((c["value"] for c in after.cookies), key=int)]
 
     own_redis.stop()
+    held = len(pool.hand)  # hand-outs the pick took ahead: given back (written) when Redis goes away
     after.mark_good()  # one write, or two if that use was its last
     await pool.flush()  # goes offline again
     unsent = len(pool.queue)
     await pool.close()
-    assert unsent in (1, 2) and f"{unsent} write(s) queued since the outage are lost" in caplog.text
+    assert unsent - held in (1, 2) and f"{unsent} write(s) queued since the outage are lost" in caplog.text
 
 
 @in_asyncio_task

@@ -33,10 +33,13 @@ __all__ = ["BATCH", "FLUSH_DELAY", "Online"]
 
 logger = logging.getLogger(__name__)
 
+#: A session's hash and its cookies' hash, as Redis holds them.
+Hashes = tuple[dict[str, str], dict[str, str]]
+
 #: Queued writes sent in one batch at most.
 BATCH = 500
 #: How long a write waits for a pick to carry it before it is sent on its own.
-FLUSH_DELAY = 0.02
+FLUSH_DELAY = 0.1
 
 
 class Online:
@@ -66,9 +69,11 @@ class Online:
 
     # -- picking -----------------------------------------------------------------------
 
-    async def acquire(self, session_id: str | None) -> Pick:
-        """A session from Redis (the queued writes go with the pick). A second round trip fetches
-        its cookies and user data only when they changed since this process last saw them."""
+    async def acquire(self, session_id: str | None, want: int = 1) -> tuple[Pick, list[Session]]:
+        """A session from Redis (the queued writes go with the pick), and up to ``want - 1`` more
+        hand-outs of ready sessions taken ahead for the next requests (none when the pick made a
+        session). One more round trip fetches the cookies and user data of those that changed since
+        this process last saw them."""
         shared, cfg = self.shared, self.shared.settings
         candidates = [p or "" for p in (cfg.proxies or (None,)) if not shared.refuses_new(p)]
         agent = shared.rng.choice(cfg.user_agents) if cfg.user_agents else ""
@@ -93,37 +98,63 @@ class Online:
         if batch:
             self._carried_at = asyncio.get_event_loop().time()
         batch_id, *ops = batch.args()
-        args += [shared.process_id, int(cfg.redis_lease_ttl * 1000), pick_id, *picks, batch_id]
+        args += [shared.process_id, int(cfg.redis_lease_ttl * 1000), pick_id, *picks, batch_id, want]
         args += [len(shared.paused), *shared.paused, len(candidates), *candidates, *ops]
         try:
-            writes, pick, expired = await self.link.eval("ACQUIRE", args)
+            writes, pick, expired, ahead = await self.link.eval("ACQUIRE", args)
         except self.link.errors as exc:
             self._lost.add(pick_id)
             shared.queue.failed(batch)
             shared.went_offline(exc)
-            return Pick(None, False) if shared.outage is None else shared.outage.pool.acquire(session_id)
+            return (Pick(None, False) if shared.outage is None else shared.outage.pool.acquire(session_id)), []
         finally:
             self._waiting.discard(pick_id)
             self.batch_done(batch)
         self._settled(lost)
         self.applied(batch, writes)
         self.expired(expired)
-        return await self._picked(pick)
+        shared.live_count, shared.retired_count = int(pick[6]), int(pick[7])
+        first, *more = await self._mirrored([pick, *ahead])
+        missing = pick[0].startswith("missing")
+        if first is not None and pick[0].endswith("created"):
+            shared.on_created(first)
+        return Pick(first, missing), [session for session in more if session is not None]
 
-    async def _picked(self, pick: list[Any]) -> Pick:
-        status, sid, usage, errors, cv, uv, live, retired, sus, until, strikes, condemned = pick
+    async def _mirrored(self, picks: list[list[Any]]) -> list[RemoteSession | None]:
+        """This process's copies of the picked sessions, each leased (None for a pick of none, or of
+        one retired meanwhile); the data of those that changed is fetched in one round trip."""
         shared = self.shared
-        shared.live_count, shared.retired_count = int(live), int(retired)
-        missing = status.startswith("missing")
+        stale = []
+        for _status, sid, _usage, _errors, cv, uv, *_ in picks:
+            session = shared.mirrors.get(sid)
+            if sid and (session is None or session.cookies_version != int(cv) or session.user_data_version != int(uv)):
+                stale.append(sid)
+        try:
+            fetched = dict(zip(stale, await self._fetch(stale), strict=True)) if stale else {}
+        except self.link.errors as exc:  # Redis handed them out: they go back with the replay
+            for sid in (pick[1] for pick in picks):
+                session = shared.mirrors.get(sid)
+                if session is None and SESSION_ID_RE.fullmatch(sid):
+                    session = RemoteSession(shared, id=sid, options=shared.options)
+                if session is not None:
+                    shared.append(Op(session, "release"))
+            shared.went_offline(exc)
+            return [None] * len(picks)
+        return [self._picked(pick, fetched) for pick in picks]
+
+    def _picked(self, pick: list[Any], fetched: dict[str, Hashes]) -> RemoteSession | None:
+        _status, sid, usage, errors, _cv, _uv, _live, _retired, sus, until, strikes, condemned = pick
+        shared = self.shared
         session = shared.mirrors.get(sid)
         if sid == "" or sid in shared.announced or (session is not None and session.is_retired):
-            return Pick(None, missing)  # none, or one this process retired and Redis has not heard of yet
+            return None  # none, or one this process retired and Redis has not heard of yet
         try:
-            if session is None or session.cookies_version != int(cv) or session.user_data_version != int(uv):
-                fields, cookies = await self._fetch(sid)
+            if sid in fetched:
+                fields, cookies = fetched[sid]
                 if not fields:  # retired by another process a moment ago
-                    return Pick(None, missing)
+                    return None
                 session = self._mirror(sid, fields, cookies)
+            assert session is not None
             session.take_counts(int(usage), float(errors))
             session.take_suspicion(float(sus) if sus else None, float(until), int(strikes), condemned == "1")
         except (StateError, ValueError) as exc:  # a hostile or broken value in Redis must not reach Scrapy
@@ -131,16 +162,15 @@ class Online:
             if SESSION_ID_RE.fullmatch(sid):
                 corrupt = RemoteSession(shared, id=sid, options=shared.options)
                 shared.queue.append(Op(corrupt, "retire", reasons.CORRUPT_STATE))
-            return Pick(None, missing)
+            return None
         session.lease()
-        if status.endswith("created"):
-            shared.on_created(session)
-        return Pick(session, missing)
+        return session
 
-    async def _fetch(self, sid: str) -> tuple[dict[str, str], dict[str, str]]:
+    async def _fetch(self, sids: list[str]) -> list[Hashes]:
+        """The session and cookie hashes of each of ``sids``, in one round trip."""
         base = self.shared.base
-        fields, cookies = await self.link.pipeline(("HGETALL", f"{base}:s:{sid}"), ("HGETALL", f"{base}:c:{sid}"))
-        return fields, cookies
+        replies = await self.link.pipeline(*(("HGETALL", f"{base}:{kind}:{sid}") for sid in sids for kind in "sc"))
+        return [(replies[i], replies[i + 1]) for i in range(0, len(replies), 2)]
 
     def _mirror(self, sid: str, fields: dict[str, str], cookies: dict[str, str]) -> RemoteSession:
         """This process's copy of a shared session, brought up to date. Raises StateError for bad data."""

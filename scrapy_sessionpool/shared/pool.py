@@ -2,8 +2,9 @@
 
 The pool is in Redis; each process holds copies of the sessions it uses (:class:`RemoteSession`)
 and is the observer of their changes, which it queues as writes. While Redis answers, picks and
-writes go through it (``online``); when it cannot be reached, the process goes on with the
-sessions it knows (``outage``) and replays the queued writes once Redis answers again.
+writes go through it (``online``), and a pick may bring a few hand-outs for the next requests
+(``hand``); when Redis cannot be reached, the process goes on with the sessions it knows
+(``outage``) and replays the queued writes once Redis answers again.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ..core.observer import Avoid, Mark, Pending, Pick, RunInThread, SuspicionCh
 from ..core.options import SessionOptions
 from ..core.proxies import redact
 from ..core.session import Session
+from .hand import Hand
 from .leases import Heartbeat
 from .link import RedisLink
 from .online import FLUSH_DELAY, Online
@@ -47,8 +49,9 @@ def _nothing(session: Session) -> None:
 class SharedPool:
     """The :class:`~scrapy_sessionpool.core.observer.Pool` interface over a Redis pool.
 
-    ``acquire()`` answers with a :class:`Pending` pick (one round trip) while Redis answers, at
-    once during an outage; everything else is local and quick.
+    ``acquire()`` answers at once with a hand-out taken ahead, else with a :class:`Pending` pick
+    (one round trip) while Redis answers, at once during an outage; everything else is local and
+    quick.
     """
 
     def __init__(
@@ -88,6 +91,12 @@ class SharedPool:
         self.process_id = secrets.token_hex(8)
         self.connected = Online(self, self.link)
         self.heartbeat = Heartbeat(self)
+        #: hand-outs taken ahead for the next requests
+        self.hand = Hand(
+            settings.redis_prefetch,
+            fit=self._fit,
+            on_given_back=lambda count: self.stat("redis/prefetch_returned", count),
+        )
         #: the local pool this process goes on with while Redis is away (None: Redis answers)
         self.outage: Outage | None = None
         self.queue = WriteQueue()
@@ -129,13 +138,18 @@ class SharedPool:
         return session if session is not None and session.is_usable else None
 
     def acquire(self, session_id: str | None = None, *, avoid: Avoid | None = None) -> Pick | Pending[Pick]:
-        if self.outage is not None and not self._reconnect_due():
-            return self.outage.pool.acquire(session_id, avoid=avoid)
+        if self.outage is not None:
+            if not self._reconnect_due():
+                return self.outage.pool.acquire(session_id, avoid=avoid)
+        else:
+            session = self.hand.take(session_id, avoid)
+            if session is not None:
+                return Pick(session)
         return Pending(self.pick(session_id, avoid=avoid))
 
     async def pick(self, session_id: str | None = None, *, avoid: Avoid | None = None) -> Pick:
         """:meth:`acquire`, awaited: a session that ``avoid`` does not refuse (a few tries), or None."""
-        pick = await self._ask(session_id, avoid)
+        pick = await self._ask(session_id, avoid, ahead=True)
         session = pick.session
         pinned = session is not None and session_id is not None and not pick.pinned_missing
         if pinned or avoid is None or session is None or not avoid(session.id):
@@ -152,16 +166,27 @@ class SharedPool:
             for other in refused:
                 other.release()
 
-    async def _ask(self, session_id: str | None, avoid: Avoid | None) -> Pick:
+    async def _ask(self, session_id: str | None, avoid: Avoid | None, *, ahead: bool = False) -> Pick:
+        """One pick from Redis (with hand-outs taken ahead for the hand when ``ahead``), or from the
+        outage pool."""
         if self.outage is not None and not await self._reconnect():
             return self.outage.pool.acquire(session_id, avoid=avoid)
-        return await self.connected.acquire(session_id)
+        pick, taken = await self.connected.acquire(session_id, self.hand.want() if ahead else 1)
+        if taken:
+            self.stat("redis/prefetched", len(taken))
+            self.hand.put(taken)
+        return pick
 
     def spare(self, *, avoid: Avoid | None = None) -> Session | None:
-        return None  # every session comes from Redis, one round trip each
+        return self.hand.take(avoid=avoid) if self.outage is None else None  # no round trip for a spare
+
+    def _fit(self, session: Session) -> bool:
+        """May a hand-out taken ahead still serve (its session live, not sitting out, its exit not paused)?"""
+        return session.is_usable and not session.is_sitting_out and (session.proxy_url or "") not in self.paused
 
     def pause_proxy(self, proxy_url: str | None) -> None:
         self.paused.add(proxy_url or "")
+        self.hand.give_back(lambda session: (session.proxy_url or "") == (proxy_url or ""))
         if self.outage is not None:
             self.outage.pool.pause_proxy(proxy_url)
 
@@ -195,6 +220,7 @@ class SharedPool:
     async def close(self, run_in_thread: RunInThread | None = None) -> None:
         if self.outage is not None:
             self._last_attempt = float("-inf")  # one last try, however recent the previous one
+        self.hand.clear()
         await self.save()
         self.connected.stop()
         await self.heartbeat.stop()
@@ -294,6 +320,7 @@ class SharedPool:
         self._last_attempt = time.monotonic()
         if self.outage is not None:  # another request's call failed too: one outage, one local pool
             return
+        self.hand.clear()  # given back with the replay
         if not self._caught_up:  # it answered a ping, then refused the replay: the same outage goes on
             logger.debug("Redis at %s failed again during the replay (%s)", redact(self.url), error)
         else:

@@ -17,7 +17,8 @@ pool on one cluster slot):
 * ``B:lease:<p>`` hash: session id -> hand-outs of process ``p`` not answered yet
 * ``B:done:<p>`` hash: ``batch`` (the id of ``p``'s last batch of writes applied), ``replies`` (their
   replies as JSON)
-* ``B:picks:<p>`` sorted set: "<pick id>:<session id>" by pick id, ``p``'s picks not known answered
+* ``B:picks:<p>`` sorted set: "<pick id>:<n>:<session id>" by pick id (n: the hand-out's rank in its pick),
+  ``p``'s picks not known answered
 
 ``handed`` counts hand-outs (``usage`` counts answers), so ``handed - usage``
 is the number of requests in flight. Each hand-out is also leased to its
@@ -228,7 +229,7 @@ local function settle_picks(lost, max_usage, max_error, decrement, warm_up, stra
   local picks = base .. ':picks:' .. PROC
   for pick in string.gmatch(lost, '[^,]+') do
     for _, record in ipairs(redis.call('ZRANGEBYSCORE', picks, pick, pick)) do
-      local id = string.sub(record, #pick + 2)
+      local id = string.match(record, '^%d+:%d+:(.+)$') or string.sub(record, #pick + 2)
       local key = base .. ':s:' .. id
       if redis.call('EXISTS', key) == 1 then use(id, key, 'r', max_usage, max_error, decrement, warm_up, strategy)
       else redis.call('HDEL', lease_key(PROC), id) end
@@ -267,15 +268,17 @@ local function give_back(p, max_usage, warm_up, strategy)
 end
 """
 
-#: Apply the queued writes, then pick a session, in one round trip.
+#: Apply the queued writes, then pick a session, in one round trip; and up to ``want - 1`` more of
+#: the ready sessions for the process's next requests (taken ahead: see ``hand``), unless this pick
+#: made a session.
 #: ARGV: base, now, max_pool_size, max_usage, max_age, warm_up, strategy, max_error, decrement,
 #: pinned id or "", new id, user agent, process id, lease TTL (ms), pick id, lost picks, lowest pick id
-#: still unanswered (see settle_picks), batch id or "", n excluded proxies, ...excluded, n candidate
+#: still unanswered (see settle_picks), batch id or "", want, n excluded proxies, ...excluded, n candidate
 #: proxies, ...candidates, then the queued writes (see apply_ops) to the end.
 #: Reply: {write replies, {status, id, usage, errors, cv, uv, live sessions, retired count, sus, until,
-#: strikes, cond}, ids of the
-#: sessions this call retired for their age}; fetch a session's hashes only when its cv (cookies) or uv
-#: (user data) is new to the process.
+#: strikes, cond}, ids of the sessions this call retired for their age, {the hand-outs taken ahead, each
+#: as the pick}}; fetch a session's hashes only when its cv (cookies) or uv (user data) is new to the
+#: process.
 ACQUIRE = (
     COMMON
     + r"""
@@ -286,8 +289,8 @@ local warm_up, strategy = tonumber(ARGV[6]), ARGV[7]
 local max_error, decrement = tonumber(ARGV[8]), tonumber(ARGV[9])
 local pinned, new_id, agent = ARGV[10], ARGV[11], ARGV[12]
 PROC = ARGV[13]
-local lease_ttl, pick_id, batch = ARGV[14], ARGV[15], ARGV[18]
-local excluded, i = {}, 19
+local lease_ttl, pick_id, batch, want = ARGV[14], ARGV[15], ARGV[18], tonumber(ARGV[19])
+local excluded, i = {}, 20
 local n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do excluded[ARGV[i]] = true; i = i + 1 end
 local candidates = {}
@@ -314,31 +317,65 @@ local function counts()
   return redis.call('ZCARD', live), tonumber(redis.call('HGET', meta, 'retired') or '0')
 end
 
+local picks, rank = base .. ':picks:' .. PROC, 0
+
+-- one hand-out of id to the calling process: its fields as the reply gives them
 local function hand_out(id, status)
   local key = base .. ':s:' .. id
   local handed = redis.call('HINCRBY', key, 'handed', 1)
   -- leased to this process, which must be alive (a heartbeat) for the lease to last
   redis.call('HINCRBY', lease_key(PROC), id, 1)
-  redis.call('SADD', procs, PROC)
-  redis.call('SET', base .. ':hb:' .. PROC, '1', 'PX', lease_ttl, 'NX')
-  local picks = base .. ':picks:' .. PROC
-  redis.call('ZADD', picks, pick_id, pick_id .. ':' .. id)
-  redis.call('EXPIRE', picks, 86400)
-  prune_picks(ARGV[17])
+  rank = rank + 1
+  redis.call('ZADD', picks, pick_id, pick_id .. ':' .. rank .. ':' .. id)
   local f = redis.call('HMGET', key, 'usage', 'errors', 'cv', 'uv', 'sus', 'until', 'strikes', 'cond')
   local usage = tonumber(f[1])
   if strategy == 'round_robin' then
     if redis.call('ZSCORE', ready, id) then redis.call('ZADD', ready, redis.call('HINCRBY', meta, 'seq', 1), id) end
   end
   refresh(id, usage, handed, max_usage, warm_up, strategy)
-  local alive, retired = counts()
-  return {writes, {status, id, f[1], f[2], f[3] or '0', f[4] or '0', alive, retired,
-                   f[5] or '', f[6] or '0', f[7] or '0', f[8] or '0'}, expired}
+  return {status, id, f[1], f[2], f[3] or '0', f[4] or '0', 0, 0, f[5] or '', f[6] or '0', f[7] or '0', f[8] or '0'}
+end
+
+-- a ready session whose proxy is not excluded, handed out; nil when there is none
+local function from_ready(status)
+  local ids
+  if strategy == 'random' then
+    ids = redis.call('ZRANDMEMBER', ready, -8)  -- 8 independent picks (a positive count is not shuffled)
+  else
+    ids = redis.call('ZRANGE', ready, 0, 7)
+  end
+  for _, id in ipairs(ids) do
+    local proxy = redis.call('HGET', base .. ':s:' .. id, 'proxy') or ''
+    if not excluded[proxy] then return hand_out(id, status) end
+  end
+  return nil
+end
+
+-- the reply: the pick (or none), and when it made no session, up to want - 1 more taken ahead
+local function reply(pick, status)
+  local ahead = {}
+  if pick == nil then
+    pick = {status, '', '0', '0', '0', '0', 0, 0, '', '0', '0', '0'}
+  elseif not string.find(pick[1], 'created', 1, true) then
+    for _ = 2, want do
+      local more = from_ready('picked')
+      if more == nil then break end
+      table.insert(ahead, more)
+    end
+  end
+  if rank > 0 then
+    redis.call('SADD', procs, PROC)
+    redis.call('SET', base .. ':hb:' .. PROC, '1', 'PX', lease_ttl, 'NX')
+    redis.call('EXPIRE', picks, 86400)
+  end
+  prune_picks(ARGV[17])
+  pick[7], pick[8] = counts()
+  return {writes, pick, expired, ahead}
 end
 
 local status = 'new'
 if pinned ~= '' then
-  if redis.call('ZSCORE', live, pinned) then return hand_out(pinned, 'pinned') end
+  if redis.call('ZSCORE', live, pinned) then return reply(hand_out(pinned, 'pinned')) end
   status = 'missing'
 end
 
@@ -354,25 +391,11 @@ if #candidates > 0 and has_room(max_pool) then
   redis.call('ZADD', live, now, new_id)
   redis.call('HINCRBY', proxies, best, 1)
   redis.call('HINCRBY', meta, 'created', 1)
-  return hand_out(new_id, status == 'missing' and 'missing_created' or 'created')
+  return reply(hand_out(new_id, status == 'missing' and 'missing_created' or 'created'))
 end
 
-local picks
-if strategy == 'random' then
-  picks = redis.call('ZRANDMEMBER', ready, -8)  -- 8 independent picks (a positive count is not shuffled)
-else
-  picks = redis.call('ZRANGE', ready, 0, 7)
-end
-for _, id in ipairs(picks) do
-  local proxy = redis.call('HGET', base .. ':s:' .. id, 'proxy') or ''
-  if not excluded[proxy] then
-    return hand_out(id, status == 'missing' and 'missing_picked' or 'picked')
-  end
-end
-prune_picks(ARGV[17])
-local alive, retired = counts()
-return {writes, {status == 'missing' and 'missing_wait' or 'wait', '', '0', '0', '0', '0', alive, retired,
-                 '', '0', '0', '0'}, expired}
+local missing = status == 'missing'
+return reply(from_ready(missing and 'missing_picked' or 'picked'), missing and 'missing_wait' or 'wait')
 """
 )
 

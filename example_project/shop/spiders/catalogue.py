@@ -11,6 +11,8 @@ class CatalogueSpider(scrapy.Spider):
     """``scrapy crawl catalogue -a site=http://127.0.0.1:PORT``"""
 
     name = "catalogue"
+    #: Priority of the listing pages (the categories and their next pages) over the items they list.
+    listing_priority = 0
 
     def __init__(self, site: str = "http://127.0.0.1:8000", **kwargs):
         super().__init__(**kwargs)
@@ -20,11 +22,11 @@ class CatalogueSpider(scrapy.Spider):
         yield scrapy.Request(f"{self.site}/", callback=self.parse)
 
     def parse(self, response):
-        yield from response.follow_all(css="a.category", callback=self.parse_category)
+        yield from response.follow_all(css="a.category", callback=self.parse_category, priority=self.listing_priority)
 
     def parse_category(self, response):
         yield from response.follow_all(css="a.item", callback=self.parse_item)
-        yield from response.follow_all(css="a.next", callback=self.parse_category)
+        yield from response.follow_all(css="a.next", callback=self.parse_category, priority=self.listing_priority)
 
     def parse_item(self, response):
         name = response.css("h1.name::text").get()

@@ -41,6 +41,8 @@ if RedisMixin is not None:
 
         name = "catalogue_worker"
         custom_settings = SHARED_CRAWL_SETTINGS
+        # the workers share one queue: listing pages go first, so that it always holds items for all of them
+        listing_priority = 1
 
         @classmethod
         def from_crawler(cls, crawler, *args, **kwargs):

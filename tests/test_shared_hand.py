@@ -1,0 +1,271 @@
+"""The hand of a shared pool: hand-outs taken ahead of the next requests.
+
+First the hand alone (sessions without a pool, an injected clock, no reactor), then the hand of
+a real shared pool against a real redis-server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from scrapy_sessionpool.core.observer import Pending
+from scrapy_sessionpool.core.session import Session
+from scrapy_sessionpool.shared.hand import Hand
+from tests.clock import FakeClock
+from tests.support.shared_pools import in_asyncio_task, reconnect_now, shared
+from tests.test_shared_leases import in_flight, lose_one_reply, redis_of
+
+TTL = 0.5
+
+
+class Timers:
+    """``call_later`` for the hand: records the delays; the test fires them."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[float, object]] = []
+
+    def __call__(self, delay, f):
+        timer = _Timer(delay, f, self)
+        self.pending.append((delay, timer))
+        return timer
+
+    def fire(self) -> None:
+        due, self.pending = self.pending, []
+        for _, timer in due:
+            if not timer.cancelled:
+                timer.f()
+
+
+class _Timer:
+    def __init__(self, delay, f, owner) -> None:
+        self.delay, self.f, self.cancelled = delay, f, False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+def leased(n, proxy=None):
+    sessions = [Session(proxy_url=proxy) for _ in range(n)]
+    for session in sessions:
+        session.lease()
+    return sessions
+
+
+def hand(limit=8, **kwargs):
+    clock, timers = FakeClock(), Timers()
+    returned = []
+    return Hand(limit, ttl=TTL, clock=clock, call_later=timers, on_given_back=returned.append, **kwargs), clock, timers
+
+
+def test_the_hand_grows_while_its_hand_outs_go_quickly_and_not_past_its_limit():
+    h, clock, _ = hand(limit=8)
+    sizes = []
+    for _ in range(6):
+        sizes.append(h.want())
+        h.put(leased(h.size - 1))  # the pick's own hand-out goes to its request
+        while h.take() is not None:
+            pass
+        clock.advance(0.01)
+    assert sizes == [1, 2, 4, 8, 8, 8]
+
+
+def test_a_slow_crawl_asks_for_one_at_a_time():
+    h, clock, _ = hand()
+    for _ in range(5):
+        assert h.want() == 1
+        clock.advance(TTL)  # the next request comes after a while
+
+
+def test_hand_outs_held_for_the_ttl_are_given_back_and_the_hand_shrinks():
+    returned = []
+    clock, timers = FakeClock(), Timers()
+    h = Hand(8, ttl=TTL, clock=clock, call_later=timers, on_given_back=returned.append)
+    h.size = 8
+    first = leased(3)
+    h.put(first)
+    clock.advance(0.3)
+    second = leased(2)
+    h.put(second)
+    assert [delay for delay, _ in timers.pending] == [TTL]  # one timer at a time
+    clock.advance(0.2)
+    timers.fire()
+    assert len(h) == 2 and all(s.in_flight == 0 for s in first) and returned == [3]
+    assert h.size == 4
+    assert [round(delay, 6) for delay, _ in timers.pending] == [0.3]  # for the rest
+    clock.advance(0.3)
+    assert h.take() is None and all(s.in_flight == 0 for s in second) and h.size == 2
+
+
+def test_take_gives_the_oldest_fit_hand_out_that_avoid_allows():
+    paused = set()
+    h, _, _ = hand(fit=lambda s: s.is_usable and s.proxy_url not in paused)
+    a, b, c = leased(1, "http://a:1")[0], leased(1, "http://b:1")[0], leased(1, "http://c:1")[0]
+    h.put([a, b, c])
+    a.retire("status_403")  # retired by another request meanwhile
+    assert h.take(avoid=lambda sid: sid == b.id) is c  # b is kept for another request
+    assert a.in_flight == 0 and len(h) == 1  # a was given back on the way
+    paused.add("http://b:1")
+    assert h.take() is None and b.in_flight == 0
+
+
+def test_a_pinned_request_takes_its_own_session_from_the_hand():
+    h, _, _ = hand()
+    a, b = leased(2)
+    h.put([a, b, a])
+    assert h.take(b.id) is b and h.take(b.id) is None
+    assert h.take(a.id) is a and len(h) == 1
+
+
+def test_give_back_and_clear_release_what_they_drop():
+    h, _, timers = hand()
+    here, there = leased(2, "http://a:1"), leased(1, "http://b:1")
+    h.put([*here, *there])
+    h.give_back(lambda s: s.proxy_url == "http://a:1")  # its exit cools down
+    assert [s.in_flight for s in here] == [0, 0] and len(h) == 1
+    h.clear()
+    assert there[0].in_flight == 0 and len(h) == 0 and timers.pending[0][1].cancelled
+
+
+# -- the hand of a shared pool, on a real redis-server ------------------------------------
+
+
+async def fill(pool, n):
+    """Make the pool's ``n`` sessions (one round trip each: a pool with room takes nothing ahead)."""
+    sessions = []
+    for _ in range(n):
+        sessions.append((await pool.pick()).session)
+        assert len(pool.hand) == 0
+    return sessions
+
+
+async def warm(pool, n):
+    """Picks in quick succession until the hand holds hand-outs ahead: ``n`` picks at most."""
+    used = []
+    for _ in range(n):
+        pick = pool.acquire()
+        session = (await pick).session if isinstance(pick, Pending) else pick.session
+        used.append(session)
+        if len(pool.hand):
+            return used
+    raise AssertionError("the hand never filled")
+
+
+@in_asyncio_task
+async def test_a_full_pool_hands_out_ahead_and_each_hand_out_is_counted_and_leased(redis_server, redis_prefix):
+    pool = shared(redis_server, redis_prefix, max_pool_size=4, redis_prefetch=8)
+    made = await fill(pool, 4)
+    used = await warm(pool, 10)
+    client = redis_of(redis_server, redis_prefix)
+    out = in_flight(client, pool.base)
+    assert sum(out.values()) == len(made) + len(used) + len(pool.hand)  # nothing answered yet
+    leases = client.hgetall(f"{pool.base}:lease:{pool.process_id}")
+    assert sum(map(int, leases.values())) == sum(out.values())
+    held = len(pool.hand)
+    pick = pool.acquire()
+    assert not isinstance(pick, Pending) and pick.session is not None  # at once, no round trip
+    assert len(pool.hand) == held - 1
+    pool.hand.clear()
+    await pool.flush()
+    assert sum(in_flight(client, pool.base).values()) == len(made) + len(used) + 1  # the hand was given back
+    await pool.close()
+
+
+@in_asyncio_task
+async def test_a_pool_with_room_makes_a_session_per_request_and_takes_nothing_ahead(redis_server, redis_prefix):
+    pool = shared(redis_server, redis_prefix, max_pool_size=6, redis_prefetch=8)
+    for _ in range(3):  # picks in quick succession: the hand would grow if it could
+        (await pool.pick()).session.mark_good()
+    assert len(pool.hand) == 0 and pool.usable_sessions_count == 3
+    await pool.close()
+
+
+@in_asyncio_task
+async def test_hand_outs_not_taken_within_the_ttl_go_back_to_redis(redis_server, redis_prefix):
+    pool = shared(redis_server, redis_prefix, max_pool_size=3, redis_prefetch=8)
+    stats = []
+    pool.stat = lambda key, count=1, **kwargs: stats.append((key, count))
+    made = await fill(pool, 3)
+    used = await warm(pool, 10)
+    held = len(pool.hand)
+    await asyncio.sleep(TTL * 1.2)
+    assert len(pool.hand) == 0
+    await pool.flush()
+    client = redis_of(redis_server, redis_prefix)
+    assert sum(in_flight(client, pool.base).values()) == len(made) + len(used)
+    assert ("redis/prefetch_returned", held) in stats
+    assert sum(count for key, count in stats if key == "redis/prefetched") >= held
+    await pool.close()
+
+
+@in_asyncio_task
+async def test_the_hand_never_serves_a_session_retired_or_sitting_out_or_of_a_cooling_exit(redis_server, redis_prefix):
+    pool = shared(redis_server, redis_prefix, max_pool_size=2, redis_prefetch=8, proxies=("http://a:1", "http://b:1"))
+    first, second = await fill(pool, 2)
+    await warm(pool, 10)
+    first.retire("status_403")
+    pool.pause_proxy(second.proxy_url)
+    assert all(s.proxy_url != second.proxy_url for s in pool.hand)  # given back at once, for other processes
+    pick = pool.acquire()
+    assert isinstance(pick, Pending) and len(pool.hand) == 0  # unfit hand-outs were given back on the way
+    await pick
+    await pool.close()
+
+
+@in_asyncio_task
+async def test_a_session_retired_by_another_process_leaves_the_hand_within_its_ttl(redis_server, redis_prefix):
+    a = shared(redis_server, redis_prefix, max_pool_size=2, redis_prefetch=8)
+    b = shared(redis_server, redis_prefix, max_pool_size=2)
+    await fill(a, 2)
+    await warm(a, 10)
+    doomed = next(iter(a.hand))
+    (await b.pick(doomed.id)).session.retire("status_403")
+    await b.flush()
+    await asyncio.sleep(TTL * 1.2)
+    assert len(a.hand) == 0
+    for _ in range(10):
+        pick = a.acquire()
+        session = (await pick).session if isinstance(pick, Pending) else pick.session
+        assert session.id != doomed.id
+    await a.close()
+    await b.close()
+
+
+@in_asyncio_task
+async def test_a_lost_reply_gives_back_every_hand_out_it_took(redis_server, redis_prefix):
+    pool = shared(redis_server, redis_prefix, max_pool_size=3, redis_prefetch=8)
+    made = await fill(pool, 3)
+    used = await warm(pool, 10)
+    pool.hand.clear()
+    await pool.flush()
+    pool.hand.size = 8
+    lose_one_reply(pool, "ACQUIRE")
+    await pool.pick()  # Redis hands out 8, the reply is lost
+    client = redis_of(redis_server, redis_prefix)
+    assert sum(in_flight(client, pool.base).values()) == len(made) + len(used) + 8
+    reconnect_now(pool)
+    await pool.pick()  # back online: the next call gives them back
+    assert sum(in_flight(client, pool.base).values()) == len(made) + len(used) + 1 + len(pool.hand)
+    await pool.close()
+
+
+@pytest.mark.parametrize("prefetch", [1, 8])
+@in_asyncio_task
+async def test_redis_going_away_gives_the_hand_back_with_the_replay(own_redis, redis_prefix, prefetch):
+    pool = shared(own_redis, redis_prefix, max_pool_size=3, redis_prefetch=prefetch)
+    made = await fill(pool, 3)
+    for session in made:
+        session.mark_good()
+    made_id = made[0].id
+    used = await warm(pool, 10) if prefetch > 1 else []
+    own_redis.stop()
+    pool.mirrors[used[0].id if used else made_id].set_cookie("sid", "1", domain="shop.example")
+    await pool.flush()  # fails: the outage begins
+    assert not pool.is_online and len(pool.hand) == 0
+    own_redis.start()
+    reconnect_now(pool)
+    await pool.save()
+    client = redis_of(own_redis, redis_prefix)
+    assert pool.is_online and sum(in_flight(client, pool.base).values()) == len(used)  # the hand's came back
+    await pool.close()
