@@ -71,6 +71,18 @@ def test_the_hand_grows_while_its_hand_outs_go_quickly_and_not_past_its_limit():
     assert sizes == [1, 2, 4, 8, 8, 8]
 
 
+def test_requests_that_miss_while_a_call_is_on_its_way_ask_only_for_what_it_does_not_bring():
+    h, _, _ = hand(limit=8)
+    h.size = 8
+    assert h.want() == 8  # the first miss asks for 7 ahead
+    assert [h.want() for _ in range(3)] == [1, 1, 1]  # the next ones for themselves only
+    h.put(leased(5), asked=7)  # Redis had 5 to give
+    assert len(h) == 5 and h.want() == 1 + 2  # the hand is topped up to its size, never past it
+    h.put([], asked=2)  # that call failed
+    h.take()
+    assert h.want() == 1 + 3
+
+
 def test_a_slow_crawl_asks_for_one_at_a_time():
     h, clock, _ = hand()
     for _ in range(5):

@@ -10,7 +10,9 @@ seconds after its retirement.
 
 How many hand-outs one call asks for follows the crawl's pace: the hand doubles (up to its
 limit) when the last ones went within half the TTL, and halves when some were given back
-unused. A slow crawl asks for one at a time, as without a hand.
+unused. A slow crawl asks for one at a time, as without a hand; requests that find the hand
+empty while a call is on its way ask for what that call does not bring, so the hand never
+holds more than its size.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class Hand:
         #: how many hand-outs the next call to Redis asks for (this request's included)
         self.size = 1
         self._held: list[tuple[Session, float]] = []
+        self._coming = 0  # hand-outs asked for ahead by calls on their way
         self._asked_at = float("-inf")
         self._timer: Any = None
 
@@ -61,15 +64,20 @@ class Hand:
         return iter([session for session, _ in self._held])
 
     def want(self) -> int:
-        """How many hand-outs to ask Redis for now: called when a request found none in the hand."""
+        """How many hand-outs to ask Redis for now (the request's, and those ahead): called when a
+        request found none in the hand. Say what came with :meth:`put`."""
         now = self.clock()
-        if not self._held and now - self._asked_at < self.ttl / 2:  # the last ones went quickly
+        if not self._held and not self._coming and now - self._asked_at < self.ttl / 2:  # they went quickly
             self.size = min(self.size * 2, self.limit)
         self._asked_at = now
-        return self.size
+        ahead = max(self.size - 1 - len(self._held) - self._coming, 0)
+        self._coming += ahead
+        return 1 + ahead
 
-    def put(self, sessions: list[Session]) -> None:
-        """Hold hand-outs (leased already) for the next requests."""
+    def put(self, sessions: list[Session], asked: int | None = None) -> None:
+        """Hold hand-outs (leased already) for the next requests: those that came for a call that
+        asked for ``asked`` ahead (its ``want() - 1``; it may bring fewer, or none if it failed)."""
+        self._coming = max(self._coming - (len(sessions) if asked is None else asked), 0)
         if not sessions:
             return
         now = self.clock()

@@ -171,10 +171,14 @@ class SharedPool:
         outage pool."""
         if self.outage is not None and not await self._reconnect():
             return self.outage.pool.acquire(session_id, avoid=avoid)
-        pick, taken = await self.connected.acquire(session_id, self.hand.want() if ahead else 1)
+        want = self.hand.want() if ahead else 1
+        taken: list[Session] = []
+        try:
+            pick, taken = await self.connected.acquire(session_id, want)
+        finally:
+            self.hand.put(taken, want - 1)
         if taken:
             self.stat("redis/prefetched", len(taken))
-            self.hand.put(taken)
         return pick
 
     def spare(self, *, avoid: Avoid | None = None) -> Session | None:
