@@ -14,7 +14,7 @@ starts on a free port, a fresh ``SESSIONPOOL_REDIS_PREFIX`` per crawl so that
 no two crawls share a pool); "prev" is "on" with the package as it was at
 ``--previous REF`` (a git commit, ``git archive``d into the temporary
 directory), the baseline that a change to the request path must not fall
-below. Throughput is pages per second of wall time from spider_opened to
+below, and "prev-redis" is "redis" with that package. Throughput is pages per second of wall time from spider_opened to
 spider_closed.
 """
 
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-MODES = ("off", "on", "redis", "prev")
+MODES = ("off", "on", "redis", "prev", "prev-redis")
 COMMON_SETTINGS = {
     "CONCURRENT_REQUESTS": 32,
     "CONCURRENT_REQUESTS_PER_DOMAIN": 32,
@@ -60,9 +60,10 @@ MODE_SETTINGS = {
 }
 MODE_SETTINGS["redis"] = {**MODE_SETTINGS["on"], "SESSIONPOOL_PERSIST_STATE": True}  # + the store URL and prefix
 MODE_SETTINGS["prev"] = MODE_SETTINGS["on"]  # with the previous code
+MODE_SETTINGS["prev-redis"] = MODE_SETTINGS["redis"]
 CHILD_TIMEOUT = 300.0
 #: Throughput ratios printed, with their aims: the pool in memory against plain Scrapy, Redis against memory.
-RATIOS = {("on", "off"): 0.95, ("redis", "on"): 0.9, ("on", "prev"): 1.0}
+RATIOS = {("on", "off"): 0.95, ("redis", "on"): 0.9, ("on", "prev"): 1.0, ("redis", "prev-redis"): 1.0}
 _RUNS = itertools.count(1)
 
 
@@ -127,7 +128,7 @@ def run_crawl(
         marks["reason"] = reason
 
     settings = {**COMMON_SETTINGS, **MODE_SETTINGS[mode]}
-    if mode == "redis":
+    if mode.endswith("redis"):
         if not redis_url or not redis_prefix:
             raise SystemExit("mode redis needs --redis-url and --redis-prefix")
         settings.update(SESSIONPOOL_PERSIST_STATE_STORE=redis_url, SESSIONPOOL_REDIS_PREFIX=redis_prefix)
@@ -245,9 +246,9 @@ def crawl(
     if profile:
         cmd += ["--profile-out", profile]
     redis_cpu = None
-    if mode == "prev":
+    if mode.startswith("prev"):
         cmd += ["--code", str(Path(workdir) / "prev")]
-    if mode == "redis":
+    if mode.endswith("redis"):
         if redis is None:
             return {"mode": mode, "errors": ["no redis-server"]}
         prefix = f"bench-{os.getpid()}-{next(_RUNS)}"  # a fresh pool for every crawl
@@ -316,7 +317,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pages", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=3, help="rounds, each a crawl in every mode")
-    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated modes to run (default: all)")
+    parser.add_argument(
+        "--modes",
+        default="off,on,redis,prev",
+        help=f"comma-separated modes to run, of {','.join(MODES)} (default: all but prev-redis)",
+    )
     parser.add_argument(
         "--profile",
         nargs="?",
@@ -357,12 +362,12 @@ def main() -> None:
 
     wanted = {m.strip() for m in args.modes.split(",") if m.strip()}
     if not args.previous:
-        wanted.discard("prev")
+        wanted -= {"prev", "prev-redis"}
     modes = tuple(m for m in MODES if m in wanted)
     if not modes or wanted - set(MODES):
         raise SystemExit(f"--modes: expected some of {', '.join(MODES)}, got {args.modes!r}")
     with tempfile.TemporaryDirectory(prefix="bench_crawl-") as workdir:
-        if "prev" in modes:
+        if "prev" in modes or "prev-redis" in modes:
             previous = Path(workdir) / "prev"
             previous.mkdir()
             from benchmarks.previous import extract
@@ -370,7 +375,7 @@ def main() -> None:
             extract(args.previous, previous)
             print(f"prev: scrapy_sessionpool at {args.previous}", flush=True)
         server, redis_version = None, None
-        if "redis" in modes or args.profile == "redis":
+        if "redis" in modes or "prev-redis" in modes or args.profile == "redis":
             (Path(workdir) / "redis").mkdir()
             server, redis_version = start_redis(Path(workdir) / "redis")
         print(
@@ -409,7 +414,7 @@ def main() -> None:
         return
     print()
     print(
-        f"{'mode':<5} {'runs':>4} {'median p/s':>11} {'min p/s':>8} {'max p/s':>8} {'Scrapy CPU':>10} "
+        f"{'mode':<10} {'runs':>4} {'median p/s':>11} {'min p/s':>8} {'max p/s':>8} {'Scrapy CPU':>10} "
         f"{'ms/page':>7} {'site CPU':>9} {'Redis ms/page':>13} {'cookie sent':>12} {'distinct Cookie':>16} "
         f"{'waits':>6}"
     )
@@ -418,7 +423,7 @@ def main() -> None:
     for mode in modes:
         runs = results[mode]
         if not runs:
-            print(f"{mode:<5} {0:>4}  (no successful run)")
+            print(f"{mode:<10} {0:>4}  (no successful run)")
             continue
         rates = [r["pages_per_s"] for r in runs]
         medians[mode] = statistics.median(rates)
@@ -428,10 +433,10 @@ def main() -> None:
         site_cpus = [r["site_cpu"] for r in runs if r["site_cpu"] is not None]
         site_cpu = statistics.median(site_cpus) if site_cpus else None
         cpu_ms[mode] = statistics.median(_cpu_ms(r) for r in runs)
-        redis_ms = statistics.median(_redis_ms(r) for r in runs) if mode == "redis" else None
+        redis_ms = statistics.median(_redis_ms(r) for r in runs) if mode.endswith("redis") else None
         waits = "" if mode == "off" else f"{statistics.median(r.get('waits', 0) for r in runs):.0f}"
         print(
-            f"{mode:<5} {len(runs):>4} {medians[mode]:>11.0f} {min(rates):>8.0f} {max(rates):>8.0f} "
+            f"{mode:<10} {len(runs):>4} {medians[mode]:>11.0f} {min(rates):>8.0f} {max(rates):>8.0f} "
             f"{cpu:>10.0%} {cpu_ms[mode]:>7.2f} {_pct(site_cpu):>9} "
             f"{'' if redis_ms is None else f'{redis_ms:.2f}':>13} {cookie:>12.1%} {distinct:>16} "
             f"{waits:>6}"
@@ -470,19 +475,20 @@ def run_rounds(
         order = modes[i % len(modes) :] + modes[: i % len(modes)]  # off,on,redis / on,redis,off / ...
         for mode in order:
             result = crawl(mode, base, args.pages, site_pid, workdir, redis=redis)
-            if mode == "prev" and not result.get("errors") and not str(result.get("package")).startswith(workdir):
-                result["errors"] = [f"the 'prev' crawl ran the package in {result.get('package')}"]
+            elsewhere = not str(result.get("package")).startswith(workdir)
+            if mode.startswith("prev") and not result.get("errors") and elsewhere:
+                result["errors"] = [f"the '{mode}' crawl ran the package in {result.get('package')}"]
             if result.get("errors"):
                 failed.append(result)
-                print(f"  {mode:>5}: ERROR {'; '.join(result['errors'])}", flush=True)
+                print(f"  {mode:>10}: ERROR {'; '.join(result['errors'])}", flush=True)
             else:
                 results[mode].append(result)
                 rates[mode] = result["pages_per_s"]
                 print(
-                    f"  {mode:>5}: {result['pages_per_s']:7.0f} pages/s  ({result['wall']:.2f} s, "
+                    f"  {mode:>10}: {result['pages_per_s']:7.0f} pages/s  ({result['wall']:.2f} s, "
                     f"Scrapy CPU {result['cpu']:.0%} = {_cpu_ms(result):.2f} ms/page, "
                     f"site CPU {_pct(result['site_cpu'])}"
-                    + (f", redis-server CPU {_redis_ms(result):.2f} ms/page" if mode == "redis" else "")
+                    + (f", redis-server CPU {_redis_ms(result):.2f} ms/page" if mode.endswith("redis") else "")
                     + (f", {result['waits']} waits for a session" if mode != "off" else "")
                     + ")",
                     flush=True,
