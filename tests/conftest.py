@@ -60,18 +60,34 @@ def redis_server(tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def redis_cluster(tmp_path_factory):
-    """A Redis Cluster of the tests' own, three primaries; skipped without redis-server or redis-cli (not in CI)."""
-    from tests.support.redis_cluster import RedisCluster
-
+def _need_cluster_binaries():
     missing = [binary for binary in ("redis-server", "redis-cli") if shutil.which(binary) is None]
     if missing:
         reason = f"{' and '.join(missing)} not installed (apt-get install redis-server): Redis Cluster tests skipped"
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory):
+    """A Redis Cluster of the tests' own, three primaries; skipped without redis-server or redis-cli (not in CI)."""
+    from tests.support.redis_cluster import RedisCluster
+
+    _need_cluster_binaries()
     cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster")).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_cluster_with_replicas(tmp_path_factory):
+    """A Redis Cluster of three primaries with a replica each, whose nodes fail over within a second."""
+    from tests.support.redis_cluster import RedisCluster
+
+    _need_cluster_binaries()
+    directory = tmp_path_factory.mktemp("redis-cluster-replicas")
+    cluster = RedisCluster(directory, nodes=6, replicas=1, node_timeout_ms=1000).start()
     yield cluster
     cluster.stop()
 

@@ -1,7 +1,9 @@
-"""The shared pool and the Redis store on a real Redis Cluster (three primaries, no replicas).
+"""The shared pool and the Redis store on a real Redis Cluster (three primaries, no replicas; one test
+on another cluster, whose primaries have a replica each).
 
 Every key of a pool has the same hash tag, so a pool lives on the node that serves its slot: the
-tests put pools on each node, flush the scripts of one node, and stop the node of a pool mid-use.
+tests put pools on each node, flush the scripts of one node, stop the node of a pool mid-use, and
+kill the primary of a pool so that its replica takes over.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from collections import Counter
 import pytest
 import pytest_twisted
 import redis
+from redis.asyncio.retry import Retry  # the pool's client is redis-py's asyncio one
 from redis.backoff import NoBackoff
-from redis.retry import Retry
 from scrapy.settings import Settings
 
 from scrapy_sessionpool import SessionPool
@@ -320,3 +322,39 @@ def test_a_crawl_with_the_pool_on_a_redis_cluster(site, redis_cluster, prefix):
     site.budget = None
     yield again.crawl(urls=[site.url(f"/items/{i}") for i in range(6)])
     assert stats(again)["restored"] == len(state["sessions"]) and len(again.spider.responses) == 6
+
+
+@in_asyncio_task
+async def test_a_replica_promoted_after_its_primary_died_takes_the_pool_over(redis_cluster_with_replicas):
+    cluster, prefix = redis_cluster_with_replicas, f"failover{os.getpid()}"
+    primary = next(node.index for node in cluster.nodes() if node.slots and node.index != 0)
+    key = key_on(cluster, primary)  # not on the node the URL names: the client learns the cluster from that one
+    replica = cluster.replica_of(primary)
+    params = {"retry": Retry(NoBackoff(), 0)}
+    a = pool(cluster, prefix, key, max_pool_size=2, max_usage_count=1000, params=params)
+    uses = Counter()
+    for _ in range(4):
+        session = (await a.pick()).session
+        session.mark_good()
+        uses[session.id] += 1
+    await a.flush()
+    assert node_client(cluster, primary).wait(1, 5000) == 1  # the replica has every write so far
+    cluster.kill_node(primary)
+    for _ in range(6):  # meanwhile the pool goes on with the sessions it knows
+        session = (await a.pick()).session
+        session.set_cookie("n", str(sum(uses.values())), domain="shop.example")
+        session.mark_good()
+        uses[session.id] += 1
+    await a.flush()
+    assert not a.is_online and a.queue
+    cluster.wait_promoted(replica)
+    assert cluster.node_of(f"{a.base}:live") == replica
+    reconnect_now(a)
+    after = (await a.pick()).session  # the replay and a pick, on the new primary (its scripts loaded there)
+    assert a.is_online and not a.queue and after.id in uses
+    after.release()
+    client = node_client(cluster, replica)
+    usage = {sid: int(client.hget(f"{a.base}:s:{sid}", "usage")) for sid in client.zrange(f"{a.base}:live", 0, -1)}
+    assert usage == dict(uses)  # every use counted once: those before the failover, and those replayed
+    assert client.hget(f"{a.base}:c:{after.id}", "shop.example;/;n") is not None
+    await a.close()

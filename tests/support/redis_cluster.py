@@ -1,4 +1,5 @@
-"""A real Redis Cluster for the tests: three primaries (no replicas) on free ports, data in temporary directories."""
+"""A real Redis Cluster for the tests: three primaries (and a replica each, if asked) on free ports, data in
+temporary directories."""
 
 from __future__ import annotations
 
@@ -7,11 +8,22 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from .redis_server import free_port
 
 #: How long a node may be away before the others mark it failed (and the cluster goes down with it).
 NODE_TIMEOUT_MS = 5000
+
+
+class Node(NamedTuple):
+    """A node of the cluster: its index in ``RedisCluster.ports``, its id, the id of the primary it
+    replicates (None: it is a primary), the slot ranges it serves."""
+
+    index: int
+    id: str
+    replica_of: str | None
+    slots: list[str]
 
 
 def ask(port: int, *command: str, timeout: float = 0.5) -> str:
@@ -40,16 +52,22 @@ def _complete(reply: bytes) -> bool:
 
 
 class RedisCluster:
-    """``nodes`` cluster-enabled ``redis-server`` processes joined by ``redis-cli --cluster create``.
+    """``nodes`` cluster-enabled ``redis-server`` processes joined by ``redis-cli --cluster create``, of
+    which ``nodes / (replicas + 1)`` primaries and the rest their replicas.
 
     Node ``i`` serves ``ports[i]``; ``stop_node(i)`` / ``start_node(i)`` keep its data (append-only file)
-    and its place in the cluster (its nodes file).
+    and its place in the cluster (its nodes file). A node away for ``node_timeout_ms`` is marked failed,
+    and its replica, if it has one, takes its place.
     """
 
-    def __init__(self, directory: Path, nodes: int = 3) -> None:
+    def __init__(
+        self, directory: Path, nodes: int = 3, *, replicas: int = 0, node_timeout_ms: int = NODE_TIMEOUT_MS
+    ) -> None:
         self.server = shutil.which("redis-server")
         self.cli = shutil.which("redis-cli")
         self.directory = directory
+        self.replicas = replicas
+        self.node_timeout_ms = node_timeout_ms
         ports: set[int] = set()
         while len(ports) < 2 * nodes:  # a port and a cluster bus port each (the default, port + 10000, may not exist)
             ports.add(free_port())
@@ -80,7 +98,7 @@ class RedisCluster:
                 "create",
                 *(f"127.0.0.1:{port}" for port in self.ports),
                 "--cluster-replicas",
-                "0",
+                str(self.replicas),
                 "--cluster-yes",
             ],
             check=True,
@@ -104,7 +122,7 @@ class RedisCluster:
                 "--cluster-config-file",
                 str(self.directory / f"nodes-{port}.conf"),
                 "--cluster-node-timeout",
-                str(NODE_TIMEOUT_MS),
+                str(self.node_timeout_ms),
                 "--port",
                 str(port),
                 "--cluster-port",
@@ -157,19 +175,56 @@ class RedisCluster:
                 return line.split(":", 1)[1].strip()
         return ""
 
+    def nodes(self) -> list[Node]:
+        """The nodes as ``CLUSTER NODES`` on a running node describes them."""
+        running = next(self.ports[i] for i, process in enumerate(self.processes) if process is not None)
+        out = []
+        for line in ask(running, "CLUSTER", "NODES").splitlines()[1:]:
+            fields = line.split()
+            if len(fields) >= 8:
+                port = int(fields[1].split("@")[0].rsplit(":", 1)[1])
+                out.append(Node(self.ports.index(port), fields[0], None if fields[3] == "-" else fields[3], fields[8:]))
+        return out
+
+    def replica_of(self, i: int) -> int:
+        """The node that replicates node ``i``."""
+        nodes = self.nodes()
+        primary = next(node.id for node in nodes if node.index == i)
+        return next(node.index for node in nodes if node.replica_of == primary)
+
+    def role(self, i: int) -> str:
+        """``master`` or ``slave``, as node ``i`` says of itself (``INFO replication``; "" if it does not answer)."""
+        for line in ask(self.ports[i], "INFO", "replication").splitlines():
+            if line.startswith("role:"):
+                return line.split(":", 1)[1].strip()
+        return ""
+
+    def wait_promoted(self, i: int, limit: float = 30) -> None:
+        """Until replica ``i`` has taken its failed primary's place and the cluster is ok again."""
+        deadline = time.monotonic() + limit
+        while self.role(i) != "master":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the replica on port {self.ports[i]} was not promoted within {limit:g}s")
+            time.sleep(0.05)
+        self.wait_ok(limit)
+
+    def kill_node(self, i: int) -> None:
+        """Node ``i`` dies at once (SIGKILL), as a crashed host would."""
+        process = self.processes[i]
+        if process is not None:
+            process.kill()
+            process.wait(timeout=10)
+            self.processes[i] = None
+
     def node_of(self, key: str) -> int:
         """The node that serves ``key``, as the cluster says (``CLUSTER KEYSLOT``, ``CLUSTER NODES``)."""
         running = next(self.ports[i] for i, process in enumerate(self.processes) if process is not None)
         slot = int(ask(running, "CLUSTER", "KEYSLOT", key).strip().lstrip(":"))
-        for line in ask(running, "CLUSTER", "NODES").splitlines()[1:]:
-            fields = line.split()
-            if len(fields) < 9:
-                continue
-            port = int(fields[1].split("@")[0].rsplit(":", 1)[1])
-            for served in fields[8:]:
+        for node in self.nodes():
+            for served in node.slots:
                 first, _, last = served.partition("-")
                 if first.isdigit() and int(first) <= slot <= int(last or first):
-                    return self.ports.index(port)
+                    return node.index
         raise LookupError(f"no node serves slot {slot} of {key!r}")
 
     def stop_node(self, i: int) -> None:
