@@ -2,9 +2,9 @@
 
 Run: ``make bench-workers`` (or ``python benchmarks/bench_workers.py [--items 8000] [--demo-items 400]
 [--latency-items 3000] [--rounds 2] [--shops unthrottled,direct,direct-plain,latency,latency-plain,demo]``;
-about 15 minutes).
+about 25 minutes on this machine).
 
-Each round crawls the catalogue with 1 worker, then with 2 (``example_project/run_workers.py``:
+Each round crawls the catalogue with 1 worker and with 2, in turns (``example_project/run_workers.py``:
 ``scrapy crawl catalogue_worker`` processes sharing scrapy-redis's queue and dupefilter and the
 session pool in one redis-server this benchmark starts). Throughput is unique items per second
 of the shop's busy time (its first request to its last, so process start-up and scrapy-redis's
