@@ -60,6 +60,18 @@ def store(cluster, prefix):
     return RedisStore(cluster.url, prefix=prefix, cluster=True)
 
 
+async def use(pool, n, uses, *, cookie=False):
+    """``n`` good answers of sessions of ``pool`` (counted in ``uses``), each setting a cookie if
+    ``cookie``; then the writes are sent (or queued, if Redis is away)."""
+    for _ in range(n):
+        session = (await pool.pick()).session
+        if cookie:
+            session.set_cookie("n", str(sum(uses.values())), domain="shop.example")
+        session.mark_good()
+        uses[session.id] += 1
+    await pool.flush()
+
+
 def node_client(cluster, node):
     """A plain client of one node (keyed commands for other nodes' slots are refused with MOVED)."""
     return redis.Redis(host="127.0.0.1", port=cluster.ports[node], decode_responses=True)
@@ -249,19 +261,10 @@ async def test_the_node_of_a_pool_stops_mid_use_and_the_pool_goes_on_locally_the
     params = {"retry": Retry(NoBackoff(), 0)}
     a = pool(redis_cluster, prefix, key, max_pool_size=2, max_usage_count=1000, params=params)
     uses = Counter()
-    for _ in range(2):
-        session = (await a.pick()).session
-        session.mark_good()
-        uses[session.id] += 1
-    await a.flush()
+    await use(a, 2, uses)
     redis_cluster.stop_node(0)
     try:
-        for _ in range(6):
-            session = (await a.pick()).session
-            session.set_cookie("n", str(sum(uses.values())), domain="shop.example")
-            session.mark_good()
-            uses[session.id] += 1
-        await a.flush()
+        await use(a, 6, uses, cookie=True)
         assert not a.is_online and a.queue
         assert not await a.link.ping()  # the node of the pool, though the other nodes answer
         late = pool(redis_cluster, prefix, key, max_pool_size=2, max_usage_count=1000, params=params)
@@ -333,19 +336,10 @@ async def test_a_replica_promoted_after_its_primary_died_takes_the_pool_over(red
     params = {"retry": Retry(NoBackoff(), 0)}
     a = pool(cluster, prefix, key, max_pool_size=2, max_usage_count=1000, params=params)
     uses = Counter()
-    for _ in range(4):
-        session = (await a.pick()).session
-        session.mark_good()
-        uses[session.id] += 1
-    await a.flush()
+    await use(a, 4, uses)
     assert node_client(cluster, primary).wait(1, 5000) == 1  # the replica has every write so far
-    cluster.kill_node(primary)
-    for _ in range(6):  # meanwhile the pool goes on with the sessions it knows
-        session = (await a.pick()).session
-        session.set_cookie("n", str(sum(uses.values())), domain="shop.example")
-        session.mark_good()
-        uses[session.id] += 1
-    await a.flush()
+    cluster.stop_node(primary, kill=True)
+    await use(a, 6, uses, cookie=True)  # meanwhile the pool goes on with the sessions it knows
     assert not a.is_online and a.queue
     cluster.wait_promoted(replica)
     assert cluster.node_of(f"{a.base}:live") == replica

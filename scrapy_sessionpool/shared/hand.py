@@ -127,10 +127,11 @@ class Hand:
 
     def give_back(self, which: Callable[[Session], bool]) -> None:
         """Give back the hand-outs of the sessions ``which`` selects (of an exit that cools down)."""
-        kept = [(session, at) for session, at in self._held if not which(session)]
-        if len(kept) < len(self._held):
-            self._release([session for session, _ in self._held if which(session)])
-            self._held = kept
+        kept, dropped = [], []
+        for entry in self._held:
+            (dropped if which(entry[0]) else kept).append(entry)
+        self._held = kept
+        self._release([session for session, _ in dropped])
 
     def _release(self, sessions: list[Session]) -> None:
         for session in sessions:

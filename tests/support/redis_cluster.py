@@ -208,14 +208,6 @@ class RedisCluster:
             time.sleep(0.05)
         self.wait_ok(limit)
 
-    def kill_node(self, i: int) -> None:
-        """Node ``i`` dies at once (SIGKILL), as a crashed host would."""
-        process = self.processes[i]
-        if process is not None:
-            process.kill()
-            process.wait(timeout=10)
-            self.processes[i] = None
-
     def node_of(self, key: str) -> int:
         """The node that serves ``key``, as the cluster says (``CLUSTER KEYSLOT``, ``CLUSTER NODES``)."""
         running = next(self.ports[i] for i, process in enumerate(self.processes) if process is not None)
@@ -227,10 +219,11 @@ class RedisCluster:
                     return node.index
         raise LookupError(f"no node serves slot {slot} of {key!r}")
 
-    def stop_node(self, i: int) -> None:
+    def stop_node(self, i: int, *, kill: bool = False) -> None:
+        """Stop node ``i``; with ``kill``, it dies at once (SIGKILL), as a crashed host would."""
         process = self.processes[i]
         if process is not None:
-            process.terminate()
+            process.kill() if kill else process.terminate()
             process.wait(timeout=10)
             self.processes[i] = None
 
