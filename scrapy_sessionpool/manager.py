@@ -312,10 +312,10 @@ class PoolManager:
             # the same exit has the same turn (asked again a moment later, it only looks sooner)
             wait = best_wait if other.proxy_url == best.proxy_url else self.pacer.wait(site, other.proxy_url)
             if wait < best_wait:
-                best.release()
+                pool.put_back(best)
                 best, best_wait = other, wait
             else:
-                other.release()
+                pool.put_back(other)
             if not best_wait:
                 break
         return best

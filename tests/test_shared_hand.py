@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import redis.exceptions
 
 from scrapy_sessionpool.core.observer import Pending
 from scrapy_sessionpool.core.session import Session
@@ -212,21 +213,34 @@ async def test_hand_outs_not_taken_within_the_ttl_go_back_to_redis(redis_server,
 
 
 @in_asyncio_task
-async def test_the_hand_never_serves_a_session_retired_or_sitting_out_or_of_a_cooling_exit(redis_server, redis_prefix):
-    pool = shared(redis_server, redis_prefix, max_pool_size=2, redis_prefetch=8, proxies=("http://a:1", "http://b:1"))
+async def test_the_hand_never_serves_a_session_retired_or_of_a_cooling_exit(redis_server, redis_prefix):
+    pool = shared(
+        redis_server,
+        redis_prefix,
+        max_pool_size=2,
+        redis_prefetch=8,
+        proxies=("http://a:1", "http://b:1"),
+        reuse_strategy="round_robin",  # the hand holds hand-outs of both sessions
+    )
     first, second = await fill(pool, 2)
-    await warm(pool, 10)
+    used = await warm(pool, 10)
+    assert {s.id for s in pool.hand} == {first.id, second.id}
     first.retire("status_403")
     pool.pause_proxy(second.proxy_url)
     assert all(s.proxy_url != second.proxy_url for s in pool.hand)  # given back at once, for other processes
+    await pool.flush()
+    client = redis_of(redis_server, redis_prefix)
+    assert in_flight(client, pool.base) == {second.id: 1 + used.count(second)}  # the hand's went back
     pick = pool.acquire()
-    assert isinstance(pick, Pending) and len(pool.hand) == 0  # unfit hand-outs were given back on the way
+    assert isinstance(pick, Pending) and len(pool.hand) == 0  # the retired one's were given back on the way
     await pick
     await pool.close()
 
 
 @in_asyncio_task
-async def test_a_session_retired_by_another_process_leaves_the_hand_within_its_ttl(redis_server, redis_prefix):
+async def test_a_hand_out_of_a_session_another_process_retired_retires_this_copy_at_its_answer(
+    redis_server, redis_prefix
+):
     a = shared(redis_server, redis_prefix, max_pool_size=2, redis_prefetch=8)
     b = shared(redis_server, redis_prefix, max_pool_size=2)
     await fill(a, 2)
@@ -234,12 +248,19 @@ async def test_a_session_retired_by_another_process_leaves_the_hand_within_its_t
     doomed = next(iter(a.hand))
     (await b.pick(doomed.id)).session.retire("status_403")
     await b.flush()
+    got = a.hand.take(doomed.id)  # within the TTL the hand may still serve it (README: Known limitations)
+    assert got is doomed and not doomed.is_retired
+    doomed.mark_good()  # its answer: Redis says it is gone
+    await a.flush()
+    assert doomed.is_retired and a.find(doomed.id) is None
+    assert a.hand.take(doomed.id) is None  # its other hand-outs are given back, not served
     await asyncio.sleep(TTL * 1.2)
-    assert len(a.hand) == 0
     for _ in range(10):
         pick = a.acquire()
         session = (await pick).session if isinstance(pick, Pending) else pick.session
-        assert session.id != doomed.id
+        assert session is None or session.id != doomed.id
+        if session is not None:
+            session.mark_good()
     await a.close()
     await b.close()
 
@@ -280,4 +301,105 @@ async def test_redis_going_away_gives_the_hand_back_with_the_replay(own_redis, r
     await pool.save()
     client = redis_of(own_redis, redis_prefix)
     assert pool.is_online and sum(in_flight(client, pool.base).values()) == len(used)  # the hand's came back
+    await pool.close()
+
+
+@in_asyncio_task
+async def test_spares_a_paced_request_does_not_choose_go_back_to_the_hand_not_to_redis(redis_server, redis_prefix):
+    from scrapy_sessionpool.manager import PoolManager
+    from scrapy_sessionpool.settings import PoolSettings
+    from scrapy_sessionpool.stores.redis import RedisStore
+
+    cfg = PoolSettings(
+        max_pool_size=3, warm_up=False, redis_url=redis_server.url, redis_prefix=redis_prefix, redis_prefetch=8
+    )
+    m = PoolManager(cfg, store=RedisStore(redis_server.url, prefix=redis_prefix), state_key="spider")
+    pool = m.pool()
+    await fill(pool, 3)
+    await warm(pool, 10)
+    for _ in range(20):  # the exit was refused at this pace: it is slowed down
+        m.pacer.turn("shop.example", None)
+    m.pacer.slow_exit("shop.example", None)
+    m.pacer.turn("shop.example", None)
+    held = len(pool.hand)
+    got = m.acquire(site="shop.example")  # its exit waits: spares of the same exit are no better
+    assert got is not None and not isinstance(got, Pending)
+    assert len(pool.hand) == held - 1 and not any(op.kind == "release" for op in pool.queue)
+    await pool.close()
+
+
+@in_asyncio_task
+async def test_a_broken_version_in_redis_retires_that_session_alone(redis_server, redis_prefix, caplog):
+    pool = shared(redis_server, redis_prefix, max_pool_size=3, redis_prefetch=8)
+    made = await fill(pool, 3)
+    client = redis_of(redis_server, redis_prefix)
+    client.hset(f"{pool.base}:s:{made[0].id}", "cv", "x")
+    for session in made:
+        session.mark_good()
+    await pool.flush()
+    pool.hand.size = 8
+    got = (await pool.pick()).session  # no error reaches Scrapy, whichever hand-out had it
+    await pool.flush()
+    assert "has unusable data in Redis" in caplog.text
+    assert client.zscore(f"{pool.base}:live", made[0].id) is None
+    assert got is None or got.id != made[0].id
+    assert sum(in_flight(client, pool.base).values()) == (got is not None) + len(pool.hand)
+    await pool.close()
+
+
+@pytest.mark.parametrize("when", ["pick", "fetch"])
+@in_asyncio_task
+async def test_a_pick_cancelled_after_redis_ran_it_gives_its_hand_outs_back(redis_server, redis_prefix, when):
+    pool = shared(redis_server, redis_prefix, max_pool_size=3, redis_prefetch=8)
+    made = await fill(pool, 3)
+    for session in made:
+        session.mark_good()
+    await pool.flush()
+    if when == "fetch":  # a copy this process must fetch: the cancel comes during the fetch
+        pool.mirrors.clear()
+    pool.hand.size = 8
+    run, read = pool.link.eval, pool.link.pipeline
+
+    async def then_cancel(call, *args):
+        await call(*args)
+        raise asyncio.CancelledError
+
+    if when == "pick":
+        pool.link.eval = lambda *args: then_cancel(run, *args)
+    else:
+        pool.link.pipeline = lambda *args: then_cancel(read, *args)
+    with pytest.raises(asyncio.CancelledError):
+        await pool.pick()
+    pool.link.eval, pool.link.pipeline = run, read
+    client = redis_of(redis_server, redis_prefix)
+    assert sum(in_flight(client, pool.base).values()) == 8  # Redis handed them out
+    await pool.flush()
+    session = (await pool.pick()).session  # the next call gives them back
+    assert sum(in_flight(client, pool.base).values()) == 1 + len(pool.hand)
+    session.mark_good()
+    await pool.close()
+
+
+@in_asyncio_task
+async def test_redis_gone_during_the_fetch_gives_every_hand_out_back_at_the_replay(own_redis, redis_prefix):
+    pool = shared(own_redis, redis_prefix, max_pool_size=3, redis_prefetch=8)
+    made = await fill(pool, 3)
+    for session in made:
+        session.mark_good()
+    await pool.flush()
+    pool.mirrors.clear()  # every copy must be fetched
+    pool.hand.size = 8
+    read = pool.link.pipeline
+
+    async def fail(*commands):
+        pool.link.pipeline = read
+        raise redis.exceptions.ConnectionError("gone")
+
+    pool.link.pipeline = fail
+    assert (await pool.pick()).session is None and not pool.is_online
+    client = redis_of(own_redis, redis_prefix)
+    assert sum(in_flight(client, pool.base).values()) == 8
+    reconnect_now(pool)
+    await pool.save()  # the replay
+    assert pool.is_online and sum(in_flight(client, pool.base).values()) == 0
     await pool.close()

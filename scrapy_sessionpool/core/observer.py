@@ -87,6 +87,10 @@ class Pool(Protocol):
     def spare(self, *, avoid: Avoid | None = None) -> Session | None:
         """Another session, handed out, if one can be had at once (else None)."""
 
+    def put_back(self, session: Session) -> None:
+        """A hand-out the caller did not use (a spare it did not choose): released, or kept at hand
+        for the next request."""
+
     def pause_proxy(self, proxy_url: str | None) -> None:
         """Keep the sessions of ``proxy_url`` but stop handing them out (pinned ones aside)."""
 

@@ -239,6 +239,10 @@ class SessionPool:
         except NoHealthyProxy:
             return None
 
+    def put_back(self, session: Session) -> None:
+        """A hand-out the caller did not use: released."""
+        session.release()
+
     def _pick_ready(self, avoid: Avoid | None) -> Session | None:
         """The strategy's pick among the ready sessions that ``avoid`` does not refuse."""
         if not self._ready:

@@ -127,7 +127,8 @@ class Hand:
 
     def give_back(self, which: Callable[[Session], bool]) -> None:
         """Give back the hand-outs of the sessions ``which`` selects (of an exit that cools down)."""
-        kept, dropped = [], []
+        kept: list[tuple[Session, float]] = []
+        dropped: list[tuple[Session, float]] = []
         for entry in self._held:
             (dropped if which(entry[0]) else kept).append(entry)
         self._held = kept

@@ -107,6 +107,10 @@ class Online:
             shared.queue.failed(batch)
             shared.went_offline(exc)
             return (Pick(None, False) if shared.outage is None else shared.outage.pool.acquire(session_id)), []
+        except BaseException:  # cancelled (the crawl closes): Redis may have run it, or not
+            self._lost.add(pick_id)
+            shared.queue.failed(batch)
+            raise
         finally:
             self._waiting.discard(pick_id)
             self.batch_done(batch)
@@ -124,23 +128,29 @@ class Online:
         """This process's copies of the picked sessions, each leased (None for a pick of none, or of
         one retired meanwhile); the data of those that changed is fetched in one round trip."""
         shared = self.shared
-        stale = []
-        for _status, sid, _usage, _errors, cv, uv, *_ in picks:
-            session = shared.mirrors.get(sid)
-            if sid and (session is None or session.cookies_version != int(cv) or session.user_data_version != int(uv)):
-                stale.append(sid)
+        stale = [sid for _status, sid, _usage, _errors, cv, uv, *_ in picks if sid and self._stale(sid, cv, uv)]
         try:
             fetched = dict(zip(stale, await self._fetch(stale), strict=True)) if stale else {}
-        except self.link.errors as exc:  # Redis handed them out: they go back with the replay
+        except BaseException as exc:  # Redis handed them out: they go back (with the replay, if Redis is away)
             for sid in (pick[1] for pick in picks):
                 session = shared.mirrors.get(sid)
                 if session is None and SESSION_ID_RE.fullmatch(sid):
                     session = RemoteSession(shared, id=sid, options=shared.options)
                 if session is not None:
                     shared.append(Op(session, "release"))
+            if not isinstance(exc, self.link.errors):
+                raise
             shared.went_offline(exc)
             return [None] * len(picks)
         return [self._picked(pick, fetched) for pick in picks]
+
+    def _stale(self, sid: str, cv: str, uv: str) -> bool:
+        """Has this process no copy of the session, or an older one (a broken version counts as one)?"""
+        session = self.shared.mirrors.get(sid)
+        try:
+            return session is None or session.cookies_version != int(cv) or session.user_data_version != int(uv)
+        except ValueError:
+            return True  # fetched: its hash's versions are checked there
 
     def _picked(self, pick: list[Any], fetched: dict[str, Hashes]) -> RemoteSession | None:
         _status, sid, usage, errors, _cv, _uv, _live, _retired, sus, until, strikes, condemned = pick

@@ -157,14 +157,14 @@ class SharedPool:
         refused = [session]
         try:
             for _ in range(AVOID_TRIES):
-                session = (await self._ask(None, avoid)).session
+                session = self.hand.take(avoid=avoid) or (await self._ask(None, avoid)).session
                 if session is None or not avoid(session.id):
                     return Pick(session, pick.pinned_missing)
                 refused.append(session)
             return Pick(None, pick.pinned_missing)
         finally:
             for other in refused:
-                other.release()
+                self.put_back(other)
 
     async def _ask(self, session_id: str | None, avoid: Avoid | None, *, ahead: bool = False) -> Pick:
         """One pick from Redis (with hand-outs taken ahead for the hand when ``ahead``), or from the
@@ -182,7 +182,15 @@ class SharedPool:
         return pick
 
     def spare(self, *, avoid: Avoid | None = None) -> Session | None:
-        return self.hand.take(avoid=avoid) if self.outage is None else None  # no round trip for a spare
+        if self.outage is not None:
+            return None
+        return self.hand.take(avoid=avoid)  # no round trip for a spare
+
+    def put_back(self, session: Session) -> None:
+        if self.outage is None and self._fit(session):
+            self.hand.put([session])  # still leased: the next request takes it
+        else:
+            session.release()
 
     def _fit(self, session: Session) -> bool:
         """May a hand-out taken ahead still serve (its session live, not sitting out, its exit not paused)?"""
