@@ -65,7 +65,7 @@ def test_the_hand_grows_while_its_hand_outs_go_quickly_and_not_past_its_limit():
     sizes = []
     for _ in range(6):
         sizes.append(h.want())
-        h.put(leased(h.size - 1))  # the pick's own hand-out goes to its request
+        h.put(leased(h.size - 1), asked=h.size - 1)  # the pick's own hand-out goes to its request
         while h.take() is not None:
             pass
         clock.advance(0.01)
@@ -82,6 +82,25 @@ def test_requests_that_miss_while_a_call_is_on_its_way_ask_only_for_what_it_does
     h.put([], asked=2)  # that call failed
     h.take()
     assert h.want() == 1 + 3
+
+
+@in_asyncio_task
+async def test_requests_waiting_for_a_call_on_its_way_wake_when_it_comes_back_whatever_it_brings():
+    h, _, _ = hand(limit=8)
+    h.size = 8
+    h.want()
+    first, second = h.arrival(), h.arrival()
+    h.put(leased(1))  # a spare put back: they wake to take it; a call is still on its way
+    assert first.done() and second.done() and h.coming == 7
+    h.take()
+    fourth = h.arrival()
+    h.put([], asked=7)  # the call failed: they wake and ask for themselves
+    assert fourth.done() and h.coming == 0
+    h.want()
+    third = h.arrival()
+    third.cancel()  # its request was cancelled
+    h.put(leased(7), asked=7)
+    assert len(h) == 7 and h.coming == 0
 
 
 def test_a_slow_crawl_asks_for_one_at_a_time():
@@ -182,6 +201,28 @@ async def test_a_full_pool_hands_out_ahead_and_each_hand_out_is_counted_and_leas
     pool.hand.clear()
     await pool.flush()
     assert sum(in_flight(client, pool.base).values()) == len(made) + len(used) + 1  # the hand was given back
+    await pool.close()
+
+
+@in_asyncio_task
+async def test_requests_that_miss_together_share_one_call_to_redis(redis_server, redis_prefix):
+    pool = shared(redis_server, redis_prefix, max_pool_size=8, redis_prefetch=8)
+    for session in await fill(pool, 8):
+        session.mark_good()
+    await pool.flush()
+    pool.hand.size = 8
+    run, calls = pool.link.eval, []
+
+    def counted(*args):
+        calls.append(args)
+        return run(*args)
+
+    pool.link.eval = counted
+    picks = [pool.acquire() for _ in range(8)]  # eight requests at once, as Scrapy sends them
+    sessions = [pick.session for pick in await asyncio.gather(*(pick for pick in picks))]
+    assert len(calls) == 1 and None not in sessions
+    for session in sessions:
+        session.mark_good()
     await pool.close()
 
 

@@ -10,8 +10,9 @@ seconds after its retirement.
 
 How many hand-outs one call asks for follows the crawl's pace: the hand doubles (up to its
 limit) when the last ones went within half the TTL, and halves when some were given back
-unused. A slow crawl asks for one at a time, as without a hand; requests that find the hand
-empty while a call is on its way ask for what that call does not bring, so the hand never
+unused. A slow crawl asks for one at a time, as without a hand. Requests that find the hand
+empty while a call is on its way wait for what it brings (:meth:`arrival`) rather than make a
+call each, and a call asks only for what the calls on their way do not bring, so the hand never
 holds more than its size.
 """
 
@@ -54,6 +55,7 @@ class Hand:
         self.size = 1
         self._held: list[tuple[Session, float]] = []
         self._coming = 0  # hand-outs asked for ahead by calls on their way
+        self._waiters: list[asyncio.Future[None]] = []
         self._asked_at = float("-inf")
         self._timer: Any = None
 
@@ -74,16 +76,29 @@ class Hand:
         self._coming += ahead
         return 1 + ahead
 
-    def put(self, sessions: list[Session], asked: int | None = None) -> None:
-        """Hold hand-outs (leased already) for the next requests: those that came for a call that
-        asked for ``asked`` ahead (its ``want() - 1``; it may bring fewer, or none if it failed)."""
-        self._coming = max(self._coming - (len(sessions) if asked is None else asked), 0)
-        if not sessions:
-            return
-        now = self.clock()
-        self._held.extend((session, now) for session in sessions)
-        if self._timer is None:
-            self._timer = self._later(self.ttl, self._expire_due)
+    @property
+    def coming(self) -> int:
+        """Hand-outs asked for ahead by calls on their way."""
+        return self._coming
+
+    def arrival(self) -> asyncio.Future[None]:
+        """Done when hand-outs come to the hand, or a call on its way comes back without them."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        return waiter
+
+    def put(self, sessions: list[Session], asked: int = 0) -> None:
+        """Hold hand-outs (leased already) for the next requests: those a call brought that asked
+        for ``asked`` ahead (its ``want() - 1``; it may bring fewer, or none if it failed), or a
+        spare put back (``asked`` 0)."""
+        self._coming = max(self._coming - asked, 0)
+        if sessions:
+            now = self.clock()
+            self._held.extend((session, now) for session in sessions)
+            if self._timer is None:
+                self._timer = self._later(self.ttl, self._expire_due)
+        if sessions or asked:
+            self._wake()
 
     def take(self, session_id: str | None = None, avoid: Avoid | None = None) -> Session | None:
         """A hand-out of ``session_id`` (of any session when None) that ``avoid`` does not refuse, or
@@ -124,6 +139,7 @@ class Hand:
             self._timer = None
         held, self._held = self._held, []
         self._release([session for session, _ in held])
+        self._wake()
 
     def give_back(self, which: Callable[[Session], bool]) -> None:
         """Give back the hand-outs of the sessions ``which`` selects (of an exit that cools down)."""
@@ -139,6 +155,12 @@ class Hand:
             session.release()
         if sessions:
             self.on_given_back(len(sessions))
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _expire_due(self) -> None:
         self._timer = None

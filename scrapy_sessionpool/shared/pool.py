@@ -149,6 +149,13 @@ class SharedPool:
 
     async def pick(self, session_id: str | None = None, *, avoid: Avoid | None = None) -> Pick:
         """:meth:`acquire`, awaited: a session that ``avoid`` does not refuse (a few tries), or None."""
+        while session_id is None and self.outage is None:  # the hand, or a call on its way, may serve it
+            session = self.hand.take(avoid=avoid)
+            if session is not None:
+                return Pick(session)
+            if not self.hand.coming:
+                break
+            await self.hand.arrival()
         pick = await self._ask(session_id, avoid, ahead=True)
         session = pick.session
         pinned = session is not None and session_id is not None and not pick.pinned_missing
