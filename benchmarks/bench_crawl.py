@@ -254,6 +254,7 @@ def crawl(
         prefix = f"bench-{os.getpid()}-{next(_RUNS)}"  # a fresh pool for every crawl
         cmd += ["--redis-url", redis.url, "--redis-prefix", prefix]
         redis_cpu = _cpu_seconds(redis.process.pid)
+        scripts = _scripts_run(redis.url)
     try:
         done = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=CHILD_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -266,6 +267,7 @@ def crawl(
     if redis_cpu is not None:  # over the child's whole life; Redis is idle before and after its crawl
         after = _cpu_seconds(redis.process.pid)
         result["redis_cpu_s"] = None if after is None else after - redis_cpu
+        result["redis_scripts"] = _scripts_run(redis.url) - scripts
     if done.stderr.strip():
         result["stderr"] = "\n".join(done.stderr.strip().splitlines()[-10:])
     return result
@@ -415,8 +417,8 @@ def main() -> None:
     print()
     print(
         f"{'mode':<10} {'runs':>4} {'median p/s':>11} {'min p/s':>8} {'max p/s':>8} {'Scrapy CPU':>10} "
-        f"{'ms/page':>7} {'site CPU':>9} {'Redis ms/page':>13} {'cookie sent':>12} {'distinct Cookie':>16} "
-        f"{'waits':>6}"
+        f"{'ms/page':>7} {'site CPU':>9} {'Redis ms/page':>13} {'scripts/page':>12} "
+        f"{'cookie sent':>12} {'distinct Cookie':>16} {'waits':>6}"
     )
     medians: dict[str, float] = {}
     cpu_ms: dict[str, float] = {}
@@ -434,11 +436,13 @@ def main() -> None:
         site_cpu = statistics.median(site_cpus) if site_cpus else None
         cpu_ms[mode] = statistics.median(_cpu_ms(r) for r in runs)
         redis_ms = statistics.median(_redis_ms(r) for r in runs) if mode.endswith("redis") else None
+        scripts = statistics.median(r["redis_scripts"] / r["pages"] for r in runs) if mode.endswith("redis") else None
         waits = "" if mode == "off" else f"{statistics.median(r.get('waits', 0) for r in runs):.0f}"
         print(
             f"{mode:<10} {len(runs):>4} {medians[mode]:>11.0f} {min(rates):>8.0f} {max(rates):>8.0f} "
             f"{cpu:>10.0%} {cpu_ms[mode]:>7.2f} {_pct(site_cpu):>9} "
-            f"{'' if redis_ms is None else f'{redis_ms:.2f}':>13} {cookie:>12.1%} {distinct:>16} "
+            f"{'' if redis_ms is None else f'{redis_ms:.2f}':>13} "
+            f"{'' if scripts is None else f'{scripts:.2f}':>12} {cookie:>12.1%} {distinct:>16} "
             f"{waits:>6}"
         )
     print()
@@ -488,7 +492,12 @@ def run_rounds(
                     f"  {mode:>10}: {result['pages_per_s']:7.0f} pages/s  ({result['wall']:.2f} s, "
                     f"Scrapy CPU {result['cpu']:.0%} = {_cpu_ms(result):.2f} ms/page, "
                     f"site CPU {_pct(result['site_cpu'])}"
-                    + (f", redis-server CPU {_redis_ms(result):.2f} ms/page" if mode.endswith("redis") else "")
+                    + (
+                        f", redis-server CPU {_redis_ms(result):.2f} ms/page, "
+                        f"{result['redis_scripts'] / result['pages']:.2f} scripts/page"
+                        if mode.endswith("redis")
+                        else ""
+                    )
                     + (f", {result['waits']} waits for a session" if mode != "off" else "")
                     + ")",
                     flush=True,
@@ -502,6 +511,18 @@ def run_rounds(
 def _cpu_ms(result: dict) -> float:
     """Scrapy process CPU milliseconds per page."""
     return result["cpu"] * result["wall"] / result["pages"] * 1e3
+
+
+def _scripts_run(url: str) -> int:
+    """Lua scripts redis-server has run so far: the pool's calls (picks and batches of writes)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    return sum(stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("eval", "evalsha"))
 
 
 def _redis_ms(result: dict) -> float:

@@ -18,6 +18,9 @@ idle wait before closing are left out). The shops:
 - ``latency``, ``latency-plain``: ``direct`` and ``direct-plain`` with a remote shop's response time
   (every page takes 0.2 s): a worker is bound by its 16 concurrent requests, the queue in Redis backs
   up, and a second worker has work whenever it asks (the case for adding workers);
+- ``proxied-plain``: ``direct-plain`` with every request through one of the proxies (``http_proxy``):
+  what the shop and the proxies (Python threads in this process, a new connection to the shop for
+  every request) let through, with no pool: the baseline of ``unthrottled``;
 - ``demo``: the shop and the settings of ``make demo`` (per-exit rate limits, ``DOWNLOAD_DELAY``):
   bound by politeness, and a second worker doubles the load on each exit.
 
@@ -59,6 +62,9 @@ SHOPS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 _DIRECT = {**SHOPS["unthrottled"][0], "budget": (10**9, 10**9)}
 SHOPS["direct"] = (_DIRECT, SHOPS["unthrottled"][1])
 SHOPS["direct-plain"] = (_DIRECT, {**SHOPS["unthrottled"][1], "SESSIONPOOL_ENABLED": False})
+SHOPS["proxied-plain"] = SHOPS["direct-plain"]
+#: the shops whose every request goes through the first proxy, the plain Scrapy way
+ONE_PROXY = {"proxied-plain"}
 # ``direct`` with a remote shop's response time: a worker is bound by its CONCURRENT_REQUESTS, not by CPU
 _LATENCY = {**_DIRECT, "latency": LATENCY, "per_page": 100}  # listings that keep the queue full
 _CONCURRENT = {"CONCURRENT_REQUESTS": 16, "CONCURRENT_REQUESTS_PER_DOMAIN": 16}
@@ -86,7 +92,7 @@ def main() -> None:
         for round_ in range(args.rounds):
             for shop in args.shops.split(","):
                 shop_options, settings = SHOPS[shop]
-                if shop.startswith(("direct", "latency")):
+                if shop.startswith(("direct", "latency")) or shop in ONE_PROXY:
                     no_proxies = Path(directory) / "no-proxies.txt"
                     no_proxies.write_text("# none\n")
                     settings = {**settings, "SESSIONPOOL_PROXIES": no_proxies}
@@ -101,7 +107,7 @@ def main() -> None:
                         if shop.startswith("latency")
                         else args.items
                     )
-                    rows = run(workers, items, redis_url, state, 1, shop_options, settings)
+                    rows = run(workers, items, redis_url, state, 1, shop_options, settings, shop in ONE_PROXY)
                     served_cpu, workers_cpu = time.process_time() - served_cpu, _children_cpu() - workers_cpu
                     total = rows["all workers"]
                     rate = total["unique_items"] / max(total["busy_secs"], 1e-9)

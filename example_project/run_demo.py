@@ -55,9 +55,16 @@ def _start(make: Any, port: int) -> Any:
 
 
 def crawl(
-    state: Path, name: str, site: str, settings: dict[str, Any], label: str, quiet: bool = False
+    state: Path,
+    name: str,
+    site: str,
+    settings: dict[str, Any],
+    label: str,
+    quiet: bool = False,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``scrapy crawl`` in its own process (its output shown as it comes, or kept in a log file)."""
+    """Start ``scrapy crawl`` in its own process (its output shown as it comes, or kept in a log file),
+    with ``env`` added to its environment."""
     stats_file = state / f"stats-{label}.json"
     stats_file.unlink(missing_ok=True)
     command = [
@@ -80,7 +87,7 @@ def crawl(
     output = open(state / f"{label}.log", "wb") if quiet else None  # noqa: SIM115 - the crawl process writes it
     print(f"\n=== {label}: scrapy crawl {name}" + (f" (log: {output.name})" if output else "") + " ===", flush=True)
     return subprocess.Popen(
-        command, cwd=HERE, stdout=output, stderr=output, env={**os.environ, "PYTHONPATH": str(HERE)}
+        command, cwd=HERE, stdout=output, stderr=output, env={**os.environ, **(env or {}), "PYTHONPATH": str(HERE)}
     )
 
 

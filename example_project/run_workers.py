@@ -63,9 +63,12 @@ def run(
     seed: int,
     shop_options: dict[str, Any] | None = None,
     settings: dict[str, Any] | None = None,
+    one_proxy: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Crawl the demo shop (made with ``shop_options``) with ``workers`` processes; a row per worker
-    and one for all of them (``busy_secs``: the shop's first request to its last)."""
+    and one for all of them (``busy_secs``: the shop's first request to its last). ``one_proxy``: every
+    request through the first proxy, the plain Scrapy way (``http_proxy`` in the workers' environment,
+    which Scrapy's ``HttpProxyMiddleware`` reads)."""
     import redis
 
     client = redis.Redis.from_url(redis_url)
@@ -81,9 +84,10 @@ def run(
             "LOG_LEVEL": "WARNING",
             **(settings or {}),
         }
+        env = {"http_proxy": proxies[0].url, "no_proxy": ""} if one_proxy else None
         started = time.monotonic()
         processes = {
-            f"worker-{n}": crawl(state, "catalogue_worker", shop.url, settings, f"worker-{n}", quiet=True)
+            f"worker-{n}": crawl(state, "catalogue_worker", shop.url, settings, f"worker-{n}", quiet=True, env=env)
             for n in range(1, workers + 1)
         }
         deadline = time.monotonic() + (60 if settings.get("SESSIONPOOL_ENABLED", True) else 3)
