@@ -68,13 +68,20 @@ def most_sessions_at_once(hits):
 
 
 def test_two_workers_share_the_queue_and_the_pool(own_redis, tmp_path):
-    with WorkerShop(items=200, per_page=10, delay=0.01) as site:
-        client = seed(own_redis, site)
+    # pages slow enough that one worker alone would take longer than the 5 s an idle worker waits
+    # before it looks for work again (about 8 s), so that both take part whichever looks first
+    with WorkerShop(items=200, per_page=10, delay=0.15) as site:
         outs = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
         workers = [
             start_worker(site, own_redis, name, out, SESSIONPOOL_MAX_USAGE_COUNT=8)
             for name, out in zip("ab", outs, strict=True)
         ]
+        client = RedisStore(own_redis.url).client
+        deadline = time.monotonic() + 60
+        while client.scard(f"{POOL}:procs") < 2:  # both pools are up: the crawl begins
+            assert time.monotonic() < deadline and all(w.poll() is None for w in workers), "a worker never started"
+            time.sleep(0.02)
+        seed(own_redis, site)
         stats = [finish(worker) for worker in workers]
         hits = site.hits
     got = [items(out) for out in outs]
