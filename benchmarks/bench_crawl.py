@@ -14,8 +14,10 @@ starts on a free port, a fresh ``SESSIONPOOL_REDIS_PREFIX`` per crawl so that
 no two crawls share a pool); "prev" is "on" with the package as it was at
 ``--previous REF`` (a git commit, ``git archive``d into the temporary
 directory), the baseline that a change to the request path must not fall
-below, and "prev-redis" is "redis" with that package. Throughput is pages per second of wall time from spider_opened to
-spider_closed.
+below, and "prev-redis" is "redis" with that package. Throughput is pages
+per second of wall time from spider_opened to spider_closed; with Redis, the
+redis-server's CPU and the Lua scripts it ran (picks and batches of writes)
+are counted a page.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ class Timers:
         self.pending: list[tuple[float, object]] = []
 
     def __call__(self, delay, f):
-        timer = _Timer(delay, f, self)
+        timer = _Timer(f)
         self.pending.append((delay, timer))
         return timer
 
@@ -40,8 +40,8 @@ class Timers:
 
 
 class _Timer:
-    def __init__(self, delay, f, owner) -> None:
-        self.delay, self.f, self.cancelled = delay, f, False
+    def __init__(self, f) -> None:
+        self.f, self.cancelled = f, False
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -56,8 +56,7 @@ def leased(n, proxy=None):
 
 def hand(limit=8, **kwargs):
     clock, timers = FakeClock(), Timers()
-    returned = []
-    return Hand(limit, ttl=TTL, clock=clock, call_later=timers, on_given_back=returned.append, **kwargs), clock, timers
+    return Hand(limit, ttl=TTL, clock=clock, call_later=timers, **kwargs), clock, timers
 
 
 def test_the_hand_grows_while_its_hand_outs_go_quickly_and_not_past_its_limit():
@@ -112,8 +111,7 @@ def test_a_slow_crawl_asks_for_one_at_a_time():
 
 def test_hand_outs_held_for_the_ttl_are_given_back_and_the_hand_shrinks():
     returned = []
-    clock, timers = FakeClock(), Timers()
-    h = Hand(8, ttl=TTL, clock=clock, call_later=timers, on_given_back=returned.append)
+    h, clock, timers = hand(on_given_back=returned.append)
     h.size = 8
     first = leased(3)
     h.put(first)
