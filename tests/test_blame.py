@@ -234,6 +234,17 @@ def test_a_newcomer_refused_while_established_sessions_of_its_exit_are_blocked_t
     assert blocked(j, S("n2", usage_count=0), "p1", SITE, sent).blame is Blame.NEWCOMER
 
 
+def test_a_newcomer_refused_while_only_other_newcomers_got_through_is_not_dropped():
+    """The crawl's first block (a rate limit met by a new session): every session is new yet, so a
+    good answer after it says new sessions are let in, not that the exit serves only its established ones."""
+    j, clock = judge()
+    sent = clock.now
+    clock.advance(0.1)
+    j.good(S("n2", usage_count=0), "p1", SITE, clock.now)  # another session's first answer, sent after
+    d = blocked(j, S("n1", usage_count=0), "p1", SITE, sent)
+    assert d.blame is Blame.PENDING and d.newcomers == ()
+
+
 def test_a_newcomer_refused_on_a_site_just_blamed_is_not_dropped():
     j, clock = judge()
     blames = [blocked(j, S(name), "p1", SITE, clock.now, exits=1).blame for name in "abcd"]

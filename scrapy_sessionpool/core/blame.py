@@ -140,6 +140,7 @@ class _Exit(_Breaker):
     good: float = -_NEVER  # send time of the latest good answer
     good_sid: str = ""
     good_other: float = -_NEVER  # send time of the latest good answer of another session than good_sid
+    good_established: float = -_NEVER  # send time of the latest good answer of a session answered before
     seen: float = -_NEVER  # the last answer of any kind
     condemned: dict[str, tuple[float, str]] = field(default_factory=dict)  # id -> (its test's send time, signal)
     newcomers: dict[str, float] = field(default_factory=dict)  # new sessions refused in a row (id -> when)
@@ -212,9 +213,12 @@ class Judge:
         if ev.run:  # the exit worked after those blocks
             ev.run = {sid: t for sid, t in ev.run.items() if t > sent_at}
         sid = session.id
-        if session.usage_count == 0 and ev.newcomers:  # a new session was let in
-            ev.newcomers.clear()
-            ev.newcomer_pauses = 0
+        if session.usage_count == 0:
+            if ev.newcomers:  # a new session was let in
+                ev.newcomers.clear()
+                ev.newcomer_pauses = 0
+        else:
+            ev.good_established = max(ev.good_established, sent_at)
         if sent_at >= ev.good:
             if sid != ev.good_sid:
                 ev.good_other = ev.good
@@ -351,11 +355,11 @@ class Judge:
         self, place: _Site, ev: _Exit, sid: str, sent_at: float, now: float, retry_after: float | None
     ) -> Decision | None:
         """A brand-new session refused on its first request, while the exit serves its established
-        sessions (a good answer to a request sent after this one): drop it; several in a row mean a
-        cap on new sessions. If established sessions of the exit were blocked lately too, or the exit
-        or its site was blamed, the refusal is not about being new (a rate limit, say): an ordinary block."""
-        if ev.good < sent_at:
-            return None  # nothing says the exit works for the others now: an ordinary block
+        sessions (a good answer of one to a request sent after this one): drop it; several in a row
+        mean a cap on new sessions. If established sessions of the exit were blocked lately too, or the
+        exit or its site was blamed, the refusal is not about being new (a rate limit, say): an ordinary block."""
+        if ev.good_established < sent_at:
+            return None  # nothing says the exit works for its established sessions now: an ordinary block
         since = now - self._window
         if ev.blamed_at > since or place.blamed_at > since or any(t > since for t in ev.recent.values()):
             return None  # the established are blocked too (or the exit or site was): nothing singles out the new
